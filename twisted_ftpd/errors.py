@@ -1,0 +1,115 @@
+"""Errors that carry their FTP reply, and the one place OSErrors become them.
+
+Handlers and shells raise (or fail Deferreds with) these; the dispatcher turns
+any of them into a reply, so no handler formats error text itself.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from twisted_ftpd.protocol import replies
+from twisted_ftpd.protocol.replies import Reply
+
+
+class FTPError(Exception):
+    """An error with a ready reply; ``template`` is filled with the exception args."""
+
+    template: Reply = replies.LOCAL_ERROR
+
+    def reply(self) -> Reply:
+        return self.template(*self.args)
+
+
+class FileNotFound(FTPError):
+    template = replies.FILE_UNAVAILABLE
+
+
+class PermissionDenied(FTPError):
+    template = replies.PERMISSION_DENIED
+
+    def reply(self) -> Reply:
+        return self.template
+
+
+class IsADirectory(FTPError):
+    template = replies.IS_A_DIRECTORY
+
+
+class NotADirectory(FTPError):
+    template = replies.NOT_A_DIRECTORY
+
+
+class NotAPlainFile(FTPError):
+    template = replies.NOT_A_PLAIN_FILE
+
+
+class FileExists(FTPError):
+    template = replies.FILE_EXISTS
+
+
+class DirectoryNotEmpty(FTPError):
+    template = replies.DIRECTORY_NOT_EMPTY
+
+
+class InvalidPath(FTPError):
+    """A name that cannot exist: NUL bytes, undecodable bytes, or outside the root."""
+
+    template = replies.INVALID_PATH
+
+    def reply(self) -> Reply:
+        return self.template
+
+
+class LocalError(FTPError):
+    """An unexpected filesystem failure; the detail goes to the log, not the client."""
+
+    template = replies.LOCAL_ERROR
+
+    def reply(self) -> Reply:
+        return self.template
+
+
+class DataConnectionError(FTPError):
+    """The data connection could not be opened (425)."""
+
+    template = replies.CANT_OPEN_DATA
+
+
+class TransferAborted(FTPError):
+    """The data connection broke during a transfer (426)."""
+
+    template = replies.TRANSFER_ABORTED
+
+    def reply(self) -> Reply:
+        return self.template
+
+
+class HomeUnavailable(FTPError):
+    """The user's home directory is missing or unusable; login cannot finish (530)."""
+
+    template = replies.HOME_UNAVAILABLE
+
+    def reply(self) -> Reply:
+        return self.template
+
+
+_ERRNO_MAP: dict[int, type[FTPError]] = {
+    errno.ENOENT: FileNotFound,
+    errno.ENOTDIR: NotADirectory,
+    errno.EISDIR: IsADirectory,
+    errno.EEXIST: FileExists,
+    errno.ENOTEMPTY: DirectoryNotEmpty,
+    errno.EACCES: PermissionDenied,
+    errno.EPERM: PermissionDenied,
+    errno.EROFS: PermissionDenied,
+    errno.ELOOP: FileNotFound,
+    errno.ENAMETOOLONG: InvalidPath,
+    errno.EINVAL: InvalidPath,
+}
+
+
+def from_oserror(error: OSError, path: str) -> FTPError:
+    """Map an OSError to the FTP error a client should see for ``path``."""
+    cls = _ERRNO_MAP.get(error.errno or 0, LocalError)
+    return cls(path)

@@ -1,0 +1,137 @@
+"""The seams between the FTP protocol and storage: shell, readable and writable files.
+
+Paths cross these interfaces as tuples of name segments relative to the user's
+home (``()`` is the home itself), already normalised by
+``twisted_ftpd.protocol.paths``: no ``.``/``..``/empty segments, no NUL, no
+``/``. Every operation that may touch a disk returns a Deferred so a backend can
+run it off the reactor thread. Failures are ``twisted_ftpd.errors.FTPError``
+subclasses, which already know their FTP reply.
+"""
+
+from __future__ import annotations
+
+import stat as statmod
+from dataclasses import dataclass
+
+from zope.interface import Attribute, Interface
+
+Segments = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What LIST/MLSD/SIZE/MDTM need to know about one directory entry."""
+
+    name: str
+    mode: int  # full st_mode: file type bits and permission bits
+    size: int
+    mtime: float  # seconds since the epoch, UTC
+    nlink: int = 1
+    owner: str = "ftp"
+    group: str = "ftp"
+    link_target: str | None = None  # set when the entry itself is a symbolic link
+    unique: str = ""  # stable identity (device/inode), for MLSD's "unique" fact
+
+    @property
+    def is_dir(self) -> bool:
+        return statmod.S_ISDIR(self.mode)
+
+    @property
+    def is_file(self) -> bool:
+        return statmod.S_ISREG(self.mode)
+
+    @property
+    def is_link(self) -> bool:
+        return statmod.S_ISLNK(self.mode)
+
+
+class IReadFile(Interface):
+    """An open file being downloaded."""
+
+    def send(consumer):  # noqa: N805 - zope interface methods omit self
+        """Stream the file from its open offset into ``consumer`` (an ``IConsumer``).
+
+        Registers itself as a streaming (push) producer on the consumer, reads in
+        large chunks and honours pause/resume, so memory stays flat.
+
+        @return: Deferred firing with the number of bytes sent once the last chunk
+            has been written to the consumer; failing with
+            L{twisted_ftpd.errors.TransferAborted} if the consumer stops it, or an
+            FTPError on a read error. The file is closed either way.
+        """
+
+    def close():
+        """Release the file without sending (idempotent)."""
+
+
+class IWriteFile(Interface):
+    """A file being uploaded; data becomes visible under its name only on commit."""
+
+    def write(data):  # noqa: N805
+        """Append ``data`` (bytes).
+
+        @return: Deferred firing when the bytes are written; the caller sends no
+            further write until it fires (the data connection is paused meanwhile).
+        """
+
+    def commit():
+        """Flush, close and move the upload into place.
+
+        @return: Deferred firing when the file is complete under its final name.
+        """
+
+    def abort():
+        """Give up on an upload that broke off.
+
+        An upload that would have replaced an existing file is discarded, so the
+        old file survives intact; an upload to a new name is kept as a partial
+        file so the client can resume it.
+
+        @return: Deferred firing when done (never fails).
+        """
+
+
+class IFTPShell(Interface):
+    """One user's view of a file tree, confined to its home."""
+
+    permissions = Attribute("str of pyftpdlib permission letters granted (elradfmwMT)")
+
+    def stat(path):  # noqa: N805
+        """Information about ``path``, following symbolic links (inside the root).
+
+        @return: Deferred[FileInfo]; fails with FileNotFound, PermissionDenied...
+        """
+
+    def list_dir(path):  # noqa: N805
+        """The entries of directory ``path``, sorted by name, links not followed.
+
+        @return: Deferred[list[FileInfo]]; fails with NotADirectory, FileNotFound...
+        """
+
+    def make_dir(path):  # noqa: N805
+        """Create directory ``path``. @return: Deferred[None]."""
+
+    def remove_dir(path):  # noqa: N805
+        """Remove the empty directory ``path``. @return: Deferred[None]."""
+
+    def remove_file(path):  # noqa: N805
+        """Remove the file ``path`` (not a directory). @return: Deferred[None]."""
+
+    def rename(source, destination):  # noqa: N805
+        """Rename ``source`` to ``destination``. @return: Deferred[None]."""
+
+    def open_for_reading(path, offset=0):  # noqa: N805
+        """Open regular file ``path`` positioned at ``offset``.
+
+        @return: Deferred[IReadFile]; fails with IsADirectory, FileNotFound...
+        """
+
+    def open_for_writing(path, offset=None):  # noqa: N805
+        """Start an upload to ``path``.
+
+        ``offset`` None replaces the file on commit (written aside, then renamed);
+        an integer writes into the existing file from that position (REST+STOR).
+
+        @return: Deferred[IWriteFile]; fails with IsADirectory, FileNotFound (no
+            parent directory), PermissionDenied...
+        """

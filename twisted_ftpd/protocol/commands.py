@@ -1,0 +1,118 @@
+# -*- test-case-name: tests.test_protocol_commands -*-
+"""The command table: which verbs exist and what each needs before it may run.
+
+One entry per verb drives the generic gating (500 unknown, 530 before login,
+501 argument missing or unexpected, 550 permission, 502 known but not served)
+and the HELP text, so the rules live in data instead of in every handler.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Arg(enum.Enum):
+    NONE = "none"  # an argument is a syntax error
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    verb: str
+    arg: Arg
+    help: str
+    login: bool = True  # must the session be logged in?
+    perm: str = ""  # permission letter needed (pyftpdlib vocabulary), "" for none
+    during_transfer: bool = False  # may run while a transfer holds the channel
+    implemented: bool = True
+
+
+_A = Arg
+_SPECS = [
+    # Access control (RFC 959 4.1.1)
+    CommandSpec("USER", _A.REQUIRED, "USER <name>: start a login.", login=False),
+    CommandSpec("PASS", _A.OPTIONAL, "PASS <password>: finish a login.", login=False),
+    CommandSpec("ACCT", _A.REQUIRED, "ACCT: accounts are not used.", login=False,
+                implemented=False),
+    CommandSpec("CWD", _A.REQUIRED, "CWD <dir>: change directory.", perm="e"),
+    CommandSpec("XCWD", _A.REQUIRED, "XCWD <dir>: change directory (RFC 775).", perm="e"),
+    CommandSpec("CDUP", _A.NONE, "CDUP: go to the parent directory.", perm="e"),
+    CommandSpec("XCUP", _A.NONE, "XCUP: go to the parent directory (RFC 775).", perm="e"),
+    CommandSpec("SMNT", _A.REQUIRED, "SMNT: not supported.", implemented=False),
+    CommandSpec("REIN", _A.NONE, "REIN: log out, keep the connection.", login=False),
+    CommandSpec("QUIT", _A.NONE, "QUIT: close the session.", login=False),
+    # Transfer parameters (RFC 959 4.1.2, RFC 2428)
+    CommandSpec("PORT", _A.REQUIRED, "PORT <h1,h2,h3,h4,p1,p2>: active data connection."),
+    CommandSpec("EPRT", _A.REQUIRED, "EPRT |<proto>|<addr>|<port>|: active, IPv4 or IPv6."),
+    CommandSpec("PASV", _A.NONE, "PASV: passive data connection (IPv4)."),
+    CommandSpec("EPSV", _A.OPTIONAL, "EPSV [1|2|ALL]: extended passive data connection."),
+    CommandSpec("TYPE", _A.REQUIRED, "TYPE <A|I|L 8>: set the transfer type."),
+    CommandSpec("STRU", _A.REQUIRED, "STRU F: file structure (the only one)."),
+    CommandSpec("MODE", _A.REQUIRED, "MODE S: stream mode (the only one)."),
+    # Service commands (RFC 959 4.1.3, RFC 3659)
+    CommandSpec("RETR", _A.REQUIRED, "RETR <file>: download a file.", perm="r"),
+    CommandSpec("STOR", _A.REQUIRED, "STOR <file>: upload a file.", perm="w"),
+    CommandSpec("STOU", _A.OPTIONAL, "STOU: store under a unique name.", perm="w",
+                implemented=False),
+    CommandSpec("APPE", _A.REQUIRED, "APPE <file>: append to a file.", perm="a",
+                implemented=False),
+    CommandSpec("ALLO", _A.REQUIRED, "ALLO: reserve space.", implemented=False),
+    CommandSpec("REST", _A.REQUIRED, "REST <offset>: restart a transfer.", implemented=False),
+    CommandSpec("RNFR", _A.REQUIRED, "RNFR <name>: rename from.", perm="f"),
+    CommandSpec("RNTO", _A.REQUIRED, "RNTO <name>: rename to.", perm="f"),
+    CommandSpec("ABOR", _A.NONE, "ABOR: abort a transfer.", implemented=False,
+                during_transfer=True),
+    CommandSpec("DELE", _A.REQUIRED, "DELE <file>: delete a file.", perm="d"),
+    CommandSpec("RMD", _A.REQUIRED, "RMD <dir>: remove a directory.", perm="d"),
+    CommandSpec("XRMD", _A.REQUIRED, "XRMD <dir>: remove a directory (RFC 775).", perm="d"),
+    CommandSpec("MKD", _A.REQUIRED, "MKD <dir>: make a directory.", perm="m"),
+    CommandSpec("XMKD", _A.REQUIRED, "XMKD <dir>: make a directory (RFC 775).", perm="m"),
+    CommandSpec("PWD", _A.NONE, "PWD: print the working directory."),
+    CommandSpec("XPWD", _A.NONE, "XPWD: print the working directory (RFC 775)."),
+    CommandSpec("LIST", _A.OPTIONAL, "LIST [-a] [path]: long listing.", perm="l"),
+    CommandSpec("NLST", _A.OPTIONAL, "NLST [path]: names only.", perm="l"),
+    CommandSpec("MLSD", _A.OPTIONAL, "MLSD [dir]: machine listing.", perm="l",
+                implemented=False),
+    CommandSpec("MLST", _A.OPTIONAL, "MLST [path]: machine facts.", perm="l",
+                implemented=False),
+    CommandSpec("SITE", _A.REQUIRED, "SITE <cmd>: site commands.", implemented=False),
+    CommandSpec("SYST", _A.NONE, "SYST: system type.", login=False),
+    CommandSpec("STAT", _A.OPTIONAL, "STAT [path]: status.", implemented=False,
+                during_transfer=True),
+    CommandSpec("HELP", _A.OPTIONAL, "HELP [cmd]: this help.", login=False,
+                during_transfer=True),
+    CommandSpec("NOOP", _A.NONE, "NOOP: do nothing.", login=False, during_transfer=True),
+    CommandSpec("FEAT", _A.NONE, "FEAT: list extensions (RFC 2389).", login=False),
+    CommandSpec("OPTS", _A.REQUIRED, "OPTS <cmd> [args]: set options (RFC 2389).",
+                login=False),
+    CommandSpec("SIZE", _A.REQUIRED, "SIZE <file>: file size (RFC 3659).", perm="l"),
+    CommandSpec("MDTM", _A.REQUIRED, "MDTM <file>: modification time (RFC 3659).",
+                perm="l"),
+    CommandSpec("MFMT", _A.REQUIRED, "MFMT <time> <file>: set modification time.",
+                perm="T", implemented=False),
+    # Security extensions (RFC 2228, RFC 4217) and HOST (RFC 7151): known, not served yet.
+    CommandSpec("AUTH", _A.REQUIRED, "AUTH <TLS>: secure the session.", login=False,
+                implemented=False),
+    CommandSpec("PBSZ", _A.REQUIRED, "PBSZ 0: protection buffer size.", login=False,
+                implemented=False),
+    CommandSpec("PROT", _A.REQUIRED, "PROT <C|P>: data channel protection.", login=False,
+                implemented=False),
+    CommandSpec("CCC", _A.NONE, "CCC: clear the control channel.", implemented=False),
+    CommandSpec("HOST", _A.REQUIRED, "HOST <name>: virtual host (RFC 7151).", login=False,
+                implemented=False),
+]
+
+COMMANDS: dict[str, CommandSpec] = {spec.verb: spec for spec in _SPECS}
+
+# Extensions announced by FEAT (RFC 2389), each matching a served command.
+FEATURES: tuple[str, ...] = ("EPRT", "EPSV", "MDTM", "SIZE", "UTF8")
+
+
+def help_text() -> str:
+    """HELP's multi-line body: the served commands, eight to a line."""
+    verbs = sorted(v for v, s in COMMANDS.items() if s.implemented)
+    rows = [" ".join(f"{v:<5}" for v in verbs[i : i + 8]).rstrip() for i in range(0, len(verbs), 8)]
+    return "\n".join(["The following commands are recognized:", *[" " + r for r in rows],
+                      "Help OK."])

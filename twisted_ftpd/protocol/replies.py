@@ -1,0 +1,114 @@
+"""Every reply the server sends: code and text in one table, plus wire rendering.
+
+Handlers never write reply text themselves; they return (or raise an error that
+carries) one of these constants, formatted with arguments where the text has
+``{}`` fields. One table keeps codes consistent and lets a test prove every
+entry is well formed (RFC 959 section 4.2).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Reply(NamedTuple):
+    """A reply code and its text; calling it fills the text's ``{}`` fields."""
+
+    code: int
+    text: str
+
+    def __call__(self, *args: object) -> Reply:
+        return Reply(self.code, self.text.format(*args))
+
+    def render(self) -> bytes:
+        """Encode for the wire; several lines become an RFC 959 multi-line reply."""
+        lines = self.text.split("\n") or [""]
+        out = [f"{self.code}-{line}" for line in lines[:-1]]
+        out.append(f"{self.code} {lines[-1]}")
+        return "".join(line.replace("\r", "") + "\r\n" for line in out).encode(
+            "utf-8", "surrogateescape"
+        )
+
+
+def quote_path(path: str) -> str:
+    """Quote a path for 257 replies: embedded double quotes are doubled (RFC 959)."""
+    return '"' + path.replace('"', '""') + '"'
+
+
+# 1xx: preliminary
+DATA_OPEN_TRANSFER = Reply(150, "Opening {} mode data connection for {}.")
+
+# 2xx: completion
+OK = Reply(200, "{}")
+TYPE_SET = Reply(200, "Type set to {}.")
+MODE_SET = Reply(200, "Mode set to S.")
+STRU_SET = Reply(200, "Structure set to F.")
+PORT_OK = Reply(200, "Active data connection established.")
+EPSV_ALL_OK = Reply(200, "EPSV ALL accepted.")
+UTF8_ON = Reply(200, "Always in UTF8 mode.")
+NOOP_OK = Reply(200, "NOOP ok.")
+FEATURES = Reply(211, "Features:\n{}\nEnd")
+FILE_STATUS = Reply(213, "{}")
+HELP = Reply(214, "{}")
+SYSTEM = Reply(215, "UNIX Type: L8")
+SERVICE_READY = Reply(220, "{}")
+GOODBYE = Reply(221, "Goodbye.")
+TRANSFER_COMPLETE = Reply(226, "Transfer complete.")
+PASSIVE = Reply(227, "Entering Passive Mode ({}).")
+EXTENDED_PASSIVE = Reply(229, "Entering Extended Passive Mode (|||{}|).")
+LOGGED_IN = Reply(230, "Login successful.")
+REIN_OK = Reply(220, "Session reset; send USER.")
+FILE_ACTION_OK = Reply(250, "{}")
+CWD_OK = Reply(250, "Directory changed to {}.")
+DELE_OK = Reply(250, "File removed.")
+RMD_OK = Reply(250, "Directory removed.")
+RNTO_OK = Reply(250, "Rename successful.")
+PATH_CREATED = Reply(257, "{} created.")
+CURRENT_DIR = Reply(257, "{} is the current directory.")
+
+# 3xx: intermediate
+NEED_PASSWORD = Reply(331, "Password required for {}.")
+NEED_ANON_PASSWORD = Reply(331, "Anonymous login ok, send your e-mail address as password.")
+RNFR_OK = Reply(350, "Ready for destination name.")
+REST_OK = Reply(350, "Restarting at {}. Send STOR or RETR.")
+
+# 4xx: transient failure
+SERVICE_CLOSING = Reply(421, "{}")
+CANT_OPEN_DATA = Reply(425, "Can't open data connection: {}")
+TRANSFER_ABORTED = Reply(426, "Connection closed; transfer aborted.")
+LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing.")
+PASV_IPV6 = Reply(425, "PASV is IPv4 only; use EPSV on this connection.")
+
+# 5xx: permanent failure
+SYNTAX_ERROR = Reply(500, "Syntax error, command unrecognized.")
+LINE_TOO_LONG = Reply(500, "Command line too long.")
+BAD_ARGUMENT = Reply(501, "Syntax error in parameters or arguments.")
+ARG_REQUIRED = Reply(501, "{} needs an argument.")
+NO_ARGUMENT = Reply(501, "{} takes no argument.")
+BAD_ENCODING = Reply(501, "Path name is not valid UTF-8.")
+FOREIGN_ADDRESS = Reply(501, "Data connection to a foreign address refused.")
+NOT_IMPLEMENTED = Reply(502, "{} not implemented.")
+BAD_SEQUENCE = Reply(503, "Bad sequence of commands.")
+USER_FIRST = Reply(503, "Login with USER first.")
+RNFR_FIRST = Reply(503, "RNFR required first.")
+ALREADY_LOGGED_IN = Reply(503, "Already logged in.")
+EPSV_ALL_REFUSED = Reply(503, "EPSV ALL is in effect; only EPSV may set up data connections.")
+PARAM_NOT_IMPLEMENTED = Reply(504, "Command not implemented for that parameter.")
+PRIVILEGED_PORT = Reply(504, "Data connection to a privileged port refused.")
+NOT_LOGGED_IN = Reply(530, "Please login with USER and PASS.")
+LOGIN_INCORRECT = Reply(530, "Login incorrect.")
+HOME_UNAVAILABLE = Reply(530, "Home directory not available.")
+PROTOCOL_NOT_SUPPORTED = Reply(522, "Network protocol not supported, use (1,2).")
+FILE_UNAVAILABLE = Reply(550, "{}: No such file or directory.")
+PERMISSION_DENIED = Reply(550, "Permission denied.")
+NOT_A_DIRECTORY = Reply(550, "{}: Not a directory.")
+IS_A_DIRECTORY = Reply(550, "{}: Is a directory.")
+NOT_A_PLAIN_FILE = Reply(550, "{}: Not a plain file.")
+FILE_EXISTS = Reply(550, "{}: File exists.")
+DIRECTORY_NOT_EMPTY = Reply(550, "{}: Directory not empty.")
+INVALID_PATH = Reply(553, "File name not allowed.")
+
+
+def table() -> dict[str, Reply]:
+    """Every reply constant by name; used for HELP-style audits and tests."""
+    return {name: value for name, value in globals().items() if isinstance(value, Reply)}
