@@ -1,0 +1,155 @@
+"""UserDBChecker: passwords, anonymous aliases, and that the work happens off the reactor."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword, UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_ftpd.auth import passwords
+from twisted_ftpd.auth.checker import UserDBChecker
+from twisted_ftpd.auth.passwords import hash_password
+from twisted_ftpd.auth.userdb import UserDB
+
+H = hash_password("secret")
+
+
+def sync(f: Any, *a: Any, **kw: Any) -> defer.Deferred[Any]:
+    return defer.maybeDeferred(f, *a, **kw)
+
+
+class CheckerTests(SynchronousTestCase):
+    def temp_path(self) -> Path:
+        """A fresh path in a private temporary directory (not the cwd, unlike mktemp)."""
+        directory = tempfile.mkdtemp(prefix="twisted-ftpd-test-")
+        self.addCleanup(shutil.rmtree, directory)
+        return Path(directory) / "f"
+
+    def make(self, text: str) -> UserDBChecker:
+        path = self.temp_path()
+        path.write_text(text)
+        return UserDBChecker(UserDB(path), defer_to_thread=sync)
+
+    def check(self, checker: UserDBChecker, user: bytes, password: bytes) -> defer.Deferred[str]:
+        return checker.requestAvatarId(UsernamePassword(user, password))
+
+    def assertUnauthorized(self, d: defer.Deferred[str]) -> None:  # noqa: N802
+        self.failureResultOf(d, UnauthorizedLogin)
+
+    def test_interfaces(self) -> None:
+        checker = self.make("")
+        self.assertTrue(ICredentialsChecker.providedBy(checker))
+        self.assertEqual(checker.credentialInterfaces, (IUsernamePassword,))
+
+    def test_good_password(self) -> None:
+        checker = self.make(f"alice:{H}:elr:\n")
+        self.assertEqual(self.successResultOf(self.check(checker, b"alice", b"secret")), "alice")
+
+    def test_bad_password(self) -> None:
+        checker = self.make(f"alice:{H}:elr:\n")
+        self.assertUnauthorized(self.check(checker, b"alice", b"Secret"))
+        self.assertUnauthorized(self.check(checker, b"alice", b""))
+
+    def test_unknown_user_pays_for_a_dummy_verification(self) -> None:
+        checker = self.make(f"alice:{H}:elr:\n")
+        seen: list[str] = []
+        real = passwords.verify_password
+
+        def spy(password: str, encoded: str) -> bool:
+            seen.append(encoded)
+            return real(password, encoded)
+
+        self.patch(passwords, "verify_password", spy)
+        self.assertUnauthorized(self.check(checker, b"mallory", b"secret"))
+        self.assertEqual(seen, [passwords.DUMMY_HASH])
+
+    def test_anonymous_and_ftp_with_any_password(self) -> None:
+        checker = self.make(f"anonymous::elr:\nalice:{H}:elr:\n")
+        for name in (b"anonymous", b"ftp"):
+            for password in (b"", b"me@example.com", b"secret"):
+                d = self.check(checker, name, password)
+                self.assertEqual(self.successResultOf(d), "anonymous")
+
+    def test_anonymous_names_refused_without_anonymous_line(self) -> None:
+        checker = self.make(f"alice:{H}:elr:\n")
+        for name in (b"anonymous", b"ftp"):
+            self.assertUnauthorized(self.check(checker, name, b"x@example.com"))
+
+    def test_anonymous_name_is_case_sensitive(self) -> None:
+        checker = self.make("anonymous::elr:\n")
+        self.assertUnauthorized(self.check(checker, b"Anonymous", b"x"))
+
+    def test_non_utf8_username_and_password(self) -> None:
+        checker = self.make(f"alice:{H}:elr:\n")
+        self.assertUnauthorized(self.check(checker, b"al\xffice", b"secret"))
+        self.assertUnauthorized(self.check(checker, b"alice", b"sec\xffret"))
+
+    def test_non_utf8_password_can_match(self) -> None:
+        encoded = hash_password("p\udcffw")  # what b"p\xffw" decodes to
+        checker = self.make(f"bob:{encoded}:elr:\n")
+        self.assertEqual(self.successResultOf(self.check(checker, b"bob", b"p\xffw")), "bob")
+
+    def test_missing_db_refuses_everyone(self) -> None:
+        checker = UserDBChecker(UserDB(self.temp_path()), defer_to_thread=sync)
+        self.assertUnauthorized(self.check(checker, b"anonymous", b""))
+        self.assertUnauthorized(self.check(checker, b"alice", b"secret"))
+
+    def test_lookup_and_verification_run_inside_the_thread_runner(self) -> None:
+        path = self.temp_path()
+        path.write_text(f"alice:{H}:elr:\n")
+        db = UserDB(path)
+        lookups: list[str] = []
+        real_lookup = db.lookup
+        db.lookup = lambda name: lookups.append(name) or real_lookup(name)  # type: ignore[method-assign]
+        calls: list[tuple[Any, tuple[Any, ...]]] = []
+        pending: defer.Deferred[str] = defer.Deferred()
+
+        def runner(f: Any, *a: Any, **kw: Any) -> defer.Deferred[str]:
+            calls.append((f, a))
+            return pending
+
+        d = UserDBChecker(db, defer_to_thread=runner).requestAvatarId(
+            UsernamePassword(b"alice", b"secret")
+        )
+        self.assertNoResult(d)
+        self.assertEqual(lookups, [])  # nothing blocking ran on the calling thread
+        self.assertEqual(len(calls), 1)
+        f, args = calls[0]
+        self.assertEqual(f(*args), "alice")  # the deferred work does the whole check
+        self.assertEqual(lookups, ["alice"])
+
+    def test_default_runner_is_defer_to_thread(self) -> None:
+        from twisted.internet import threads
+
+        calls: list[tuple[Any, ...]] = []
+        pending: defer.Deferred[str] = defer.Deferred()
+
+        def fake(f: Any, *a: Any, **kw: Any) -> defer.Deferred[str]:
+            calls.append((f, *a))
+            return pending
+
+        self.patch(threads, "deferToThread", fake)
+        path = self.temp_path()
+        path.write_text(f"alice:{H}:elr:\n")
+        d = UserDBChecker(UserDB(path)).requestAvatarId(UsernamePassword(b"alice", b"secret"))
+        self.assertNoResult(d)
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(calls[0][1:], ("alice", "secret"))
+
+
+def test_import_does_not_install_a_reactor() -> None:
+    code = (
+        "import sys, twisted_ftpd.auth.checker, twisted_ftpd.auth.realm;"
+        "sys.exit('twisted.internet.reactor' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,112 @@
+"""FTPRealm: home resolution, missing homes, and what it hands to the shell factory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from twisted.cred.portal import IRealm
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import Interface
+
+from twisted_ftpd.auth.passwords import hash_password
+from twisted_ftpd.auth.realm import FTPRealm
+from twisted_ftpd.auth.userdb import UserDB
+from twisted_ftpd.errors import HomeUnavailable
+from twisted_ftpd.interfaces import IFTPShell
+
+H = hash_password("secret")
+
+
+class RealmTests(SynchronousTestCase):
+    def temp_path(self) -> Path:
+        """A fresh path in a private temporary directory (not the cwd, unlike mktemp)."""
+        directory = tempfile.mkdtemp(prefix="twisted-ftpd-test-")
+        self.addCleanup(shutil.rmtree, directory)
+        return Path(directory) / "f"
+
+    def setUp(self) -> None:
+        self.base = self.temp_path()
+        self.root = self.base / "root"
+        (self.root / "pub").mkdir(parents=True)
+        self.elsewhere = self.base / "elsewhere"
+        self.elsewhere.mkdir()
+        self.db_path = self.base / "users.db"
+        self.db_path.write_text(
+            "anonymous::elr:\n"
+            f"rel:{H}:elrw:pub\n"
+            f"abs:{H}:elradfmwMT:{self.elsewhere}\n"
+            f"gone:{H}:elr:missing\n"
+            f"file:{H}:elr:users.db\n"
+            f"dots:{H}:elr:pub/../pub/\n"
+        )
+        self.made: list[tuple[str, str]] = []
+        self.realm = FTPRealm(UserDB(self.db_path), str(self.root), self.factory)
+
+    def factory(self, home: str, perms: str) -> object:
+        self.made.append((home, perms))
+        return ("shell", home, perms)
+
+    def login(self, avatar_id: str | bytes) -> tuple:
+        return self.successResultOf(self.realm.requestAvatar(avatar_id, None, IFTPShell))
+
+    def test_provides_irealm(self) -> None:
+        self.assertTrue(IRealm.providedBy(self.realm))
+
+    def test_empty_home_is_default_root(self) -> None:
+        interface, shell, logout = self.login("anonymous")
+        self.assertIs(interface, IFTPShell)
+        self.assertEqual(shell, ("shell", str(self.root), "elr"))
+        self.assertEqual(self.made, [(str(self.root), "elr")])
+        self.assertIsNone(logout())
+
+    def test_relative_home_hangs_off_default_root(self) -> None:
+        _, shell, _ = self.login("rel")
+        self.assertEqual(shell, ("shell", str(self.root / "pub"), "elrw"))
+
+    def test_home_is_normalised_absolute(self) -> None:
+        _, shell, _ = self.login("dots")
+        self.assertEqual(shell[1], str(self.root / "pub"))
+        self.assertTrue(os.path.isabs(shell[1]))
+
+    def test_absolute_home(self) -> None:
+        _, shell, _ = self.login("abs")
+        self.assertEqual(shell, ("shell", str(self.elsewhere), "elradfmwMT"))
+
+    def test_bytes_avatar_id(self) -> None:
+        _, shell, _ = self.login(b"rel")
+        self.assertEqual(shell[1], str(self.root / "pub"))
+
+    def test_relative_default_root_is_made_absolute(self) -> None:
+        cwd = os.getcwd()
+        os.chdir(self.base)
+        self.addCleanup(os.chdir, cwd)
+        realm = FTPRealm(UserDB(self.db_path), "root", self.factory)
+        self.successResultOf(realm.requestAvatar("anonymous", None, IFTPShell))
+        self.assertEqual(self.made, [(str(self.root), "elr")])
+
+    def test_missing_home(self) -> None:
+        d = self.realm.requestAvatar("gone", None, IFTPShell)
+        self.failureResultOf(d, HomeUnavailable)
+        self.assertEqual(self.made, [])
+
+    def test_home_that_is_a_file(self) -> None:
+        self.db_path.rename(self.root / "users.db")  # make root/users.db a plain file
+        realm = FTPRealm(UserDB(self.root / "users.db"), str(self.root), self.factory)
+        self.failureResultOf(realm.requestAvatar("file", None, IFTPShell), HomeUnavailable)
+
+    def test_record_vanished(self) -> None:
+        d = self.realm.requestAvatar("nobody", None, IFTPShell)
+        failure = self.failureResultOf(d, HomeUnavailable)
+        self.assertEqual(failure.value.reply().code, 530)
+
+    def test_other_interfaces_not_implemented(self) -> None:
+        class IOther(Interface):
+            pass
+
+        with self.assertRaises(NotImplementedError):
+            self.realm.requestAvatar("anonymous", None, IOther)
+        _, shell, _ = self.login("anonymous")  # IFTPShell among several is fine
+        self.successResultOf(self.realm.requestAvatar("anonymous", None, IOther, IFTPShell))

@@ -1,0 +1,61 @@
+# -*- test-case-name: tests.test_auth_realm -*-
+"""Turns an authenticated name into a shell jailed at that user's home, or refuses login."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from twisted.cred.portal import IRealm
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from twisted_ftpd.auth.userdb import UserDB, UserRecord
+from twisted_ftpd.errors import HomeUnavailable
+from twisted_ftpd.interfaces import IFTPShell
+
+ShellFactory = Callable[[str, str], object]
+
+
+def _logout() -> None:
+    """Nothing to release: shells hold no resources between commands."""
+
+
+@implementer(IRealm)
+class FTPRealm:
+    """Builds an IFTPShell for a users.db user via ``shell_factory(home, perms)``."""
+
+    log = Logger()
+
+    def __init__(self, userdb: UserDB, default_root: str, shell_factory: ShellFactory) -> None:
+        self._userdb = userdb
+        self.default_root = os.path.abspath(default_root)
+        self._shell_factory = shell_factory
+
+    def resolve_home(self, record: UserRecord) -> str:
+        """The absolute home of ``record``: empty or relative homes hang off the default root."""
+        return os.path.abspath(os.path.join(self.default_root, record.home))
+
+    def requestAvatar(
+        self,
+        avatarId: bytes | str,
+        mind: object,
+        *interfaces: Any,
+    ) -> defer.Deferred[tuple[Any, object, Callable[[], None]]]:
+        if IFTPShell not in interfaces:
+            raise NotImplementedError("FTPRealm only provides IFTPShell avatars")
+        user = avatarId
+        if isinstance(user, bytes):
+            user = user.decode("utf-8", "surrogateescape")
+        record = self._userdb.lookup(user)
+        if record is None:
+            self.log.warn("User {user!r} vanished from the user database", user=user)
+            return defer.fail(HomeUnavailable())
+        home = self.resolve_home(record)
+        if not os.path.isdir(home):
+            self.log.warn("Home {home} of user {user!r} is not a directory", home=home, user=user)
+            return defer.fail(HomeUnavailable())
+        shell = self._shell_factory(home, record.perms)
+        return defer.succeed((IFTPShell, shell, _logout))
