@@ -1,0 +1,271 @@
+# -*- test-case-name: tests.test_fs_shell -*-
+"""The IFTPShell contract as tests, so every storage backend behaves the same to clients.
+
+Mix into a ``twisted.trial.unittest.SynchronousTestCase`` and implement the
+hooks. Backends must fire Deferreds synchronously under test (e.g. a shell
+given a synchronous ``run``). No symlinks here: not every backend has them.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.testing import StringTransport
+from zope.interface.verify import verifyObject
+
+from twisted_ftpd import errors
+from twisted_ftpd.interfaces import FileInfo, IFTPShell, IReadFile, IWriteFile, Segments
+
+BIG = bytes(range(256)) * 2500  # 640,000 bytes: several read chunks for any sane backend
+
+
+class ShellConformanceMixin:
+    """Backend-neutral tests of IFTPShell; subclasses provide the hooks below."""
+
+    def make_shell(self, permissions: str) -> IFTPShell:
+        raise NotImplementedError
+
+    def create_file(self, segments: Segments, data: bytes) -> None:
+        raise NotImplementedError
+
+    def create_dir(self, segments: Segments) -> None:
+        raise NotImplementedError
+
+    def read_back(self, segments: Segments) -> bytes:
+        raise NotImplementedError
+
+    def exists(self, segments: Segments) -> bool:
+        raise NotImplementedError
+
+    def shell(self) -> IFTPShell:
+        return self.make_shell("elradfmwMT")
+
+    def download(self, path: Segments, offset: int = 0) -> tuple[bytes, int]:
+        reader = self.successResultOf(self.shell().open_for_reading(path, offset))
+        transport = StringTransport()
+        sent = self.successResultOf(reader.send(transport))
+        self.assertIsNone(transport.producer)  # unregistered at the end
+        return transport.value(), sent
+
+    def upload(self, path: Segments, chunks: list[bytes], offset: int | None = None) -> IWriteFile:
+        writer = self.successResultOf(self.shell().open_for_writing(path, offset))
+        for chunk in chunks:
+            self.assertIsNone(self.successResultOf(writer.write(chunk)))
+        return writer
+
+    # interface and permissions
+
+    def test_provides_interface(self) -> None:
+        shell = self.make_shell("elr")
+        self.assertTrue(verifyObject(IFTPShell, shell))
+        self.assertEqual(shell.permissions, "elr")
+
+    # stat
+
+    def test_stat_file(self) -> None:
+        self.create_dir(("d",))
+        self.create_file(("d", "f.txt"), b"12345")
+        info = self.successResultOf(self.shell().stat(("d", "f.txt")))
+        self.assertIsInstance(info, FileInfo)
+        self.assertEqual(
+            (info.name, info.size, info.is_file, info.is_dir), ("f.txt", 5, True, False)
+        )
+        self.assertGreater(info.mtime, 0)
+
+    def test_stat_dir_and_home(self) -> None:
+        self.create_dir(("d",))
+        self.assertTrue(self.successResultOf(self.shell().stat(("d",))).is_dir)
+        home = self.successResultOf(self.shell().stat(()))
+        self.assertEqual((home.name, home.is_dir), ("/", True))
+
+    def test_stat_missing(self) -> None:
+        self.failureResultOf(self.shell().stat(("nope",)), errors.FileNotFound)
+
+    def test_stat_below_a_file(self) -> None:
+        self.create_file(("f",), b"")
+        self.failureResultOf(
+            self.shell().stat(("f", "x")), errors.NotADirectory, errors.FileNotFound
+        )
+
+    # list_dir
+
+    def test_list_dir_sorted_with_types_and_sizes(self) -> None:
+        self.create_dir(("d",))
+        for name in ("b", "a", "C"):
+            self.create_file(("d", name), name.encode() * 3)
+        self.create_dir(("d", "sub"))
+        entries = self.successResultOf(self.shell().list_dir(("d",)))
+        self.assertEqual([e.name for e in entries], ["C", "a", "b", "sub"])
+        self.assertEqual([e.size for e in entries[:3]], [3, 3, 3])
+        self.assertEqual([e.is_dir for e in entries], [False, False, False, True])
+
+    def test_list_home_and_empty_dir(self) -> None:
+        self.create_dir(("empty",))
+        self.assertEqual(self.successResultOf(self.shell().list_dir(("empty",))), [])
+        names = [e.name for e in self.successResultOf(self.shell().list_dir(()))]
+        self.assertEqual(names, ["empty"])
+
+    def test_list_dir_errors(self) -> None:
+        self.create_file(("f",), b"x")
+        self.failureResultOf(self.shell().list_dir(("f",)), errors.NotADirectory)
+        self.failureResultOf(self.shell().list_dir(("missing",)), errors.FileNotFound)
+
+    # make_dir / remove_dir
+
+    def test_make_dir(self) -> None:
+        self.assertIsNone(self.successResultOf(self.shell().make_dir(("new",))))
+        self.assertTrue(self.successResultOf(self.shell().stat(("new",))).is_dir)
+
+    def test_make_dir_errors(self) -> None:
+        self.create_dir(("d",))
+        self.failureResultOf(self.shell().make_dir(("d",)), errors.FileExists)
+        self.failureResultOf(self.shell().make_dir(("no", "parent")), errors.FileNotFound)
+
+    def test_remove_dir(self) -> None:
+        self.create_dir(("d",))
+        self.assertIsNone(self.successResultOf(self.shell().remove_dir(("d",))))
+        self.assertFalse(self.exists(("d",)))
+
+    def test_remove_dir_errors(self) -> None:
+        self.create_dir(("full",))
+        self.create_file(("full", "f"), b"x")
+        shell = self.shell()
+        self.failureResultOf(shell.remove_dir(("full",)), errors.DirectoryNotEmpty)
+        self.failureResultOf(shell.remove_dir(("full", "f")), errors.NotADirectory)
+        self.failureResultOf(shell.remove_dir(("missing",)), errors.FileNotFound)
+        self.failureResultOf(shell.remove_dir(()), errors.PermissionDenied)
+        self.assertTrue(self.exists(("full", "f")))
+
+    # remove_file
+
+    def test_remove_file(self) -> None:
+        self.create_file(("f",), b"x")
+        self.assertIsNone(self.successResultOf(self.shell().remove_file(("f",))))
+        self.assertFalse(self.exists(("f",)))
+
+    def test_remove_file_errors(self) -> None:
+        self.create_dir(("d",))
+        self.failureResultOf(self.shell().remove_file(("d",)), errors.IsADirectory)
+        self.failureResultOf(self.shell().remove_file(("missing",)), errors.FileNotFound)
+        self.assertTrue(self.exists(("d",)))
+
+    # rename
+
+    def test_rename_file(self) -> None:
+        self.create_file(("a",), b"data")
+        self.create_dir(("d",))
+        self.assertIsNone(self.successResultOf(self.shell().rename(("a",), ("d", "b"))))
+        self.assertFalse(self.exists(("a",)))
+        self.assertEqual(self.read_back(("d", "b")), b"data")
+
+    def test_rename_dir_with_contents(self) -> None:
+        self.create_dir(("d",))
+        self.create_file(("d", "f"), b"inner")
+        self.successResultOf(self.shell().rename(("d",), ("e",)))
+        self.assertEqual(self.read_back(("e", "f")), b"inner")
+        self.assertFalse(self.exists(("d",)))
+
+    def test_rename_over_existing_file_replaces_it(self) -> None:
+        self.create_file(("a",), b"new")
+        self.create_file(("b",), b"old")
+        self.successResultOf(self.shell().rename(("a",), ("b",)))
+        self.assertEqual(self.read_back(("b",)), b"new")
+        self.assertFalse(self.exists(("a",)))
+
+    def test_rename_errors(self) -> None:
+        self.create_file(("a",), b"x")
+        shell = self.shell()
+        self.failureResultOf(shell.rename(("missing",), ("b",)), errors.FileNotFound)
+        self.failureResultOf(shell.rename(("a",), ("no", "b")), errors.FileNotFound)
+        self.failureResultOf(shell.rename((), ("b",)), errors.PermissionDenied)
+        self.failureResultOf(shell.rename(("a",), ()), errors.PermissionDenied)
+        self.assertEqual(self.read_back(("a",)), b"x")
+
+    # open_for_reading
+
+    def test_read_whole_file(self) -> None:
+        self.create_file(("big",), BIG)
+        data, sent = self.download(("big",))
+        self.assertEqual((data, sent), (BIG, len(BIG)))
+
+    def test_read_from_offset(self) -> None:
+        self.create_file(("f",), b"0123456789")
+        self.assertEqual(self.download(("f",), 3), (b"3456789", 7))
+        self.assertEqual(self.download(("f",), 10), (b"", 0))
+
+    def test_read_provides_interface_and_close(self) -> None:
+        self.create_file(("f",), b"x")
+        reader = self.successResultOf(self.shell().open_for_reading(("f",)))
+        self.assertTrue(verifyObject(IReadFile, reader))
+        reader.close()
+        reader.close()  # idempotent
+
+    def test_read_errors(self) -> None:
+        self.create_dir(("d",))
+        self.failureResultOf(self.shell().open_for_reading(("d",)), errors.IsADirectory)
+        self.failureResultOf(self.shell().open_for_reading(()), errors.IsADirectory)
+        self.failureResultOf(self.shell().open_for_reading(("missing",)), errors.FileNotFound)
+
+    # open_for_writing
+
+    def test_write_new_file_visible_only_on_commit(self) -> None:
+        writer = self.upload(("new",), [b"hello ", b"world"])
+        self.assertTrue(verifyObject(IWriteFile, writer))
+        self.assertFalse(self.exists(("new",)))
+        self.assertIsNone(self.successResultOf(writer.commit()))
+        self.assertEqual(self.read_back(("new",)), b"hello world")
+
+    def test_write_replaces_on_commit_only(self) -> None:
+        self.create_file(("f",), b"old contents")
+        writer = self.upload(("f",), [b"new"])
+        self.assertEqual(self.read_back(("f",)), b"old contents")
+        self.successResultOf(writer.commit())
+        self.assertEqual(self.read_back(("f",)), b"new")
+
+    def test_abort_keeps_the_old_file(self) -> None:
+        self.create_file(("f",), b"old contents")
+        writer = self.upload(("f",), [b"partial"])
+        self.assertIsNone(self.successResultOf(writer.abort()))
+        self.assertEqual(self.read_back(("f",)), b"old contents")
+        self.assertEqual([e.name for e in self.successResultOf(self.shell().list_dir(()))], ["f"])
+
+    def test_abort_keeps_a_partial_new_file(self) -> None:
+        writer = self.upload(("new",), [b"part", b"ial"])
+        self.successResultOf(writer.abort())
+        self.assertEqual(self.read_back(("new",)), b"partial")
+
+    def test_write_at_offset(self) -> None:
+        self.create_file(("f",), b"hello world!")
+        writer = self.upload(("f",), [b"THERE"], offset=6)
+        self.successResultOf(writer.commit())
+        self.assertEqual(self.read_back(("f",)), b"hello THERE")
+
+    def test_write_at_offset_abort_keeps_written_data(self) -> None:
+        self.create_file(("f",), b"abcdef")
+        writer = self.upload(("f",), [b"X"], offset=2)
+        self.successResultOf(writer.abort())
+        self.assertEqual(self.read_back(("f",)), b"abX")
+
+    def test_write_at_offset_zero_creates(self) -> None:
+        writer = self.upload(("new",), [b"data"], offset=0)
+        self.successResultOf(writer.commit())
+        self.assertEqual(self.read_back(("new",)), b"data")
+
+    def test_write_errors(self) -> None:
+        self.create_dir(("d",))
+        shell = self.shell()
+        self.failureResultOf(shell.open_for_writing(("d",)), errors.IsADirectory)
+        self.failureResultOf(shell.open_for_writing(("d",), 0), errors.IsADirectory)
+        self.failureResultOf(shell.open_for_writing(()), errors.IsADirectory)
+        self.failureResultOf(shell.open_for_writing(("no", "f")), errors.FileNotFound)
+        self.failureResultOf(shell.open_for_writing(("missing",), 5), errors.FileNotFound)
+        self.assertFalse(self.exists(("missing",)))
+
+    def test_write_after_finish_is_a_programming_error(self) -> None:
+        writer = self.upload(("f",), [b"x"])
+        self.successResultOf(writer.commit())
+        self.assertRaises(RuntimeError, writer.write, b"more")
+        self.assertIsNone(self.successResultOf(writer.abort()))  # abort never fails
+        self.assertEqual(self.read_back(("f",)), b"x")
+        aborted = self.upload(("g",), [b"y"])
+        self.successResultOf(aborted.abort())
+        self.assertRaises(RuntimeError, aborted.write, b"more")
+        self.successResultOf(aborted.abort())

@@ -1,0 +1,80 @@
+# -*- test-case-name: tests.test_fs_confine -*-
+"""Keeps every path a user names inside their home, even through symbolic links.
+
+Callers normalise paths, but a symlink on disk can still point anywhere; so the
+check is made on the fully resolved OS path, never on the text of the request.
+All functions here touch the disk (``os.path.realpath`` reads links) and must
+run where blocking is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted_ftpd import errors
+from twisted_ftpd.interfaces import Segments
+
+_BAD_SEGMENTS = frozenset({"", ".", ".."})
+
+
+def display_path(segments: Segments) -> str:
+    """The path as the client sees it, for error replies and logs."""
+    return "/" + "/".join(segments)
+
+
+class Confinement:
+    """Maps path segments under ``root`` to OS paths that cannot leave ``root``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.real_root = os.path.realpath(root)
+
+    def contains(self, real_path: str) -> bool:
+        """Whether the already resolved ``real_path`` is the root or below it."""
+        if real_path == self.real_root:
+            return True
+        try:
+            return os.path.commonpath([self.real_root, real_path]) == self.real_root
+        except ValueError:  # relative vs absolute, different drives
+            return False
+
+    def check_segments(self, segments: Segments) -> None:
+        """Refuse names that could step out of a directory (defence in depth)."""
+        for segment in segments:
+            if (
+                not isinstance(segment, str)
+                or segment in _BAD_SEGMENTS
+                or "/" in segment
+                or os.sep in segment
+                or "\0" in segment
+            ):
+                raise errors.InvalidPath(display_path(tuple(map(str, segments))))
+
+    def resolve(self, segments: Segments) -> str:
+        """The real (symlink-free) OS path of ``segments``; PermissionDenied if outside.
+
+        Dangling links are resolved as far as they go, so a link to a missing
+        path outside the root is refused too.
+        """
+        self.check_segments(segments)
+        real = os.path.realpath(os.path.join(self.real_root, *segments))
+        if not self.contains(real):
+            raise errors.PermissionDenied(display_path(segments))
+        return real
+
+    def resolve_parent(self, segments: Segments) -> str:
+        """The OS path for creating, replacing or removing the entry ``segments``.
+
+        The parent directory is resolved and must be inside; the leaf itself is
+        not followed (so removing or renaming a link acts on the link), but a
+        leaf that is a link pointing outside is refused. The home itself
+        (``()``) cannot be the subject of such an operation.
+        """
+        self.check_segments(segments)
+        if not segments:
+            raise errors.PermissionDenied("/")
+        parent = self.resolve(segments[:-1])
+        leaf = os.path.join(parent, segments[-1])
+        if os.path.islink(leaf) and not self.contains(os.path.realpath(leaf)):
+            raise errors.PermissionDenied(display_path(segments))
+        return leaf

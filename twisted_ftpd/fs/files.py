@@ -1,0 +1,301 @@
+# -*- test-case-name: tests.test_fs_files -*-
+"""Streams downloads in flat memory and lands uploads so a broken one never harms a file.
+
+A replacing upload is written aside and renamed over the target on commit; an
+upload to a new name is kept as a partial on abort so the client can resume.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as statmod
+import tempfile
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from twisted_ftpd import errors
+from twisted_ftpd.interfaces import IReadFile, IWriteFile
+
+CHUNK_SIZE = 256 * 1024
+
+_log = Logger()
+
+Runner = Callable[..., Deferred]
+
+
+def _read_umask() -> int:
+    """The process umask, read without changing it where the OS allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0)  # racy with other threads, hence done once at import
+    os.umask(old)
+    return old
+
+
+UMASK = _read_umask()
+DEFAULT_MODE = 0o666 & ~UMASK
+
+
+@implementer(IReadFile, IPushProducer)
+class ReadFile:
+    """An open file sent to a consumer as a push producer, one chunk per write."""
+
+    def __init__(self, fileobj: BinaryIO, display_path: str = "") -> None:
+        self._file = fileobj
+        self._display = display_path
+        self._consumer: IConsumer | None = None
+        self._deferred: Deferred[int] | None = None
+        self._sent = 0
+        self._paused = False
+        self._producing = False
+        self._done = False
+
+    def send(self, consumer: IConsumer) -> Deferred[int]:
+        if self._done or self._deferred is not None:
+            raise RuntimeError("ReadFile.send called twice or after close")
+        self._consumer = consumer
+        self._deferred = d = Deferred()
+        consumer.registerProducer(self, True)
+        # The consumer may already have paused or stopped us while registering.
+        if not self._done and not self._paused:
+            self._produce()
+        return d
+
+    def close(self) -> None:
+        if self._done:
+            return
+        if self._deferred is None:
+            self._done = True
+            self._close_file()
+        else:
+            self._finish(errors.TransferAborted(), unregister=True)
+
+    # IPushProducer
+
+    def pauseProducing(self) -> None:  # noqa: N802 - Twisted interface name
+        self._paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        if self._done:
+            return
+        self._paused = False
+        self._produce()
+
+    def stopProducing(self) -> None:  # noqa: N802
+        if not self._done:
+            self._finish(errors.TransferAborted(), unregister=False)
+
+    def _produce(self) -> None:
+        if self._producing:  # resumed from inside consumer.write: outer loop goes on
+            return
+        self._producing = True
+        try:
+            while not self._paused and not self._done:
+                try:
+                    chunk = self._file.read(CHUNK_SIZE)
+                except OSError:
+                    _log.failure("Read error on {path}", path=self._display)
+                    self._finish(errors.LocalError(self._display), unregister=True)
+                    return
+                if not chunk:
+                    self._finish(None, unregister=True)
+                    return
+                self._sent += len(chunk)
+                assert self._consumer is not None
+                self._consumer.write(chunk)
+        finally:
+            self._producing = False
+
+    def _finish(self, error: errors.FTPError | None, *, unregister: bool) -> None:
+        self._done = True
+        consumer, self._consumer = self._consumer, None
+        try:
+            if unregister and consumer is not None:
+                consumer.unregisterProducer()
+        finally:
+            self._close_file()
+            d, self._deferred = self._deferred, None
+            if d is not None:
+                if error is None:
+                    d.callback(self._sent)
+                else:
+                    d.errback(error)
+
+    def _close_file(self) -> None:
+        try:
+            self._file.close()
+        except OSError:
+            _log.failure("Error closing {path}", path=self._display)
+
+
+def _unlink_if_present(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _temp_prefix(name: str) -> str:
+    """A hidden prefix for the temporary upload, short enough for NAME_MAX."""
+    encoded = os.fsencode(name)
+    if len(encoded) > 180:
+        name = encoded[:180].decode("utf-8", "ignore")
+    return "." + name + "."
+
+
+@implementer(IWriteFile)
+class WriteFile:
+    """An upload: written aside and renamed on commit, or written in place at an offset.
+
+    Every blocking step goes through ``run``; a lock serialises them, so an
+    abort arriving while a write is still running waits for it.
+    """
+
+    def __init__(
+        self,
+        fileobj: BinaryIO,
+        path: str,
+        *,
+        run: Runner,
+        display_path: str = "",
+        temp_path: str | None = None,
+        replacing: bool = False,
+    ) -> None:
+        self._file = fileobj
+        self._path = path
+        self._run = run
+        self._display = display_path
+        self._temp = temp_path
+        self._replacing = replacing
+        self._lock = DeferredLock()
+        self._finished = False
+
+    @classmethod
+    def open(
+        cls, path: str, offset: int | None = None, *, run: Runner, display_path: str = ""
+    ) -> WriteFile:
+        """Start an upload to the OS path ``path`` (blocking: call through ``run``).
+
+        Raises FTPErrors for directories and special files, OSError otherwise.
+        """
+        try:
+            existing: os.stat_result | None = os.stat(path)
+        except FileNotFoundError:
+            existing = None
+        if existing is not None:
+            if statmod.S_ISDIR(existing.st_mode):
+                raise errors.IsADirectory(display_path)
+            if not statmod.S_ISREG(existing.st_mode):
+                raise errors.NotAPlainFile(display_path)
+        if offset is None:
+            return cls._open_aside(path, existing, run, display_path)
+        if existing is None and offset != 0:
+            raise errors.FileNotFound(display_path)
+        flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(path, flags | (os.O_CREAT if offset == 0 else 0), 0o666)
+        try:
+            if not statmod.S_ISREG(os.fstat(fd).st_mode):
+                raise errors.NotAPlainFile(display_path)
+            os.set_blocking(fd, True)
+            os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+            fileobj = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(fileobj, path, run=run, display_path=display_path)
+
+    @classmethod
+    def _open_aside(
+        cls, path: str, existing: os.stat_result | None, run: Runner, display_path: str
+    ) -> WriteFile:
+        directory, name = os.path.split(path)
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=_temp_prefix(name), suffix=".part")
+        try:
+            # Set the final mode now: the partial may end up under the real name.
+            mode = statmod.S_IMODE(existing.st_mode) & 0o777 if existing else DEFAULT_MODE
+            os.fchmod(fd, mode)
+            fileobj = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            os.unlink(temp)
+            raise
+        return cls(
+            fileobj,
+            path,
+            run=run,
+            display_path=display_path,
+            temp_path=temp,
+            replacing=existing is not None,
+        )
+
+    def write(self, data: bytes) -> Deferred[None]:
+        if self._finished:
+            raise RuntimeError("WriteFile.write after commit or abort")
+        return self._lock.run(self._run, self._guarded, self._file.write, data)
+
+    def commit(self) -> Deferred[None]:
+        if self._finished:
+            raise RuntimeError("WriteFile.commit after commit or abort")
+        self._finished = True
+        return self._lock.run(self._run, self._guarded, self._commit_blocking)
+
+    def abort(self) -> Deferred[None]:
+        if self._finished:
+            return succeed(None)
+        self._finished = True
+        d = self._lock.run(self._run, self._abort_blocking)
+        d.addErrback(self._log_abort_failure)
+        return d
+
+    def _guarded(self, f: Callable[..., Any], *args: Any) -> None:
+        try:
+            f(*args)
+        except OSError as e:
+            raise errors.from_oserror(e, self._display) from e
+
+    def _commit_blocking(self) -> None:
+        try:
+            self._file.flush()
+            if self._temp is not None:
+                os.fsync(self._file.fileno())
+            self._file.close()
+            if self._temp is not None:
+                os.replace(self._temp, self._path)
+        except BaseException:
+            try:
+                self._abort_blocking()
+            except OSError:
+                pass  # the commit error is the one to report
+            raise
+
+    def _abort_blocking(self) -> None:
+        """Close and settle the temporary file; raises the first error after trying all."""
+        first: OSError | None = None
+        try:
+            self._file.close()
+        except OSError as e:
+            first = e
+        if self._temp is not None:
+            try:
+                if self._replacing or os.path.lexists(self._path):
+                    _unlink_if_present(self._temp)  # never clobber a file that exists
+                else:
+                    os.replace(self._temp, self._path)  # keep the partial for resuming
+            except OSError as e:
+                first = first or e
+        if first is not None:
+            raise first
+
+    def _log_abort_failure(self, failure: Any) -> None:
+        _log.failure("Could not clean up aborted upload to {path}", failure, path=self._path)

@@ -1,0 +1,194 @@
+# -*- test-case-name: tests.test_fs_shell -*-
+"""Serves one user's home from local disk without blocking the reactor or leaving the home.
+
+Each operation does all of its disk work (confinement checks included) inside a
+single ``run`` call, a thread by default, and reports failures as FTPErrors.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat as statmod
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
+
+from twisted_ftpd import errors
+from twisted_ftpd.fs.confine import Confinement, display_path
+from twisted_ftpd.fs.files import ReadFile, Runner, WriteFile
+from twisted_ftpd.interfaces import FileInfo, IFTPShell, Segments
+
+_T = TypeVar("_T")
+
+_OWNERS: dict[int, str] = {}
+_GROUPS: dict[int, str] = {}
+
+
+def default_run(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
+    """Run ``f`` in the reactor's thread pool (imported late: no reactor at import)."""
+    from twisted.internet.threads import deferToThread
+
+    return deferToThread(f, *args, **kwargs)
+
+
+def owner_name(uid: int) -> str:
+    name = _OWNERS.get(uid)
+    if name is None:
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        _OWNERS[uid] = name
+    return name
+
+
+def group_name(gid: int) -> str:
+    name = _GROUPS.get(gid)
+    if name is None:
+        try:
+            name = grp.getgrgid(gid).gr_name
+        except KeyError:
+            name = str(gid)
+        _GROUPS[gid] = name
+    return name
+
+
+def file_info(name: str, st: os.stat_result, link_target: str | None = None) -> FileInfo:
+    return FileInfo(
+        name=name,
+        mode=st.st_mode,
+        size=st.st_size,
+        mtime=st.st_mtime,
+        nlink=st.st_nlink,
+        owner=owner_name(st.st_uid),
+        group=group_name(st.st_gid),
+        link_target=link_target,
+        unique=f"{st.st_dev:x}g{st.st_ino:x}",
+    )
+
+
+def _guarded(shown: str, f: Callable[..., _T], *args: Any) -> _T:
+    try:
+        return f(*args)
+    except OSError as e:
+        raise errors.from_oserror(e, shown) from e
+
+
+@implementer(IFTPShell)
+class FilesystemShell:
+    """A user's home directory on the local filesystem."""
+
+    def __init__(self, root: str, permissions: str, *, run: Runner | None = None) -> None:
+        self.root = root
+        self.permissions = permissions
+        self._run: Runner = run if run is not None else default_run
+        self._confine = Confinement(root)
+
+    def _call(self, path: Segments, f: Callable[..., Any], *args: Any) -> Deferred:
+        return self._run(_guarded, display_path(path), f, *args)
+
+    # IFTPShell
+
+    def stat(self, path: Segments) -> Deferred[FileInfo]:
+        return self._call(path, self._stat, path)
+
+    def list_dir(self, path: Segments) -> Deferred[list[FileInfo]]:
+        return self._call(path, self._list_dir, path)
+
+    def make_dir(self, path: Segments) -> Deferred[None]:
+        return self._call(path, self._make_dir, path)
+
+    def remove_dir(self, path: Segments) -> Deferred[None]:
+        return self._call(path, self._remove_dir, path)
+
+    def remove_file(self, path: Segments) -> Deferred[None]:
+        return self._call(path, self._remove_file, path)
+
+    def rename(self, source: Segments, destination: Segments) -> Deferred[None]:
+        return self._call(destination, self._rename, source, destination)
+
+    def open_for_reading(self, path: Segments, offset: int = 0) -> Deferred[ReadFile]:
+        return self._call(path, self._open_for_reading, path, offset)
+
+    def open_for_writing(self, path: Segments, offset: int | None = None) -> Deferred[WriteFile]:
+        return self._call(path, self._open_for_writing, path, offset)
+
+    # Blocking halves, run through self._run.
+
+    def _stat(self, path: Segments) -> FileInfo:
+        st = os.stat(self._confine.resolve(path))
+        return file_info(path[-1] if path else "/", st)
+
+    def _list_dir(self, path: Segments) -> list[FileInfo]:
+        real = self._confine.resolve(path)
+        if not statmod.S_ISDIR(os.stat(real).st_mode):
+            raise errors.NotADirectory(display_path(path))
+        infos = []
+        with os.scandir(real) as entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                    target = os.readlink(entry.path) if statmod.S_ISLNK(st.st_mode) else None
+                except FileNotFoundError:  # removed while we were listing
+                    continue
+                infos.append(file_info(entry.name, st, target))
+        infos.sort(key=lambda info: info.name)
+        return infos
+
+    def _make_dir(self, path: Segments) -> None:
+        os.mkdir(self._confine.resolve_parent(path))
+
+    def _remove_dir(self, path: Segments) -> None:
+        try:
+            os.rmdir(self._confine.resolve_parent(path))
+        except FileExistsError as e:  # some systems say EEXIST for "not empty"
+            raise errors.DirectoryNotEmpty(display_path(path)) from e
+
+    def _remove_file(self, path: Segments) -> None:
+        target = self._confine.resolve_parent(path)
+        if statmod.S_ISDIR(os.lstat(target).st_mode):
+            raise errors.IsADirectory(display_path(path))
+        os.unlink(target)
+
+    def _rename(self, source: Segments, destination: Segments) -> None:
+        old = _guarded(display_path(source), self._confine.resolve_parent, source)
+        _guarded(display_path(source), os.lstat, old)
+        new = self._confine.resolve_parent(destination)
+        os.replace(old, new)
+
+    def _open_for_reading(self, path: Segments, offset: int) -> ReadFile:
+        shown = display_path(path)
+        real = self._confine.resolve(path)
+        _require_plain_file(os.stat(real).st_mode, shown)
+        # Checked before opening, and O_NONBLOCK keeps a swapped-in fifo from hanging.
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(real, flags)
+        try:
+            _require_plain_file(os.fstat(fd).st_mode, shown)
+            os.set_blocking(fd, True)
+            os.lseek(fd, offset, os.SEEK_SET)
+            fileobj = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        return ReadFile(fileobj, shown)
+
+    def _open_for_writing(self, path: Segments, offset: int | None) -> WriteFile:
+        shown = display_path(path)
+        if not path:
+            raise errors.IsADirectory(shown)
+        target = self._confine.resolve_parent(path)
+        if os.path.islink(target):  # confined by resolve_parent; write through it
+            target = os.path.realpath(target)
+        return WriteFile.open(target, offset, run=self._run, display_path=shown)
+
+
+def _require_plain_file(mode: int, shown: str) -> None:
+    if statmod.S_ISDIR(mode):
+        raise errors.IsADirectory(shown)
+    if not statmod.S_ISREG(mode):
+        raise errors.NotAPlainFile(shown)
