@@ -59,7 +59,7 @@ _SPECS = [
     CommandSpec("APPE", _A.REQUIRED, "APPE <file>: append to a file.", perm="a",
                 implemented=False),
     CommandSpec("ALLO", _A.REQUIRED, "ALLO: reserve space.", implemented=False),
-    CommandSpec("REST", _A.REQUIRED, "REST <offset>: restart a transfer.", implemented=False),
+    CommandSpec("REST", _A.REQUIRED, "REST <offset>: restart the next RETR or STOR there."),
     CommandSpec("RNFR", _A.REQUIRED, "RNFR <name>: rename from.", perm="f"),
     CommandSpec("RNTO", _A.REQUIRED, "RNTO <name>: rename to.", perm="f"),
     CommandSpec("ABOR", _A.NONE, "ABOR: abort a transfer.", implemented=False,
@@ -107,7 +107,7 @@ _SPECS = [
 COMMANDS: dict[str, CommandSpec] = {spec.verb: spec for spec in _SPECS}
 
 # Extensions announced by FEAT (RFC 2389), each matching a served command.
-FEATURES: tuple[str, ...] = ("EPRT", "EPSV", "MDTM", "SIZE", "UTF8")
+FEATURES: tuple[str, ...] = ("EPRT", "EPSV", "MDTM", "REST STREAM", "SIZE", "UTF8")
 
 
 def help_text() -> str:

@@ -107,6 +107,7 @@ NOT_A_PLAIN_FILE = Reply(550, "{}: Not a plain file.")
 FILE_EXISTS = Reply(550, "{}: File exists.")
 DIRECTORY_NOT_EMPTY = Reply(550, "{}: Directory not empty.")
 INVALID_PATH = Reply(553, "File name not allowed.")
+INVALID_REST = Reply(554, "Invalid REST parameter: {} is past the end of the file.")
 
 
 def table() -> dict[str, Reply]:

@@ -1,0 +1,113 @@
+# -*- test-case-name: tests.test_config -*-
+"""Command-line options, shared by ``python server.py`` and ``twistd ftpd``, and the
+frozen settings object every other part reads.
+
+Options are checked here, once, so a bad value is a one-line usage error at
+start-up rather than a traceback later.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from twisted.python import usage
+
+DEFAULT_PORT = 52305
+DEFAULT_BANNER = "twisted-ftpd ready."
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    port: int = DEFAULT_PORT
+    interface: str = ""  # "" listens on every interface, IPv6 and IPv4 where possible
+    root: str = "./ftproot"
+    users: str = "./users.db"
+    banner: str = DEFAULT_BANNER
+    passive_ports: tuple[int, int] | None = None
+    masquerade_address: str | None = None
+    idle_timeout: float = 300.0  # control connection without commands (vsftpd's default)
+    data_timeout: float = 30.0  # waiting for a data connection to open
+    stall_timeout: float = 300.0  # a data connection that moves no bytes
+    login_delay: float = 1.0  # before answering a failed login
+    max_login_failures: int = 3  # then the connection is closed
+
+    def passive_port_candidates(self) -> list[int]:
+        if self.passive_ports is None:
+            return [0]
+        low, high = self.passive_ports
+        return list(range(low, high + 1))
+
+
+def parse_port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is outside 0-65535")
+    return port
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    low_text, sep, high_text = text.partition("-")
+    if not sep:
+        raise ValueError(f"expected LOW-HIGH, got {text!r}")
+    low, high = int(low_text), int(high_text)
+    if not 1024 <= low <= high <= 65535:
+        raise ValueError(f"passive ports must satisfy 1024 <= LOW <= HIGH <= 65535, got {text}")
+    return low, high
+
+
+def parse_ipv4(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv4 address (PASV can only announce IPv4)") from None
+
+
+def parse_interface(text: str) -> str:
+    if text == "":
+        return text
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address") from None
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = "Serve files over FTP. Users come from the user file (see README)."
+
+    optParameters = [
+        ["port", "p", DEFAULT_PORT, "TCP port for the control connection.", parse_port],
+        ["interface", "i", "", "Address to listen on (default: all, IPv6 and IPv4).",
+         parse_interface],
+        ["root", "r", "./ftproot", "Root directory for users without a home of their own "
+         "(created if missing)."],
+        ["users", "u", "./users.db", "The user file."],
+        ["banner", "b", DEFAULT_BANNER, "Greeting sent after '220 ' (\\n for more lines)."],
+        ["passive-ports", None, None, "Passive port range LO-HI (default: any free port).",
+         parse_port_range],
+        ["masquerade-address", None, None, "IPv4 address announced by PASV (for NAT).",
+         parse_ipv4],
+        ["idle-timeout", None, 300.0, "Seconds a control connection may sit idle.", float],
+        ["data-timeout", None, 30.0, "Seconds to wait for a data connection to open.", float],
+    ]
+
+    def postOptions(self) -> None:
+        for name in ("idle-timeout", "data-timeout"):
+            if self[name] <= 0:
+                raise usage.UsageError(f"--{name} must be positive")
+        self["banner"] = self["banner"].replace("\\n", "\n")
+
+    def to_config(self) -> ServerConfig:
+        return ServerConfig(
+            port=self["port"],
+            interface=self["interface"],
+            root=self["root"],
+            users=self["users"],
+            banner=self["banner"],
+            passive_ports=self["passive-ports"],
+            masquerade_address=self["masquerade-address"],
+            idle_timeout=self["idle-timeout"],
+            data_timeout=self["data-timeout"],
+        )
+

@@ -1,0 +1,112 @@
+# -*- test-case-name: tests.test_control_data -*-
+"""Data-connection set-up and transfer parameters: PORT, EPRT, PASV, EPSV, TYPE, MODE,
+STRU, REST.
+
+Set-up only records how the next transfer will connect (a passive listener
+opens at once; an active dial waits for the transfer). Every active target is
+checked against the control peer before it is accepted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted_ftpd.data.connect import ActiveConnection, PassiveConnection
+from twisted_ftpd.protocol import addresses, replies
+from twisted_ftpd.protocol.replies import Reply
+
+from .dispatch import handles
+
+
+def _active(ctx: Any, host: str, port: int) -> Reply:
+    if ctx.session.epsv_all:
+        return replies.EPSV_ALL_REFUSED
+    addresses.check_active_target(host, port, ctx.peer_host)
+    ctx.set_pending_data(ActiveConnection(ctx.reactor, ctx.clock, ctx.config.data_timeout,
+                                          host, port, ctx.local_host))
+    return replies.PORT_OK
+
+
+def _passive(ctx: Any) -> PassiveConnection:
+    pending = PassiveConnection(ctx.reactor, ctx.clock, ctx.config.data_timeout,
+                                ctx.local_host, ctx.peer_host,
+                                ctx.config.passive_port_candidates())
+    ctx.set_pending_data(pending)
+    return pending
+
+
+@handles("PORT")
+def ftp_port(ctx: Any, arg: str) -> Reply:
+    return _active(ctx, *addresses.parse_port(arg))
+
+
+@handles("EPRT")
+def ftp_eprt(ctx: Any, arg: str) -> Reply:
+    return _active(ctx, *addresses.parse_eprt(arg))
+
+
+@handles("PASV")
+def ftp_pasv(ctx: Any, arg: str) -> Reply:
+    if ctx.session.epsv_all:
+        return replies.EPSV_ALL_REFUSED
+    if addresses.is_ipv6(ctx.local_host):
+        return replies.PASV_IPV6
+    pending = _passive(ctx)
+    host = ctx.config.masquerade_address or pending.host
+    return replies.PASSIVE(addresses.pasv_reply_address(host, pending.port_number))
+
+
+@handles("EPSV")
+def ftp_epsv(ctx: Any, arg: str) -> Reply:
+    word = arg.strip().upper()
+    if word == "ALL":
+        ctx.session.epsv_all = True
+        return replies.EPSV_ALL_OK
+    family = "2" if addresses.is_ipv6(ctx.local_host) else "1"
+    if word not in ("", "1", "2"):
+        return replies.BAD_ARGUMENT
+    if word and word != family:
+        return replies.PROTOCOL_NOT_SUPPORTED
+    return replies.EXTENDED_PASSIVE(_passive(ctx).port_number)
+
+
+@handles("TYPE")
+def ftp_type(ctx: Any, arg: str) -> Reply:
+    words = arg.upper().split()
+    if words in (["A"], ["A", "N"]):
+        ctx.session.type = "A"
+    elif words in (["I"], ["L", "8"], ["L8"]):
+        ctx.session.type = "I"
+    elif words and words[0] in ("A", "E", "L"):
+        return replies.PARAM_NOT_IMPLEMENTED
+    else:
+        return replies.BAD_ARGUMENT
+    return replies.TYPE_SET(ctx.session.type)
+
+
+@handles("MODE")
+def ftp_mode(ctx: Any, arg: str) -> Reply:
+    return _one_of(arg, "S", "BCZ", replies.MODE_SET)
+
+
+@handles("STRU")
+def ftp_stru(ctx: Any, arg: str) -> Reply:
+    return _one_of(arg, "F", "RP", replies.STRU_SET)
+
+
+def _one_of(arg: str, served: str, known: str, ok: Reply) -> Reply:
+    value = arg.strip().upper()
+    if value == served:
+        return ok
+    if len(value) == 1 and value in known:
+        return replies.PARAM_NOT_IMPLEMENTED
+    return replies.BAD_ARGUMENT
+
+
+@handles("REST")
+def ftp_rest(ctx: Any, arg: str) -> Reply:
+    text = arg.strip()
+    if not text.isdigit() or not text.isascii():
+        return replies.BAD_ARGUMENT
+    ctx.session.rest_offset = int(text)
+    return replies.REST_OK(ctx.session.rest_offset)

@@ -1,0 +1,97 @@
+# -*- test-case-name: tests.test_control_login -*-
+"""USER, PASS, REIN, QUIT: getting in and out of a session.
+
+Passwords are checked through the cred portal (the checker hashes in a thread).
+A failed login is answered only after a delay on the injected clock, and
+repeated failures close the connection, which slows down password guessing
+without blocking anyone else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.logger import Logger
+
+from twisted_ftpd.errors import HomeUnavailable
+from twisted_ftpd.interfaces import IFTPShell
+from twisted_ftpd.protocol import replies
+from twisted_ftpd.protocol.replies import Reply
+from twisted_ftpd.protocol.session import Event, Phase
+
+from .dispatch import handles
+
+log = Logger()
+ANONYMOUS_NAMES = ("anonymous", "ftp")
+
+
+@handles("USER")
+def ftp_user(ctx: Any, arg: str) -> Reply:
+    session = ctx.session
+    if session.logged_in:
+        return replies.ALREADY_LOGGED_IN
+    session.fire(Event.USER)
+    session.user = arg
+    if arg.lower() in ANONYMOUS_NAMES:
+        return replies.NEED_ANON_PASSWORD
+    return replies.NEED_PASSWORD(arg)
+
+
+@handles("PASS")
+async def ftp_pass(ctx: Any, arg: str) -> Reply | None:
+    session = ctx.session
+    if session.logged_in:
+        return replies.ALREADY_LOGGED_IN
+    if session.phase is not Phase.USER_GIVEN:
+        return replies.USER_FIRST
+    session.fire(Event.PASS)
+    name = session.user.lower() if session.user.lower() in ANONYMOUS_NAMES else session.user
+    credentials = UsernamePassword(
+        name.encode("utf-8", "surrogateescape"), arg.encode("utf-8", "surrogateescape")
+    )
+    try:
+        _, shell, logout = await ctx.portal.login(credentials, None, IFTPShell)
+    except UnauthorizedLogin:
+        return await _login_failed(ctx, replies.LOGIN_INCORRECT)
+    except HomeUnavailable:
+        return await _login_failed(ctx, replies.HOME_UNAVAILABLE)
+    except Exception:
+        log.failure("Login for {user!r} failed unexpectedly", user=session.user)
+        return await _login_failed(ctx, replies.LOGIN_INCORRECT)
+    if ctx._gone:
+        logout()
+        return None
+    session.fire(Event.LOGIN_OK)
+    session.failed_logins = 0
+    ctx.shell, ctx.logout = shell, logout
+    log.info("{user!r} logged in from {peer}", user=session.user, peer=ctx.peer_host)
+    return replies.LOGGED_IN
+
+
+async def _login_failed(ctx: Any, reply: Reply) -> Reply | None:
+    session = ctx.session
+    log.info("Failed login for {user!r} from {peer}", user=session.user, peer=ctx.peer_host)
+    session.failed_logins += 1
+    session.fire(Event.LOGIN_FAILED)
+    session.reset()
+    await ctx.sleep(ctx.config.login_delay)
+    if session.failed_logins >= ctx.config.max_login_failures:
+        ctx.close_after(reply)
+        return None
+    return reply
+
+
+@handles("REIN")
+def ftp_rein(ctx: Any, arg: str) -> Reply:
+    ctx.close_data()
+    ctx.end_login()
+    ctx.session.fire(Event.REIN)
+    return replies.REIN_OK
+
+
+@handles("QUIT")
+def ftp_quit(ctx: Any, arg: str) -> None:
+    ctx.close_data()
+    ctx.close_after(replies.GOODBYE)

@@ -1,0 +1,258 @@
+# -*- test-case-name: tests.test_data_channel -*-
+"""One data connection, and moving bytes over it with backpressure both ways.
+
+A ``DataProtocol`` exists from the moment the TCP connection is up, which may
+be before the transfer command arrives: some clients (Twisted's own FTPClient)
+start writing upload data as soon as the connection opens. Early data is held
+and the socket paused until a transfer claims the connection, so nothing is
+lost and nothing piles up in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from twisted.internet import defer, error
+from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from twisted_ftpd.errors import FTPError, LocalError, TransferAborted
+from twisted_ftpd.interfaces import IWriteFile
+
+log = Logger()
+CONNECTION_DONE = Failure(error.ConnectionDone())
+
+# Uploads are written to disk in blocks of this size; one block in flight at a time.
+WRITE_BLOCK = 256 * 1024
+# LIST/NLST output is sent in batches of about this many bytes.
+LINE_BATCH = 64 * 1024
+
+
+def set_nodelay(transport: object) -> None:
+    """Disable Nagle's algorithm: FTP replies and last data blocks must not wait 40 ms."""
+    setter = getattr(transport, "setTcpNoDelay", None)
+    if setter is not None:
+        try:
+            setter(True)
+        except OSError:
+            pass
+
+
+@implementer(IConsumer)
+class DataProtocol(Protocol, TimeoutMixin):
+    """The data connection, from TCP connect to close.
+
+    It is also the consumer downloads write into, so every block sent or
+    received restarts its stall timer: a peer that stops reading or sending
+    for ``stall_timeout`` seconds is dropped instead of pinning the session.
+    """
+
+    def __init__(self, on_made: Callable[[DataProtocol], None] | None = None) -> None:
+        self._on_made = on_made
+        self._early: list[bytes] = []
+        self._sink: Callable[[bytes], None] | None = None
+        self.lost: BaseException | None = None
+        self._close_waiters: list[defer.Deferred[BaseException]] = []
+
+    def connectionMade(self) -> None:
+        set_nodelay(self.transport)
+        if self._on_made is not None:
+            self._on_made(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        if self._sink is not None:
+            self._sink(data)
+            return
+        # Nobody has claimed the connection yet: keep this, stop reading more.
+        self._early.append(data)
+        self.transport.pauseProducing()
+
+    def watch(self, clock: IReactorTime, stall_timeout: float | None) -> None:
+        """Start the stall timer, on ``clock``."""
+        self.callLater = clock.callLater
+        self.setTimeout(stall_timeout)
+
+    def timeoutConnection(self) -> None:
+        log.info("Data connection stalled; dropping it")
+        self.close()
+
+    # IConsumer, delegating to the transport and counting as activity.
+    def registerProducer(self, producer: object, streaming: bool) -> None:
+        self.transport.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        self.transport.unregisterProducer()
+
+    def write(self, data: bytes) -> None:
+        self.resetTimeout()
+        self.transport.write(data)
+
+    def connectionLost(self, reason: Failure = CONNECTION_DONE) -> None:
+        self.setTimeout(None)
+        self.lost = reason.value
+        waiters, self._close_waiters = self._close_waiters, []
+        for waiter in waiters:
+            waiter.callback(self.lost)
+
+    def when_closed(self) -> defer.Deferred[BaseException]:
+        """Fires with the exception that ended the connection (ConnectionDone if clean)."""
+        if self.lost is not None:
+            return defer.succeed(self.lost)
+        waiter: defer.Deferred[BaseException] = defer.Deferred()
+        self._close_waiters.append(waiter)
+        return waiter
+
+    def claim(self, sink: Callable[[bytes], None]) -> None:
+        """Route incoming data to ``sink``, starting with anything that came early.
+
+        The socket stays paused; the new owner resumes it when it is ready.
+        """
+        self._sink = sink
+        early, self._early = self._early, []
+        for chunk in early:
+            sink(chunk)
+
+    def resume(self) -> None:
+        if self.lost is None:
+            self.transport.resumeProducing()
+
+    def pause(self) -> None:
+        if self.lost is None:
+            self.transport.pauseProducing()
+
+    def close(self) -> None:
+        """Drop the connection now, without flushing (ABOR, session end, errors)."""
+        if self.lost is None and self.transport is not None:
+            self.transport.abortConnection()
+
+
+def ended_cleanly(reason: BaseException) -> bool:
+    return isinstance(reason, error.ConnectionDone)
+
+
+@implementer(IPushProducer)
+class LineProducer:
+    """Streams listing lines (a generator) without building one big string."""
+
+    def __init__(self, lines: Iterator[str], consumer: object) -> None:
+        self._lines = lines
+        self._consumer = consumer
+        self._paused = False
+        self._done = False
+        self.deferred: defer.Deferred[None] = defer.Deferred()
+
+    def start(self) -> defer.Deferred[None]:
+        self._consumer.registerProducer(self, True)
+        self.resumeProducing()
+        return self.deferred
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        while not self._paused and not self._done:
+            batch: list[bytes] = []
+            size = 0
+            for line in self._lines:
+                encoded = (line + "\r\n").encode("utf-8", "surrogateescape")
+                batch.append(encoded)
+                size += len(encoded)
+                if size >= LINE_BATCH:
+                    break
+            else:
+                self._finish(batch)
+                return
+            self._consumer.write(b"".join(batch))
+
+    def stopProducing(self) -> None:
+        if not self._done:
+            self._done = True
+            self.deferred.errback(TransferAborted())
+
+    def _finish(self, batch: list[bytes]) -> None:
+        self._done = True
+        if batch:
+            self._consumer.write(b"".join(batch))
+        self._consumer.unregisterProducer()
+        self.deferred.callback(None)
+
+
+async def send_lines(proto: DataProtocol, lines: Iterator[str]) -> None:
+    """Send a listing, then close the connection once everything is flushed."""
+    await LineProducer(lines, proto).start()
+    await finish_sending(proto)
+
+
+async def finish_sending(proto: DataProtocol) -> None:
+    """Half of every download: flush, close, and confirm the peer got it all."""
+    proto.transport.loseConnection()
+    reason = await proto.when_closed()
+    if not ended_cleanly(reason):
+        raise TransferAborted()
+
+
+class Receiver:
+    """Feeds an upload into an IWriteFile one block at a time, pausing the socket meanwhile."""
+
+    def __init__(self, proto: DataProtocol, target: IWriteFile) -> None:
+        self._proto = proto
+        self._target = target
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._writing: defer.Deferred[None] | None = None
+        self._failed: Failure | None = None
+        self.received = 0
+
+    async def run(self) -> int:
+        """Receive until the peer closes; returns the byte count or raises an FTPError."""
+        self._proto.claim(self._data)
+        if self._writing is None:
+            self._proto.resume()
+        reason = await self._proto.when_closed()
+        if self._writing is not None:
+            await self._writing
+        if self._failed is None and self._buffered:
+            await self._write_buffer()
+        if self._failed is not None:
+            await self._target.abort()
+            failure = self._failed
+            raise failure.value if isinstance(failure.value, FTPError) else LocalError()
+        if not ended_cleanly(reason):
+            await self._target.abort()
+            raise TransferAborted()
+        await self._target.commit()
+        return self.received
+
+    def _data(self, data: bytes) -> None:
+        self.received += len(data)
+        if self._failed is not None:
+            return
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._buffered >= WRITE_BLOCK and self._writing is None:
+            self._proto.pause()
+            self._writing = defer.ensureDeferred(self._write_buffer())
+            self._writing.addBoth(self._written)
+
+    def _written(self, _: object) -> None:
+        self._writing = None
+        if self._failed is not None:
+            self._proto.close()
+        else:
+            self._proto.resume()
+
+    async def _write_buffer(self) -> None:
+        block = b"".join(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
+        try:
+            await self._target.write(block)
+        except Exception:
+            self._failed = Failure()
+            log.failure("Writing an upload failed", self._failed)

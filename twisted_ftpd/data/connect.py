@@ -1,0 +1,231 @@
+# -*- test-case-name: tests.test_data_connect -*-
+"""Setting up a data connection: passive (we listen) or active (we dial the client).
+
+Each is a small explicit state machine. A passive listener accepts exactly one
+connection, and only from the control connection's peer: connections from any
+other address are dropped and the port keeps waiting for the right one. Both
+kinds give up after a timeout measured on an injected clock, so tests need no
+real time.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Sequence
+
+from twisted.internet import defer, error
+from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTCP, IReactorTime
+from twisted.internet.protocol import ClientFactory, Factory
+from twisted.logger import Logger
+
+from twisted_ftpd.errors import DataConnectionError
+from twisted_ftpd.protocol.addresses import normalize, same_host
+
+from .channel import DataProtocol
+
+log = Logger()
+
+
+class State(enum.Enum):
+    WAITING = "waiting"  # listening, or about to dial
+    CONNECTING = "connecting"  # active: dial in progress
+    CONNECTED = "connected"
+    FAILED = "failed"  # timed out, refused, or could not listen
+    CLOSED = "closed"
+
+
+class PendingConnection:
+    """Common part: hands out the DataProtocol once, to whoever asks, or the failure."""
+
+    def __init__(self, clock: IReactorTime, timeout: float) -> None:
+        self.state = State.WAITING
+        self.protocol: DataProtocol | None = None
+        self._clock = clock
+        self._timeout = timeout
+        self._timer = None
+        self._failure: Exception | None = None
+        self._waiters: list[defer.Deferred[DataProtocol]] = []
+
+    def connection(self) -> defer.Deferred[DataProtocol]:
+        """Fires with the connected DataProtocol; fails with DataConnectionError (425)."""
+        if self.state is State.CONNECTED and self.protocol is not None:
+            return defer.succeed(self.protocol)
+        if self.state is State.FAILED and self._failure is not None:
+            return defer.fail(self._failure)
+        if self.state is State.CLOSED:
+            return defer.fail(DataConnectionError("data connection closed."))
+        waiter: defer.Deferred[DataProtocol] = defer.Deferred()
+        self._waiters.append(waiter)
+        self._begin()
+        return waiter
+
+    def close(self) -> None:
+        """Abandon this setup: stop listening or dialing, drop any connection."""
+        previous, self.state = self.state, State.CLOSED
+        self._cancel_timer()
+        self._stop()
+        if self.protocol is not None:
+            self.protocol.close()
+        if previous is not State.CLOSED:
+            self._notify(DataConnectionError("data connection closed."))
+
+    def _begin(self) -> None:
+        """Hook: active connections dial when first asked."""
+
+    def _stop(self) -> None:
+        """Hook: release the listening port or the connector."""
+
+    def _start_timer(self) -> None:
+        self._timer = self._clock.callLater(self._timeout, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        self._fail(DataConnectionError("timed out."))
+
+    def _connected(self, proto: DataProtocol) -> None:
+        self._cancel_timer()
+        self._stop()
+        if self.state in (State.CLOSED, State.FAILED):
+            proto.close()
+            return
+        self.state = State.CONNECTED
+        self.protocol = proto
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(proto)
+
+    def _fail(self, failure: Exception) -> None:
+        if self.state in (State.CLOSED, State.CONNECTED, State.FAILED):
+            return
+        self.state = State.FAILED
+        self._failure = failure
+        self._cancel_timer()
+        self._stop()
+        self._notify(failure)
+
+    def _notify(self, failure: Exception) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.errback(failure)
+
+
+class _PassiveFactory(Factory):
+    noisy = False
+
+    def __init__(self, owner: PassiveConnection) -> None:
+        self.owner = owner
+
+    def buildProtocol(self, addr: IAddress) -> DataProtocol | None:
+        return self.owner._accept(addr)
+
+
+class PassiveConnection(PendingConnection):
+    """PASV/EPSV: a one-shot listener on the control connection's local address."""
+
+    def __init__(
+        self,
+        reactor: IReactorTCP,
+        clock: IReactorTime,
+        timeout: float,
+        local_host: str,
+        peer_host: str,
+        ports: Sequence[int] = (0,),
+    ) -> None:
+        super().__init__(clock, timeout)
+        self.peer_host = peer_host
+        self.port: IListeningPort | None = None
+        self._listen(reactor, normalize(local_host), ports)
+        self._start_timer()
+
+    @property
+    def host(self) -> str:
+        return self.port.getHost().host if self.port is not None else ""
+
+    @property
+    def port_number(self) -> int:
+        return self.port.getHost().port if self.port is not None else 0
+
+    def _listen(self, reactor: IReactorTCP, host: str, ports: Sequence[int]) -> None:
+        candidates = list(ports)
+        if len(candidates) > 1:
+            random.shuffle(candidates)
+        for number in candidates:
+            try:
+                self.port = reactor.listenTCP(number, _PassiveFactory(self), backlog=5,
+                                              interface=host)
+                return
+            except error.CannotListenError:
+                continue
+        raise DataConnectionError("no free passive port.")
+
+    def _accept(self, addr: IAddress) -> DataProtocol | None:
+        if self.state is not State.WAITING:
+            return None
+        if not same_host(getattr(addr, "host", ""), self.peer_host):
+            log.warn("Refused a passive data connection from {addr} (control peer is {peer})",
+                     addr=addr, peer=self.peer_host)
+            return None
+        # Claimed now, so a second connection is refused; handed out once it is up.
+        self.state = State.CONNECTING
+        self._stop()
+        return DataProtocol(on_made=self._connected)
+
+    def _stop(self) -> None:
+        if self.port is not None:
+            port, self.port = self.port, None
+            port.stopListening()
+
+
+class _ActiveFactory(ClientFactory):
+    noisy = False
+    protocol = DataProtocol
+
+    def __init__(self, owner: ActiveConnection) -> None:
+        self.owner = owner
+
+    def buildProtocol(self, addr: IAddress) -> DataProtocol:
+        return DataProtocol(on_made=self.owner._connected)
+
+    def clientConnectionFailed(self, connector: object, reason: object) -> None:
+        self.owner._fail(DataConnectionError("connection refused."))
+
+
+class ActiveConnection(PendingConnection):
+    """PORT/EPRT: dial the client's address when a transfer first needs it."""
+
+    def __init__(
+        self,
+        reactor: IReactorTCP,
+        clock: IReactorTime,
+        timeout: float,
+        host: str,
+        port: int,
+        local_host: str,
+    ) -> None:
+        super().__init__(clock, timeout)
+        self.target = (host, port)
+        self._reactor = reactor
+        self._local_host = normalize(local_host)
+        self._connector = None
+
+    def _begin(self) -> None:
+        if self.state is not State.WAITING:
+            return
+        self.state = State.CONNECTING
+        host, port = self.target
+        bind = (self._local_host, 0) if (":" in self._local_host) == (":" in host) else None
+        self._connector = self._reactor.connectTCP(
+            host, port, _ActiveFactory(self), timeout=self._timeout, bindAddress=bind
+        )
+        self._start_timer()
+
+    def _stop(self) -> None:
+        connector, self._connector = self._connector, None
+        if connector is not None and getattr(connector, "state", "") == "connecting":
+            connector.stopConnecting()
