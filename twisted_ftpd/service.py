@@ -13,7 +13,7 @@ import os
 from twisted.application import service
 from twisted.cred.portal import Portal
 from twisted.internet import error
-from twisted.internet.interfaces import IListeningPort, IReactorTCP
+from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
 from twisted.logger import Logger
 
 from twisted_ftpd.auth.checker import UserDBChecker
@@ -21,6 +21,7 @@ from twisted_ftpd.auth.realm import FTPRealm
 from twisted_ftpd.auth.userdb import UserDB
 from twisted_ftpd.config import Options, ServerConfig
 from twisted_ftpd.control.factory import FTPFactory
+from twisted_ftpd.fs.files import Runner
 from twisted_ftpd.fs.shell import FilesystemShell
 
 __all__ = ["FTPService", "Options", "build_factory", "makeService"]
@@ -28,13 +29,19 @@ __all__ = ["FTPService", "Options", "build_factory", "makeService"]
 log = Logger()
 
 
-def build_factory(config: ServerConfig, reactor: IReactorTCP) -> FTPFactory:
-    """The control-connection factory for ``config``; creates the root if missing."""
+def build_factory(config: ServerConfig, reactor: IReactorTCP,
+                  clock: IReactorTime | None = None, run: Runner | None = None) -> FTPFactory:
+    """The control-connection factory for ``config``; creates the root if missing.
+
+    ``run`` executes blocking calls (password hashing, disk access); by default
+    they go to the reactor's thread pool.
+    """
     os.makedirs(config.root, exist_ok=True)
     userdb = UserDB(config.users)
-    realm = FTPRealm(userdb, config.root, lambda home, perms: FilesystemShell(home, perms))
-    portal = Portal(realm, [UserDBChecker(userdb)])
-    return FTPFactory(portal, config, reactor)
+    realm = FTPRealm(userdb, config.root,
+                     lambda home, perms: FilesystemShell(home, perms, run=run))
+    portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=run)])
+    return FTPFactory(portal, config, reactor, clock)
 
 
 class FTPService(service.Service):

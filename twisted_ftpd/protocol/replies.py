@@ -22,8 +22,11 @@ class Reply(NamedTuple):
 
     def render(self) -> bytes:
         """Encode for the wire; several lines become an RFC 959 multi-line reply."""
-        lines = self.text.split("\n") or [""]
-        out = [f"{self.code}-{line}" for line in lines[:-1]]
+        lines = self.text.split("\n")
+        out = [f"{self.code}-{lines[0]}"] if len(lines) > 1 else []
+        # Middle lines indented by a space go out bare (FEAT and HELP entries,
+        # RFC 2389); any other gets the "code-" prefix so it cannot end the reply.
+        out += [line if line.startswith(" ") else f"{self.code}-{line}" for line in lines[1:-1]]
         out.append(f"{self.code} {lines[-1]}")
         return "".join(line.replace("\r", "") + "\r\n" for line in out).encode(
             "utf-8", "surrogateescape"
