@@ -19,7 +19,7 @@ def main(reactor, argv: list[str]) -> defer.Deferred:  # type: ignore[no-untyped
     except usage.UsageError as e:
         print(f"{sys.argv[0]}: {e} (see --help)", file=sys.stderr)
         raise SystemExit(2) from None
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     server = FTPService(options.to_config(), reactor)
     try:
         server.startService()

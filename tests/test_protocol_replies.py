@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 import pytest
@@ -10,6 +11,22 @@ from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.replies import Reply, quote_path
 
 TABLE = replies.table()
+
+
+def assert_well_formed(wire: bytes, code: int) -> list[bytes]:
+    """Check RFC 959 4.2 framing of one rendered reply; return its lines."""
+    assert wire.endswith(b"\r\n")
+    lines = wire[:-2].split(b"\r\n")
+    assert all(b"\r" not in line and b"\n" not in line for line in lines)
+    prefix = str(code).encode()
+    assert lines[-1].startswith(prefix + b" ")
+    if len(lines) > 1:
+        assert lines[0].startswith(prefix + b"-")
+    for line in lines[1:-1]:
+        # A continuation line is "code-..." or indented; never "ddd " which ends a reply.
+        assert line.startswith(prefix + b"-") or line.startswith(b" ")
+        assert re.match(rb"\d{3} ", line) is None
+    return lines
 
 
 def test_table_is_populated_with_module_constants() -> None:
@@ -32,7 +49,7 @@ def test_code_is_well_formed(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(TABLE))
-def test_text_is_non_empty_and_single_formatting(name: str) -> None:
+def test_text_is_non_empty_without_cr(name: str) -> None:
     reply = TABLE[name]
     assert isinstance(reply.text, str)
     assert reply.text.strip()
@@ -53,11 +70,7 @@ def test_every_constant_renders_to_crlf_terminated_lines(name: str) -> None:
     filled = reply(*(["x"] * reply.text.count("{}")))
     wire = filled.render()
     assert wire.endswith(b"\r\n")
-    lines = wire[:-2].split(b"\r\n")
-    code = str(reply.code).encode()
-    assert lines[-1].startswith(code + b" ")
-    for line in lines[:-1]:
-        assert line.startswith(code + b"-")
+    assert_well_formed(wire, reply.code)
 
 
 def test_call_fills_fields_and_keeps_code() -> None:
@@ -79,8 +92,25 @@ def test_render_empty_text() -> None:
 
 
 def test_render_multi_line_uses_dash_then_space() -> None:
-    wire = Reply(211, "Features:\n EPRT\n SIZE\nEnd").render()
-    assert wire == b"211-Features:\r\n211- EPRT\r\n211- SIZE\r\n211 End\r\n"
+    wire = Reply(214, "first\nsecond\nthird\nlast").render()
+    assert wire == b"214-first\r\n214-second\r\n214-third\r\n214 last\r\n"
+
+
+def test_render_multi_line_with_indented_entries() -> None:
+    lines = assert_well_formed(Reply(211, "Features:\n EPRT\n SIZE\nEnd").render(), 211)
+    assert lines[0] == b"211-Features:"
+    assert lines[-1] == b"211 End"
+    # RFC 2389 entries keep their leading space, with or without a "211-" prefix.
+    assert [line.removeprefix(b"211-") for line in lines[1:-1]] == [b" EPRT", b" SIZE"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a\n200 b\nc", "a\n 200 b\nc", "x\n550 fake final\n\ny", "\n\n", "a\n\rb 200\nc"],
+)
+def test_continuation_lines_never_look_final(text: str) -> None:
+    lines = assert_well_formed(Reply(250, text).render(), 250)
+    assert len(lines) == text.count("\n") + 1
 
 
 def test_render_two_lines() -> None:
@@ -88,8 +118,10 @@ def test_render_two_lines() -> None:
 
 
 def test_features_reply_is_multi_line() -> None:
-    wire = replies.FEATURES(" SIZE\n UTF8").render()
-    assert wire == b"211-Features:\r\n211- SIZE\r\n211- UTF8\r\n211 End\r\n"
+    lines = assert_well_formed(replies.FEATURES(" SIZE\n UTF8").render(), 211)
+    assert lines[0] == b"211-Features:"
+    assert [line.removeprefix(b"211-") for line in lines[1:-1]] == [b" SIZE", b" UTF8"]
+    assert lines[-1] == b"211 End"
 
 
 @pytest.mark.parametrize(
@@ -104,13 +136,9 @@ def test_features_reply_is_multi_line() -> None:
 )
 def test_carriage_returns_cannot_split_a_reply(text: str) -> None:
     wire = Reply(250, text).render()
-    assert wire.endswith(b"\r\n")
-    lines = wire[:-2].split(b"\r\n")
+    lines = assert_well_formed(wire, 250)
     # Every CR on the wire is part of a CRLF terminator, never inside a line.
-    assert wire.count(b"\r") == len(lines)
-    assert all(b"\r" not in line for line in lines)
-    assert lines[-1].startswith(b"250 ")
-    assert all(line.startswith(b"250-") for line in lines[:-1])
+    assert wire.count(b"\r") == len(lines) == text.count("\n") + 1
 
 
 def test_injected_cr_is_removed_from_line() -> None:

@@ -56,10 +56,10 @@ def parse_port(arg: str) -> tuple[str, int]:
     parts = arg.strip().split(",")
     if len(parts) != 6:
         raise AddressError()
-    try:
-        numbers = [int(p) for p in parts]
-    except ValueError:
-        raise AddressError() from None
+    fields = [p.strip() for p in parts]
+    if not all(f.isascii() and f.isdigit() and len(f) <= 3 for f in fields):
+        raise AddressError()
+    numbers = [int(f) for f in fields]
     if any(not 0 <= n <= 255 for n in numbers):
         raise AddressError()
     host = ".".join(str(n) for n in numbers[:4])
@@ -80,11 +80,13 @@ def parse_eprt(arg: str) -> tuple[str, int]:
     proto, host, port_text = parts[1:4]
     if proto not in ("1", "2"):
         raise UnsupportedProtocol()
+    if not (port_text.isascii() and port_text.isdigit()):
+        raise AddressError()
     try:
         address = ipaddress.ip_address(host)
-        port = int(port_text)
     except ValueError:
         raise AddressError() from None
+    port = int(port_text)
     if (proto == "1") != (address.version == 4) or not 0 < port < 65536:
         raise AddressError()
     return str(address), port

@@ -1,0 +1,125 @@
+"""The two ways to run the server from a shell, ``python server.py`` and ``twistd ftpd``,
+take the same options, serve real clients, and refuse bad options cleanly."""
+
+from __future__ import annotations
+
+import ftplib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import write_users
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(command: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """Start a server and wait (on its log, not a clock) until it is listening."""
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "twisted-ftpd serving" in line:
+            return proc
+    raise AssertionError("server exited before listening:\n" + "".join(seen))
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Path]:
+    write_users(tmp_path / "users.db", {"alice": ("secret", "elradfmwMT")}, "elr")
+    yield tmp_path
+
+
+def exercise(port: int, root: Path) -> None:
+    with ftplib.FTP() as ftp:
+        ftp.connect("127.0.0.1", port, timeout=30)
+        assert ftp.getwelcome() == "220-Hello\n220 from the test"
+        ftp.login("alice", "secret")
+        ftp.mkd("made")
+        ftp.quit()
+    assert (root / "made").is_dir()
+
+
+@pytest.mark.parametrize("launcher", ["server.py", "twistd"])
+def test_launcher_serves_with_the_documented_options(site: Path, launcher: str) -> None:
+    port = free_port()
+    options = ["--port", str(port), "--interface", "127.0.0.1", "--root", str(site / "files"),
+               "--users", str(site / "users.db"), "--banner", "Hello\\nfrom the test",
+               "--passive-ports", "40000-40100"]
+    if launcher == "server.py":
+        command = [sys.executable, str(REPO / "server.py"), *options]
+    else:
+        command = [*TWISTD, "-n", "--pidfile=", "--logfile=-", "ftpd", *options]
+    proc = start(command, site)
+    try:
+        assert (site / "files").is_dir()  # the root is created when missing
+        exercise(port, site / "files")
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize("bad", [
+    ["--port", "http"],
+    ["--port", "70000"],
+    ["--passive-ports", "5000"],
+    ["--passive-ports", "6000-5000"],
+    ["--masquerade-address", "example"],
+    ["--interface", "not-an-ip"],
+    ["--no-such-option"],
+])
+def test_server_py_rejects_bad_options_in_one_line(tmp_path: Path, bad: list[str]) -> None:
+    result = subprocess.run([sys.executable, str(REPO / "server.py"), *bad], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_twistd_rejects_bad_options_without_traceback(tmp_path: Path) -> None:
+    result = subprocess.run([*TWISTD, "-n", "--pidfile=", "ftpd", "--port", "http"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "port" in result.stdout + result.stderr
+
+
+def test_server_py_reports_a_busy_port_without_traceback(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, str(REPO / "server.py"), "--port", str(port),
+             "--interface", "127.0.0.1"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot start" in result.stderr
