@@ -65,6 +65,7 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         self._busy = False
         self._reading_paused = False
         self._discarding_long_line = False
+        self._after_long_line = b""
         self._gone = False
         self.on_lost: list = []
         self._timers: set = set()
@@ -100,23 +101,27 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
             self._discarding_long_line = False
             return
         self.resetTimeout()
-        command = parse(line)
-        if command is None:
-            return
+        # A blank line is answered like any unknown command (500), in order.
+        command = parse(line) or Command("", "")
         self._queue.append(command)
         if len(self._queue) > MAX_QUEUED and not self._reading_paused:
             self._reading_paused = True
             self.transport.pauseProducing()
         self._run_next()
 
+    def dataReceived(self, data: bytes) -> None:
+        super().dataReceived(data)
+        # LineReceiver stops at an over-long line; carry on with what followed it.
+        while self._after_long_line and not self._gone:
+            rest, self._after_long_line = self._after_long_line, b""
+            super().dataReceived(rest)
+
     def lineLengthExceeded(self, line: bytes) -> None:
         if not self._discarding_long_line:
             self.reply(replies.LINE_TOO_LONG)
-        head, newline, rest = line.partition(self.delimiter)
+        _, newline, rest = line.partition(self.delimiter)
         self._discarding_long_line = not newline
-        if rest:
-            # Commands that followed the long line in the same read.
-            self.clock.callLater(0, self.dataReceived, rest)
+        self._after_long_line = rest
 
     # -- running commands -----------------------------------------------------------
 

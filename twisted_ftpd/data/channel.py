@@ -28,6 +28,7 @@ CONNECTION_DONE = Failure(error.ConnectionDone())
 
 # Uploads are written to disk in blocks of this size; one block in flight at a time.
 WRITE_BLOCK = 256 * 1024
+TRANSPORT_BUFFER = 256 * 1024
 # LIST/NLST output is sent in batches of about this many bytes.
 LINE_BATCH = 64 * 1024
 
@@ -60,6 +61,9 @@ class DataProtocol(Protocol, TimeoutMixin):
 
     def connectionMade(self) -> None:
         set_nodelay(self.transport)
+        if hasattr(self.transport, "bufferSize"):
+            # Read (and buffer writes) in 256 KiB steps instead of Twisted's 64 KiB.
+            self.transport.bufferSize = TRANSPORT_BUFFER
         if self._on_made is not None:
             self._on_made(self)
 
@@ -198,25 +202,36 @@ async def finish_sending(proto: DataProtocol) -> None:
 
 
 class Receiver:
-    """Feeds an upload into an IWriteFile one block at a time, pausing the socket meanwhile."""
+    """Feeds an upload into an IWriteFile in blocks, one block write in flight at a time.
+
+    The socket keeps being read while a block is written (double buffering);
+    only when ``HIGH_WATER`` bytes are waiting is it paused, so a slow disk
+    throttles the client instead of filling memory.
+    """
+
+    HIGH_WATER = 4 * WRITE_BLOCK
 
     def __init__(self, proto: DataProtocol, target: IWriteFile) -> None:
         self._proto = proto
         self._target = target
         self._buffer: list[bytes] = []
         self._buffered = 0
-        self._writing: defer.Deferred[None] | None = None
+        self._writing = False
+        self._paused = False
+        self._idle_waiters: list[defer.Deferred[None]] = []
         self._failed: Failure | None = None
         self.received = 0
 
     async def run(self) -> int:
         """Receive until the peer closes; returns the byte count or raises an FTPError."""
         self._proto.claim(self._data)
-        if self._writing is None:
+        if not self._paused:
             self._proto.resume()
         reason = await self._proto.when_closed()
-        if self._writing is not None:
-            await self._writing
+        while self._writing:
+            waiter: defer.Deferred[None] = defer.Deferred()
+            self._idle_waiters.append(waiter)
+            await waiter
         if self._failed is None and self._buffered:
             await self._write_buffer()
         if self._failed is not None:
@@ -235,17 +250,29 @@ class Receiver:
             return
         self._buffer.append(data)
         self._buffered += len(data)
-        if self._buffered >= WRITE_BLOCK and self._writing is None:
+        if not self._writing and self._buffered >= WRITE_BLOCK:
+            self._start_write()
+        elif self._buffered >= self.HIGH_WATER and not self._paused:
+            self._paused = True
             self._proto.pause()
-            self._writing = defer.ensureDeferred(self._write_buffer())
-            self._writing.addBoth(self._written)
+
+    def _start_write(self) -> None:
+        self._writing = True
+        defer.ensureDeferred(self._write_buffer()).addBoth(self._written)
 
     def _written(self, _: object) -> None:
-        self._writing = None
+        self._writing = False
         if self._failed is not None:
             self._proto.close()
-        else:
+        elif self._buffered >= WRITE_BLOCK:
+            self._start_write()
+        if self._paused and self._failed is None and self._buffered < self.HIGH_WATER:
+            self._paused = False
             self._proto.resume()
+        if not self._writing:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
 
     async def _write_buffer(self) -> None:
         block = b"".join(self._buffer)

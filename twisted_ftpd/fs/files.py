@@ -266,9 +266,9 @@ class WriteFile:
 
     def _commit_blocking(self) -> None:
         try:
+            # No fsync, like vsftpd and pyftpdlib: it would stall every 226 for the
+            # disk's sake; the rename still makes a finished upload appear at once.
             self._file.flush()
-            if self._temp is not None:
-                os.fsync(self._file.fileno())
             self._file.close()
             if self._temp is not None:
                 os.replace(self._temp, self._path)
