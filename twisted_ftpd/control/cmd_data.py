@@ -64,7 +64,7 @@ def ftp_epsv(ctx: Any, arg: str) -> Reply:
         return replies.EPSV_ALL_OK
     family = "2" if addresses.is_ipv6(ctx.local_host) else "1"
     if word not in ("", "1", "2"):
-        return replies.BAD_ARGUMENT
+        return replies.PROTOCOL_NOT_SUPPORTED if word.isdigit() else replies.BAD_ARGUMENT
     if word and word != family:
         return replies.PROTOCOL_NOT_SUPPORTED
     return replies.EXTENDED_PASSIVE(_passive(ctx).port_number)

@@ -30,6 +30,9 @@ async def ftp_retr(ctx: Any, arg: str) -> Reply:
     pending = ctx.take_pending_data()
     offset = ctx.session.take_rest()
     try:
+        if offset and offset > (await ctx.shell.stat(path)).size:
+            pending.close()
+            return replies.INVALID_REST(offset)
         source = await ctx.shell.open_for_reading(path, offset)
     except Exception:
         pending.close()

@@ -67,6 +67,8 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         self._discarding_long_line = False
         self._after_long_line = b""
         self._gone = False
+        self._closing = False  # QUIT or too many failed logins: run nothing more
+        self._claimed: PendingConnection | None = None  # taken by the running transfer
         self.on_lost: list = []
         self._timers: set = set()
 
@@ -126,7 +128,7 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
     # -- running commands -----------------------------------------------------------
 
     def _run_next(self) -> None:
-        while self._queue and not self._gone:
+        while self._queue and not self._gone and not self._closing:
             command = self._queue[0]
             if self._busy:
                 spec = COMMANDS.get(command.verb)
@@ -195,6 +197,7 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         pending, self.pending_data = self.pending_data, None
         if pending is None:
             raise DataConnectionError("use PORT, EPRT, PASV or EPSV first.")
+        self._claimed = pending
         return pending
 
     async def open_data(self, pending: PendingConnection) -> DataProtocol:
@@ -211,6 +214,9 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         return proto
 
     def end_transfer(self) -> None:
+        claimed, self._claimed = self._claimed, None
+        if claimed is not None:
+            claimed.close()
         if self.transfer is not None:
             self.transfer.close()
             self.transfer = None
@@ -240,6 +246,8 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         return waiter
 
     def close_after(self, reply: Reply) -> None:
+        self._closing = True
+        self._queue.clear()
         self.reply(reply)
         self.transport.loseConnection()
 

@@ -1,0 +1,121 @@
+"""Command-line options and the ServerConfig they produce."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twisted.python import usage
+
+from tests.harness import Harness
+from twisted_ftpd.config import DEFAULT_BANNER, Options, ServerConfig
+
+
+def parse(*args: str) -> Options:
+    options = Options()
+    options.parseOptions(list(args))
+    return options
+
+
+def test_defaults() -> None:
+    config = parse().to_config()
+    assert config.port == 52305
+    assert config.root == "./ftproot"
+    assert config.users == "./users.db"
+    assert config.interface == ""
+    assert config.banner == DEFAULT_BANNER
+    assert config.passive_ports is None
+    assert config.masquerade_address is None
+    assert config == ServerConfig()
+
+
+def test_options_are_carried_into_the_config() -> None:
+    config = parse("--port", "2121", "--interface", "127.0.0.1", "--root", "/srv/ftp",
+                   "--users", "/etc/ftp.db", "--passive-ports", "60000-60010",
+                   "--masquerade-address", "203.0.113.5", "--idle-timeout", "60",
+                   "--data-timeout", "5").to_config()
+    assert config.port == 2121
+    assert config.interface == "127.0.0.1"
+    assert config.root == "/srv/ftp"
+    assert config.users == "/etc/ftp.db"
+    assert config.passive_ports == (60000, 60010)
+    assert config.passive_port_candidates() == list(range(60000, 60011))
+    assert config.masquerade_address == "203.0.113.5"
+    assert config.idle_timeout == 60.0 and config.data_timeout == 5.0
+
+
+def test_short_options() -> None:
+    config = parse("-p", "2121", "-i", "::1", "-r", "r", "-u", "u", "-b", "hi").to_config()
+    assert (config.port, config.interface, config.root, config.users, config.banner) == (
+        2121, "::1", "r", "u", "hi")
+
+
+def test_port_zero_is_allowed() -> None:
+    assert parse("--port", "0").to_config().port == 0
+
+
+def test_single_port_passive_range() -> None:
+    config = parse("--passive-ports", "1024-1024").to_config()
+    assert config.passive_port_candidates() == [1024]
+
+
+def test_no_passive_range_means_any_port() -> None:
+    assert ServerConfig().passive_port_candidates() == [0]
+
+
+@pytest.mark.parametrize("value", ["-1", "65536", "70000", "abc", "", "21.5"])
+def test_bad_port(value: str) -> None:
+    with pytest.raises(usage.UsageError):
+        parse("--port", value)
+
+
+@pytest.mark.parametrize("value", ["2000-1000", "80-2000", "1023-1024", "5000", "a-b",
+                                   "60000-70000", "5000-", "-5000", "1000-2000-3000", ""])
+def test_bad_passive_ports(value: str) -> None:
+    with pytest.raises(usage.UsageError):
+        parse("--passive-ports", value)
+
+
+@pytest.mark.parametrize("value", ["ftp.example.com", "::1", "2001:db8::5", "256.1.1.1",
+                                   "1.2.3", ""])
+def test_bad_masquerade_address(value: str) -> None:
+    with pytest.raises(usage.UsageError):
+        parse("--masquerade-address", value)
+
+
+@pytest.mark.parametrize("value", ["localhost", "not-an-ip", "1.2.3.4.5", "::g"])
+def test_bad_interface(value: str) -> None:
+    with pytest.raises(usage.UsageError):
+        parse("--interface", value)
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0", "::", "::1", "192.0.2.1"])
+def test_good_interface(value: str) -> None:
+    assert parse("--interface", value).to_config().interface == value
+
+
+@pytest.mark.parametrize(("option", "value"), [("--idle-timeout", "0"),
+                                               ("--idle-timeout", "-5"),
+                                               ("--data-timeout", "0"),
+                                               ("--data-timeout", "x")])
+def test_bad_timeouts(option: str, value: str) -> None:
+    with pytest.raises(usage.UsageError):
+        parse(option, value)
+
+
+def test_unknown_option() -> None:
+    with pytest.raises(usage.UsageError):
+        parse("--no-such-option")
+
+
+def test_banner_backslash_n_makes_two_lines(tmp_path: Path) -> None:
+    config = parse("--banner", "a\\nb").to_config()
+    assert config.banner == "a\nb"
+    s = Harness(tmp_path, banner=config.banner).connect()
+    assert s.greeting == ["220-a", "220 b"]
+
+
+def test_config_is_frozen() -> None:
+    config = ServerConfig()
+    with pytest.raises(AttributeError):
+        config.port = 21  # type: ignore[misc]

@@ -1,0 +1,234 @@
+"""The login state machine over the control channel: USER, PASS, REIN, QUIT, failures."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Harness, Session, close
+from twisted_ftpd.auth import passwords, userdb
+
+
+def logged_in(tmp_path: Path, **config) -> tuple[Harness, Session]:  # type: ignore[no-untyped-def]
+    h = Harness(tmp_path, **config)
+    s = h.connect()
+    s.login()
+    return h, s
+
+
+def failed_login(h: Harness, s: Session, user: str, password: str) -> list[str]:
+    """USER/PASS that should fail: nothing until the login delay, then the replies."""
+    assert s.send(f"USER {user}")[0].startswith("331")
+    assert s.send(f"PASS {password}") == []
+    h.reactor.advance(h.config.login_delay)
+    return s.take()
+
+
+def test_user_then_pass_logs_in(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    s = h.connect()
+    assert s.send("USER alice") == ["331 Password required for alice."]
+    assert s.send("PASS secret") == ["230 Login successful."]
+    assert s.proto.session.logged_in
+    assert s.codes("PWD") == [257]
+
+
+def test_pass_without_user_is_503(tmp_path: Path) -> None:
+    s = Harness(tmp_path).connect()
+    assert s.codes("PASS secret") == [503]
+    assert not s.proto.session.logged_in
+    assert s.codes("PWD") == [530]
+
+
+def test_wrong_password_is_answered_only_after_the_login_delay(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    s = h.connect()
+    s.send("USER alice")
+    assert s.send("PASS nope") == []
+    h.reactor.advance(h.config.login_delay - 0.01)
+    assert s.take() == []
+    h.reactor.advance(0.01)
+    assert s.take() == ["530 Login incorrect."]
+    assert not s.transport.disconnecting
+    assert s.codes("PWD") == [530]
+
+
+def test_pass_after_a_failed_login_needs_user_again(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    s = h.connect()
+    assert failed_login(h, s, "alice", "nope") == ["530 Login incorrect."]
+    assert s.codes("PASS secret") == [503]
+
+
+def test_login_works_after_a_failure(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    s = h.connect()
+    failed_login(h, s, "alice", "nope")
+    s.login()
+    assert s.codes("PWD") == [257]
+
+
+def test_max_login_failures_closes_the_connection(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    s = h.connect()
+    for _ in range(h.config.max_login_failures - 1):
+        assert failed_login(h, s, "alice", "nope") == ["530 Login incorrect."]
+        assert not s.transport.disconnecting
+    assert failed_login(h, s, "alice", "nope") == ["530 Login incorrect."]
+    assert s.transport.disconnecting
+
+
+def test_no_command_runs_after_max_login_failures(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    s = h.connect()
+    for _ in range(h.config.max_login_failures - 1):
+        failed_login(h, s, "alice", "nope")
+    sent = s.send(b"USER alice\r\nPASS nope\r\nUSER alice\r\nPASS secret\r\nPWD\r\n")
+    assert sent == ["331 Password required for alice."]
+    h.reactor.advance(h.config.login_delay)
+    assert s.take() == ["530 Login incorrect."]
+    assert s.transport.disconnecting
+    assert not s.proto.session.logged_in
+
+
+def test_unknown_user_is_indistinguishable_from_wrong_password(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    s = h.connect()
+    known_user = s.send("USER alice")
+    assert s.send("PASS nope") == []
+    h.reactor.advance(h.config.login_delay)
+    known_pass = s.take()
+    unknown_user = s.send("USER mallory")
+    assert s.send("PASS nope") == []
+    h.reactor.advance(h.config.login_delay)
+    unknown_pass = s.take()
+    assert known_user == ["331 Password required for alice."]
+    assert unknown_user == ["331 Password required for mallory."]
+    assert re.sub("alice", "X", known_user[0]) == re.sub("mallory", "X", unknown_user[0])
+    assert known_pass == unknown_pass == ["530 Login incorrect."]
+
+
+@pytest.mark.parametrize("name", ["anonymous", "ftp", "ANONYMOUS", "Ftp"])
+def test_anonymous_logs_in_with_any_password(tmp_path: Path, name: str) -> None:
+    h = Harness(tmp_path, anonymous="elr")
+    s = h.connect()
+    assert s.codes(f"USER {name}") == [331]
+    assert s.send("PASS whatever@example.com") == ["230 Login successful."]
+    assert s.proto.permissions == "elr"
+
+
+def test_anonymous_with_empty_password(tmp_path: Path) -> None:
+    s = Harness(tmp_path, anonymous="elr").connect()
+    assert s.codes("USER anonymous", "PASS") == [331, 230]
+
+
+@pytest.mark.parametrize("name", ["anonymous", "ftp"])
+def test_anonymous_refused_without_its_users_db_line(tmp_path: Path, name: str) -> None:
+    h = Harness(tmp_path, anonymous=None)
+    s = h.connect()
+    assert failed_login(h, s, name, "x@example.com") == ["530 Login incorrect."]
+    assert s.codes("PWD") == [530]
+
+
+def test_user_while_logged_in_is_503(tmp_path: Path) -> None:
+    _, s = logged_in(tmp_path)
+    assert s.codes("USER bob") == [503]
+    assert s.codes("PASS secret") == [503]
+    assert s.proto.session.logged_in
+    assert s.codes("PWD") == [257]
+
+
+def test_rein_logs_out_and_resets_the_directory(tmp_path: Path) -> None:
+    h, s = logged_in(tmp_path)
+    (h.root / "sub").mkdir()
+    assert s.codes("CWD sub", "TYPE I") == [250, 200]
+    reply = s.send("REIN")
+    assert len(reply) == 1 and reply[0].startswith("220 ")
+    assert s.codes("PWD", "CWD sub", "RETR x", "NOOP") == [530, 530, 530, 200]
+    s.login()
+    assert s.send("PWD") == ['257 "/" is the current directory.']
+    assert s.proto.session.type == "A"
+
+
+def test_rein_closes_a_pending_data_connection(tmp_path: Path) -> None:
+    h, s = logged_in(tmp_path)
+    s.pasv()
+    assert s.codes("REIN") == [220]
+    assert s.proto.pending_data is None
+    s.login()
+    h.put("f", b"x")
+    assert s.codes("RETR f") == [425]
+
+
+def test_quit_says_goodbye_and_disconnects(tmp_path: Path) -> None:
+    _, s = logged_in(tmp_path)
+    assert s.send("QUIT") == ["221 Goodbye."]
+    assert s.transport.disconnecting
+
+
+def test_quit_before_login(tmp_path: Path) -> None:
+    s = Harness(tmp_path).connect()
+    assert s.codes("QUIT") == [221]
+    assert s.transport.disconnecting
+
+
+def test_quit_stops_reading_further_pipelined_commands(tmp_path: Path) -> None:
+    h, s = logged_in(tmp_path)
+    h.put("f", b"x")
+    assert s.send(b"QUIT\r\nDELE f\r\n") == ["221 Goodbye."]
+    assert (h.root / "f").exists()
+
+
+def test_commands_queued_after_quit_do_not_run(tmp_path: Path) -> None:
+    h, s = logged_in(tmp_path)
+    h.put("f", b"data")
+    s.pasv()
+    assert s.codes("RETR f") == [150]
+    proto, _ = s.open_passive()
+    assert s.send(b"QUIT\r\nDELE f\r\n") == []
+    close(proto)
+    assert s.take() == ["226 Transfer complete.", "221 Goodbye."]
+    assert (h.root / "f").exists()
+
+
+def test_missing_home_directory_refuses_login(tmp_path: Path) -> None:
+    h = Harness(tmp_path, users={"alice": ("secret", "elr")})
+    missing = tmp_path / "no-such-home"
+    userdb.set_user(h.config.users, userdb.UserRecord(
+        "bob", passwords.hash_password("pw"), "elr", str(missing)))
+    s = h.connect()
+    assert failed_login(h, s, "bob", "pw")[-1].startswith("530")
+    assert not s.proto.session.logged_in
+    assert s.codes("PWD") == [530]
+    assert not missing.exists()
+    s.login("alice", "secret")  # other users are unaffected
+
+
+def test_home_directory_of_a_user_is_its_root(tmp_path: Path) -> None:
+    h = Harness(tmp_path, users={"alice": ("secret", "elr")})
+    home = tmp_path / "bobhome"
+    home.mkdir()
+    (home / "mine.txt").write_bytes(b"bob's")
+    h.put("root.txt", b"root")
+    userdb.set_user(h.config.users, userdb.UserRecord(
+        "bob", passwords.hash_password("pw"), "elr", str(home)))
+    s = h.connect()
+    s.login("bob", "pw")
+    assert s.send("SIZE mine.txt") == ["213 5"]
+    assert s.codes("SIZE root.txt", "SIZE ../root.txt") == [550, 550]
+
+
+def test_password_keeps_its_spaces(tmp_path: Path) -> None:
+    h = Harness(tmp_path, users={"bob": (" pass word ", "elr")})
+    s = h.connect()
+    assert failed_login(h, s, "bob", "pass word") == ["530 Login incorrect."]
+    s.login("bob", " pass word ")
+    assert s.proto.permissions == "elr"
+
+
+def test_user_names_are_case_sensitive(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    s = h.connect()
+    assert failed_login(h, s, "ALICE", "secret") == ["530 Login incorrect."]
