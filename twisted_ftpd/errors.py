@@ -85,6 +85,12 @@ class TransferAborted(FTPError):
         return self.template
 
 
+class RestartPastEnd(FTPError):
+    """REST pointed beyond the end of the file (554, RFC 3659)."""
+
+    template = replies.INVALID_REST
+
+
 class HomeUnavailable(FTPError):
     """The user's home directory is missing or unusable; login cannot finish (530)."""
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from twisted_ftpd.data.channel import Receiver, finish_sending, send_lines
+from twisted_ftpd.errors import RestartPastEnd
+from twisted_ftpd.interfaces import Segments
 from twisted_ftpd.listing.ls import list_lines, name_lines, parse_list_args
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.paths import display
@@ -24,26 +26,25 @@ def _mode(ctx: Any) -> str:
     return "ASCII" if ctx.session.type == "A" else "BINARY"
 
 
+async def _check_rest(ctx: Any, path: Segments, offset: int) -> None:
+    if offset and offset > (await ctx.shell.stat(path)).size:
+        raise RestartPastEnd(offset)
+
+
 @handles("RETR")
 async def ftp_retr(ctx: Any, arg: str) -> Reply:
     path = ctx.resolve(arg)
-    pending = ctx.take_pending_data()
     offset = ctx.session.take_rest()
+    pending = ctx.take_pending_data()
     try:
-        if offset and offset > (await ctx.shell.stat(path)).size:
-            pending.close()
-            return replies.INVALID_REST(offset)
+        await _check_rest(ctx, path, offset)
         source = await ctx.shell.open_for_reading(path, offset)
-    except Exception:
-        pending.close()
-        raise
-    ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
-    try:
-        proto = await ctx.open_data(pending)
-    except Exception:
-        source.close()
-        raise
-    try:
+        ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
+        try:
+            proto = await ctx.open_data(pending)
+        except Exception:
+            source.close()
+            raise
         await source.send(proto)
         await finish_sending(proto)
     finally:
@@ -54,29 +55,17 @@ async def ftp_retr(ctx: Any, arg: str) -> Reply:
 @handles("STOR")
 async def ftp_stor(ctx: Any, arg: str) -> Reply:
     path = ctx.resolve(arg, creating=True)
-    pending = ctx.take_pending_data()
     offset = ctx.session.take_rest()
+    pending = ctx.take_pending_data()
     try:
-        if offset:
-            info = await ctx.shell.stat(path)
-            if offset > info.size:
-                pending.close()
-                return replies.INVALID_REST(offset)
+        await _check_rest(ctx, path, offset)
         target = await ctx.shell.open_for_writing(path, offset or None)
-    except Exception:
-        pending.close()
-        raise
-    ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
-    try:
-        proto = await ctx.open_data(pending)
-    except Exception:
-        await target.abort()
-        raise
-    try:
-        await Receiver(proto, target).run()
-    except BaseException:
-        await target.abort()  # a no-op when the receiver already settled the file
-        raise
+        ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
+        try:
+            await Receiver(await ctx.open_data(pending), target).run()
+        except BaseException:
+            await target.abort()  # a no-op when the receiver already settled the file
+            raise
     finally:
         ctx.end_transfer()
     return replies.TRANSFER_COMPLETE
@@ -99,14 +88,10 @@ async def _listing(ctx: Any, arg: str, names_only: bool) -> Reply:
     try:
         info = await ctx.shell.stat(path)
         entries = await ctx.shell.list_dir(path) if info.is_dir else [info]
-    except Exception:
-        pending.close()
-        raise
-    ctx.reply(replies.DATA_OPEN_TRANSFER("ASCII", "file list"))
-    proto = await ctx.open_data(pending)
-    lines = name_lines(entries) if names_only else list_lines(entries, ctx.clock.seconds())
-    try:
-        await send_lines(proto, lines)
+        ctx.reply(replies.DATA_OPEN_TRANSFER("ASCII", "file list"))
+        proto = await ctx.open_data(pending)
+        now = ctx.clock.seconds()
+        await send_lines(proto, name_lines(entries) if names_only else list_lines(entries, now))
     finally:
         ctx.end_transfer()
     return replies.TRANSFER_COMPLETE

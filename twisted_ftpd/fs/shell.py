@@ -35,26 +35,23 @@ def default_run(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
     return deferToThread(f, *args, **kwargs)
 
 
-def owner_name(uid: int) -> str:
-    name = _OWNERS.get(uid)
+def _name_of(cache: dict[int, str], lookup: Callable[[int], Any], number: int) -> str:
+    name = cache.get(number)
     if name is None:
         try:
-            name = pwd.getpwuid(uid).pw_name
+            name = lookup(number)[0]
         except KeyError:
-            name = str(uid)
-        _OWNERS[uid] = name
+            name = str(number)
+        cache[number] = name
     return name
+
+
+def owner_name(uid: int) -> str:
+    return _name_of(_OWNERS, pwd.getpwuid, uid)
 
 
 def group_name(gid: int) -> str:
-    name = _GROUPS.get(gid)
-    if name is None:
-        try:
-            name = grp.getgrgid(gid).gr_name
-        except KeyError:
-            name = str(gid)
-        _GROUPS[gid] = name
-    return name
+    return _name_of(_GROUPS, grp.getgrgid, gid)
 
 
 def file_info(name: str, st: os.stat_result, link_target: str | None = None) -> FileInfo:
