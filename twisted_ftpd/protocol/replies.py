@@ -28,8 +28,10 @@ class Reply(NamedTuple):
         # RFC 2389); any other gets the "code-" prefix so it cannot end the reply.
         out += [line if line.startswith(" ") else f"{self.code}-{line}" for line in lines[1:-1]]
         out.append(f"{self.code} {lines[-1]}")
+        # Replies are always valid UTF-8: bytes a client sent that were not UTF-8
+        # (kept as surrogates) come back as "?" rather than breaking its decoder.
         return "".join(line.replace("\r", "") + "\r\n" for line in out).encode(
-            "utf-8", "surrogateescape"
+            "utf-8", "replace"
         )
 
 
@@ -40,6 +42,7 @@ def quote_path(path: str) -> str:
 
 # 1xx: preliminary
 DATA_OPEN_TRANSFER = Reply(150, "Opening {} mode data connection for {}.")
+UNIQUE_FILE = Reply(150, "FILE: {}")
 
 # 2xx: completion
 OK = Reply(200, "{}")
@@ -50,13 +53,20 @@ PORT_OK = Reply(200, "Active data connection established.")
 EPSV_ALL_OK = Reply(200, "EPSV ALL accepted.")
 UTF8_ON = Reply(200, "Always in UTF8 mode.")
 NOOP_OK = Reply(200, "NOOP ok.")
+SITE_CHMOD_OK = Reply(200, "SITE CHMOD successful.")
+ALLO_OK = Reply(202, "No storage allocation necessary.")
+STATUS = Reply(211, "{}")
 FEATURES = Reply(211, "Features:\n{}\nEnd")
 FILE_STATUS = Reply(213, "{}")
 HELP = Reply(214, "{}")
 SYSTEM = Reply(215, "UNIX Type: L8")
 SERVICE_READY = Reply(220, "{}")
+HOST_OK = Reply(220, "Host accepted.")
 GOODBYE = Reply(221, "Goodbye.")
+ABOR_NOTHING = Reply(225, "No transfer to abort.")
 TRANSFER_COMPLETE = Reply(226, "Transfer complete.")
+ABOR_OK = Reply(226, "ABOR successful; data connection closed.")
+TRANSFER_STATUS = Reply(213, "Status: {} bytes transferred.")
 PASSIVE = Reply(227, "Entering Passive Mode ({}).")
 EXTENDED_PASSIVE = Reply(229, "Entering Extended Passive Mode (|||{}|).")
 LOGGED_IN = Reply(230, "Login successful.")
@@ -95,6 +105,7 @@ BAD_SEQUENCE = Reply(503, "Bad sequence of commands.")
 USER_FIRST = Reply(503, "Login with USER first.")
 RNFR_FIRST = Reply(503, "RNFR required first.")
 ALREADY_LOGGED_IN = Reply(503, "Already logged in.")
+HOST_TOO_LATE = Reply(503, "HOST must come before USER.")
 EPSV_ALL_REFUSED = Reply(503, "EPSV ALL is in effect; only EPSV may set up data connections.")
 PARAM_NOT_IMPLEMENTED = Reply(504, "Command not implemented for that parameter.")
 PRIVILEGED_PORT = Reply(504, "Data connection to a privileged port refused.")
@@ -104,6 +115,8 @@ HOME_UNAVAILABLE = Reply(530, "Home directory not available.")
 PROTOCOL_NOT_SUPPORTED = Reply(522, "Network protocol not supported, use (1,2).")
 FILE_UNAVAILABLE = Reply(550, "{}: No such file or directory.")
 PERMISSION_DENIED = Reply(550, "Permission denied.")
+SIZE_IN_ASCII = Reply(550, "SIZE not allowed in ASCII mode; send TYPE I first.")
+MLSD_ON_FILE = Reply(501, "{}: Not a directory (use MLST for a file).")
 NOT_A_DIRECTORY = Reply(550, "{}: Not a directory.")
 IS_A_DIRECTORY = Reply(550, "{}: Is a directory.")
 NOT_A_PLAIN_FILE = Reply(550, "{}: Not a plain file.")
