@@ -96,7 +96,7 @@ def test_cwd_relative_to_current_directory(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     (h.root / "a" / "b").mkdir(parents=True)
     h.put("a/b/f.txt", b"12345")
-    assert s.codes("CWD a") == [250]
+    assert s.codes("TYPE I", "CWD a") == [200, 250]
     assert s.send("SIZE b/f.txt") == ["213 5"]
     assert s.send("SIZE /a/b/f.txt") == ["213 5"]
     assert s.codes("SIZE a/b/f.txt") == [550]
@@ -260,6 +260,7 @@ def test_size_of_a_file(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"x" * 1234)
     h.put("empty", b"")
+    assert s.codes("TYPE I") == [200]
     assert s.send("SIZE f") == ["213 1234"]
     assert s.send("SIZE empty") == ["213 0"]
 
@@ -267,13 +268,15 @@ def test_size_of_a_file(tmp_path: Path) -> None:
 def test_size_of_a_directory_is_550(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     (h.root / "d").mkdir()
+    assert s.codes("TYPE I") == [200]
     assert s.send("SIZE d") == ["550 /d: Is a directory."]
     assert s.codes("SIZE /") == [550]
 
 
 def test_size_missing_is_550(tmp_path: Path) -> None:
     _, s = logged_in(tmp_path)
-    assert s.codes("SIZE nope") == [550]
+    assert s.send("TYPE I") == ["200 Type set to I."]
+    assert s.send("SIZE nope") == ["550 /nope: No such file or directory."]
 
 
 def test_mdtm_is_utc(tmp_path: Path) -> None:
@@ -305,6 +308,7 @@ def test_awkward_names_round_trip(tmp_path: Path, name: str) -> None:
     assert len(lines) == 1 and lines[0].endswith(" " + name)
     replies, data = retr(s, name.encode())
     assert data == b"payload" and replies[-1].startswith("226")
+    assert s.codes("TYPE I") == [200]
     assert s.send(f"SIZE {name}") == ["213 7"]
     assert s.codes(f"DELE {name}") == [250]
     assert os.listdir(h.root) == []
@@ -421,6 +425,7 @@ def test_symlink_out_of_root_stor_is_550(escape: tuple[Harness, Session, Path],
 def test_symlink_out_of_root_other_commands(escape: tuple[Harness, Session, Path],
                                             line: str) -> None:
     _, s, outside = escape
+    assert s.codes("TYPE I") == [200]  # else SIZE is refused for the mode, not the link
     assert s.codes(line) == [550]
     assert sorted(os.listdir(outside)) == ["secret"]
     assert (outside / "secret").read_bytes() == b"top secret"
@@ -439,6 +444,7 @@ def test_symlink_inside_root_is_followed(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("real/f", b"abc")
     (h.root / "alias").symlink_to(h.root / "real")
+    assert s.codes("TYPE I") == [200]
     assert s.send("SIZE alias/f") == ["213 3"]
     assert s.codes("CWD alias") == [250]
 
@@ -448,6 +454,7 @@ def test_symlink_inside_root_is_followed(tmp_path: Path) -> None:
                                   "RETR a\0b", "LIST a\0b"])
 def test_nul_in_a_path_is_refused(tmp_path: Path, line: str) -> None:
     h, s = logged_in(tmp_path)
+    assert s.codes("TYPE I") == [200]  # else SIZE is refused for the mode, not the NUL
     s.pasv()
     reply = s.send(line)
     assert len(reply) == 1 and reply[0][0] == "5", reply

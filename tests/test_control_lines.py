@@ -239,6 +239,7 @@ def test_existing_non_utf8_file_can_be_retrieved_and_deleted(tmp_path: Path) -> 
     h, s = logged_in(tmp_path)
     name = b"\xe9t\xe9.bin"
     write_raw_name(h.root, name, b"latin-1 named")
+    assert s.codes("TYPE I") == [200]
     assert s.send(b"SIZE " + name + b"\r\n") == ["213 13"]
     s.pasv()
     assert s.codes(b"RETR " + name + b"\r\n") == [150]

@@ -216,6 +216,7 @@ def test_home_directory_of_a_user_is_its_root(tmp_path: Path) -> None:
         "bob", passwords.hash_password("pw"), "elr", str(home)))
     s = h.connect()
     s.login("bob", "pw")
+    assert s.codes("TYPE I") == [200]
     assert s.send("SIZE mine.txt") == ["213 5"]
     assert s.codes("SIZE root.txt", "SIZE ../root.txt") == [550, 550]
 

@@ -119,6 +119,7 @@ def test_slow_shell_failure_becomes_the_reply_and_queue_goes_on(tmp_path: Path) 
     _, s = logged_in(tmp_path)
     shell = SlowShell()
     s.proto.shell = shell
+    assert s.codes("TYPE I") == [200]
     assert s.send("SIZE gone") == []
     assert s.send("NOOP") == []
     shell.pending[0].errback(FileNotFound("/gone"))

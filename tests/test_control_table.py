@@ -62,7 +62,7 @@ def test_help_retr(tmp_path: Path) -> None:
     assert len(reply) == 1 and reply[0].startswith("214 RETR")
 
 
-@pytest.mark.parametrize("arg", ["XYZZY", "ABOR", "AUTH"])
+@pytest.mark.parametrize("arg", ["XYZZY", "SMNT", "ACCT"])
 def test_help_for_unknown_or_unserved_verb_is_501(tmp_path: Path, arg: str) -> None:
     s = Harness(tmp_path).connect()
     assert s.codes(f"HELP {arg}") == [501]
@@ -76,15 +76,21 @@ def test_feat_is_a_multi_line_211(tmp_path: Path) -> None:
     body = lines[1:-1]
     assert body and all(line[0] == " " and line[1] != " " for line in body)
     features = [line[1:] for line in body]
-    for needed in ("UTF8", "EPSV", "EPRT", "SIZE", "MDTM", "REST STREAM"):
-        assert needed in features
-    assert features == list(FEATURES)
+    assert features == [
+        "EPRT", "EPSV", "HOST", "MDTM", "MFMT",
+        "MLST type*;size*;modify*;perm*;unix.mode*;unique*;",
+        "REST STREAM", "SIZE", "TVFS", "UTF8",
+    ]
+    assert features == sorted(features)
+    assert set(features) == {*FEATURES, features[5]}
 
 
 def test_feat_announces_only_served_commands() -> None:
+    # UTF8 and TVFS name properties of paths, not commands (RFC 2640, RFC 3659 6).
     for feature in FEATURES:
         verb = feature.split()[0]
-        assert verb == "UTF8" or verb in IMPLEMENTED, feature
+        assert verb in ("UTF8", "TVFS") or verb in IMPLEMENTED, feature
+    assert "MLST" in IMPLEMENTED and "MLSD" in IMPLEMENTED
 
 
 def test_feat_after_login_is_the_same(tmp_path: Path) -> None:

@@ -28,6 +28,16 @@ def hidden(root: Path) -> list[str]:
 PAYLOAD = bytes(range(256)) * 40 + b"\r\n\n\r tail"
 
 
+def to_crlf(data: bytes) -> bytes:
+    """What a TYPE A (the default) download sends: each bare LF becomes CRLF."""
+    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
+
+
+def from_crlf(data: bytes) -> bytes:
+    """What a TYPE A (the default) upload stores: each CRLF becomes LF, lone CRs stay."""
+    return data.replace(b"\r\n", b"\n")
+
+
 # -- RETR ---------------------------------------------------------------------------------
 
 
@@ -157,7 +167,7 @@ def test_stor_writes_the_bytes(tmp_path: Path) -> None:
     assert s.take() == []
     close(proto)
     assert s.take() == ["226 Transfer complete."]
-    assert (h.root / "up.bin").read_bytes() == PAYLOAD
+    assert (h.root / "up.bin").read_bytes() == from_crlf(PAYLOAD)
     assert hidden(h.root) == []
 
 
@@ -473,7 +483,7 @@ def test_noop_is_answered_during_a_transfer_while_cwd_waits(tmp_path: Path) -> N
     s.pasv()
     assert s.codes("RETR f") == [150]
     proto, transport = s.open_passive()
-    assert transport.value() == PAYLOAD  # sent, not yet confirmed closed
+    assert transport.value() == to_crlf(PAYLOAD)  # sent, not yet confirmed closed
     assert s.send("NOOP") == ["200 NOOP ok."]
     assert s.send("CWD sub") == []
     assert s.send("NOOP") == []  # behind CWD: replies stay in order
@@ -574,7 +584,7 @@ def test_large_upload_in_many_chunks_is_written_in_order(tmp_path: Path) -> None
     assert transport.producerState == "producing"  # writes finished, reading resumed
     close(proto)
     assert s.take() == ["226 Transfer complete."]
-    assert (h.root / "big").read_bytes() == blob
+    assert (h.root / "big").read_bytes() == from_crlf(blob)
     assert hidden(h.root) == []
 
 

@@ -52,6 +52,9 @@ def test_features_name_implemented_verbs(feature: str) -> None:
         # RFC 2640: UTF8 is switched on with OPTS UTF8 ON, not a verb of its own.
         assert "UTF8" not in COMMANDS
         assert COMMANDS["OPTS"].implemented
+    elif name == "TVFS":
+        # RFC 3659 section 6: a property of path names, not a command.
+        assert "TVFS" not in COMMANDS
     else:
         assert name in COMMANDS
         assert COMMANDS[name].implemented

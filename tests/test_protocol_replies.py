@@ -150,12 +150,13 @@ def test_injected_lf_becomes_continuation_line() -> None:
     assert wire == b"250-Directory changed to /a\r\n250 421 bye.\r\n"
 
 
-def test_surrogate_escaped_byte_renders_as_raw_byte() -> None:
+def test_surrogate_escaped_byte_renders_as_valid_utf8() -> None:
+    # Replies stay decodable for UTF-8 clients: a byte that was not UTF-8 becomes "?".
     name = b"caf\xe9".decode("utf-8", "surrogateescape")
     assert name == "caf\udce9"
-    assert replies.FILE_UNAVAILABLE(name).render() == (
-        b"550 caf\xe9: No such file or directory.\r\n"
-    )
+    rendered = replies.FILE_UNAVAILABLE(name).render()
+    assert rendered == b"550 caf?: No such file or directory.\r\n"
+    rendered.decode("utf-8")
 
 
 def test_non_ascii_text_renders_as_utf8() -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from twisted.python import usage
 
+from twisted_ftpd.tls import TLSConfigError, TLSCredentials
+
 DEFAULT_PORT = 52305
 DEFAULT_BANNER = "twisted-ftpd ready."
 
@@ -31,6 +33,12 @@ class ServerConfig:
     stall_timeout: float = 300.0  # a data connection that moves no bytes
     login_delay: float = 1.0  # before answering a failed login
     max_login_failures: int = 3  # then the connection is closed
+    tls_cert: str | None = None  # PEM certificate (may also hold the key): enables FTPS
+    tls_key: str | None = None
+    tls_required: bool = False  # refuse logins and transfers without TLS
+    tls_require_reuse: bool = True  # data connections must resume the login's TLS session
+    implicit_tls_port: int | None = None  # also listen for implicit FTPS here
+    tls_handshake_timeout: float = 30.0
 
     def passive_port_candidates(self) -> list[int]:
         if self.passive_ports is None:
@@ -90,6 +98,17 @@ class Options(usage.Options):
          parse_ipv4],
         ["idle-timeout", None, 300.0, "Seconds a control connection may sit idle.", float],
         ["data-timeout", None, 30.0, "Seconds to wait for a data connection to open.", float],
+        ["tls-cert", None, None, "PEM certificate (the key may be in the same file): "
+         "enables AUTH TLS (explicit FTPS)."],
+        ["tls-key", None, None, "PEM private key, when not in the --tls-cert file."],
+        ["implicit-tls-port", None, None, "Also serve implicit FTPS (TLS from the first byte) "
+         "on this port.", parse_port],
+    ]
+
+    optFlags = [
+        ["tls-required", None, "Refuse logins and transfers that are not protected by TLS."],
+        ["no-tls-session-reuse", None, "Accept TLS data connections that do not resume the "
+         "login's TLS session (for clients that cannot resume; weaker)."],
     ]
 
     def postOptions(self) -> None:
@@ -97,6 +116,17 @@ class Options(usage.Options):
             if self[name] <= 0:
                 raise usage.UsageError(f"--{name} must be positive")
         self["banner"] = self["banner"].replace("\\n", "\n")
+        if self["tls-cert"] is None:
+            for name in ("tls-key", "implicit-tls-port"):
+                if self[name] is not None:
+                    raise usage.UsageError(f"--{name} needs --tls-cert")
+            if self["tls-required"]:
+                raise usage.UsageError("--tls-required needs --tls-cert")
+        else:
+            try:  # fail at start-up, in one line, rather than at the first AUTH
+                TLSCredentials.load(self["tls-cert"], self["tls-key"])
+            except TLSConfigError as e:
+                raise usage.UsageError(str(e)) from None
 
     def to_config(self) -> ServerConfig:
         return ServerConfig(
@@ -109,5 +139,10 @@ class Options(usage.Options):
             masquerade_address=self["masquerade-address"],
             idle_timeout=self["idle-timeout"],
             data_timeout=self["data-timeout"],
+            tls_cert=self["tls-cert"],
+            tls_key=self["tls-key"],
+            tls_required=bool(self["tls-required"]),
+            tls_require_reuse=not self["no-tls-session-reuse"],
+            implicit_tls_port=self["implicit-tls-port"],
         )
 

@@ -76,6 +76,24 @@ class DataConnectionError(FTPError):
     template = replies.CANT_OPEN_DATA
 
 
+class TLSSessionNotReused(FTPError):
+    """A protected data connection did not resume the login's TLS session (522)."""
+
+    template = replies.TLS_REUSE_REQUIRED
+
+    def reply(self) -> Reply:
+        return self.template
+
+
+class ProtectionRequired(FTPError):
+    """Policy demands PROT P before any data connection (521, RFC 4217)."""
+
+    template = replies.PROT_REQUIRED
+
+    def reply(self) -> Reply:
+        return self.template
+
+
 class TransferAborted(FTPError):
     """The data connection broke during a transfer (426)."""
 

@@ -135,3 +135,24 @@ class IFTPShell(Interface):
         @return: Deferred[IWriteFile]; fails with IsADirectory, FileNotFound (no
             parent directory), PermissionDenied...
         """
+
+    def open_for_appending(path):  # noqa: N805
+        """Start an upload that adds to the end of ``path`` (created if missing, APPE).
+
+        @return: Deferred[IWriteFile]; commit and abort both just close the file.
+        """
+
+    def open_unique(directory, prefix):  # noqa: N805
+        """Start an upload to a new file in ``directory`` whose name no file has (STOU).
+
+        @return: Deferred[tuple[str, IWriteFile]] with the chosen name.
+        """
+
+    def set_mtime(path, mtime):  # noqa: N805
+        """Set the modification time of ``path`` (seconds since the epoch, UTC).
+
+        @return: Deferred[None].
+        """
+
+    def chmod(path, mode):  # noqa: N805
+        """Set the permission bits (0-0o777) of ``path``. @return: Deferred[None]."""

@@ -12,17 +12,19 @@ import os
 
 from twisted.application import service
 from twisted.cred.portal import Portal
-from twisted.internet import error
+from twisted.internet import defer, error
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
+from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
 from twisted_ftpd.auth.checker import UserDBChecker
 from twisted_ftpd.auth.realm import FTPRealm
 from twisted_ftpd.auth.userdb import UserDB
 from twisted_ftpd.config import Options, ServerConfig
-from twisted_ftpd.control.factory import FTPFactory
+from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
 from twisted_ftpd.fs.files import Runner
-from twisted_ftpd.fs.shell import FilesystemShell
+from twisted_ftpd.fs.shell import FilesystemShell, default_run
+from twisted_ftpd.tls import TLSCredentials
 
 __all__ = ["FTPService", "Options", "build_factory", "makeService"]
 
@@ -36,12 +38,15 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
     ``run`` executes blocking calls (password hashing, disk access); by default
     they go to the reactor's thread pool.
     """
+    tls = TLSCredentials.load(config.tls_cert, config.tls_key) if config.tls_cert else None
     os.makedirs(config.root, exist_ok=True)
     userdb = UserDB(config.users)
     realm = FTPRealm(userdb, config.root,
                      lambda home, perms: FilesystemShell(home, perms, run=run))
     portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=run)])
-    return FTPFactory(portal, config, reactor, clock)
+    runner = run or default_run
+    return FTPFactory(portal, config, reactor, clock, tls=tls,
+                      lookup_user=lambda name: runner(userdb.lookup, name))
 
 
 class FTPService(service.Service):
@@ -56,32 +61,41 @@ class FTPService(service.Service):
         self.reactor = reactor
         self.factory = build_factory(config, reactor)
         self.port: IListeningPort | None = None
+        self.implicit_port: IListeningPort | None = None
 
     def startService(self) -> None:
         super().startService()
-        self.port = self._listen()
+        self.port = self._listen(self.config.port, self.factory)
+        if self.config.implicit_tls_port is not None:
+            try:
+                self.implicit_port = self._listen(self.config.implicit_tls_port,
+                                                  ImplicitTLSFactory(self.factory))
+            except Exception:
+                self.port.stopListening()
+                raise
+            log.info("twisted-ftpd serving implicit FTPS on port {port}",
+                     port=self.implicit_port.getHost().port)
         address = self.port.getHost()
         log.info("twisted-ftpd serving {root!r} on {host} port {port}",
                  root=os.path.abspath(self.config.root), host=address.host, port=address.port)
 
-    def _listen(self) -> IListeningPort:
+    def _listen(self, port: int, factory: ServerFactory) -> IListeningPort:
         interface = self.config.interface
         if interface:
-            return self.reactor.listenTCP(self.config.port, self.factory, interface=interface)
+            return self.reactor.listenTCP(port, factory, interface=interface)
         try:
             # One dual-stack socket serves IPv6 and IPv4 (as mapped addresses).
-            return self.reactor.listenTCP(self.config.port, self.factory, interface="::")
+            return self.reactor.listenTCP(port, factory, interface="::")
         except error.CannotListenError:
-            return self.reactor.listenTCP(self.config.port, self.factory, interface="0.0.0.0")
+            return self.reactor.listenTCP(port, factory, interface="0.0.0.0")
 
     def stopService(self):  # type: ignore[no-untyped-def]
         super().stopService()
         for session in list(self.factory.sessions):
             session.transport.loseConnection()
-        port, self.port = self.port, None
-        if port is not None:
-            return port.stopListening()
-        return None
+        ports = [p for p in (self.port, self.implicit_port) if p is not None]
+        self.port = self.implicit_port = None
+        return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
 
 
 def makeService(options: Options) -> service.MultiService:

@@ -241,7 +241,8 @@ async def test_non_utf8_command_bytes_get_5xx_and_session_survives(server) -> No
     await server.still_serves()
 
 
-def test_replies_to_non_utf8_commands_are_valid_utf8(server) -> None:
+@pytest_twisted.ensureDeferred
+async def test_replies_to_non_utf8_commands_are_valid_utf8(server) -> None:
     def session() -> list[str]:
         replies = []
         with server.session() as ftp:

@@ -23,14 +23,14 @@ def _active(ctx: Any, host: str, port: int) -> Reply:
         return replies.EPSV_ALL_REFUSED
     addresses.check_active_target(host, port, ctx.peer_host)
     ctx.set_pending_data(ActiveConnection(ctx.reactor, ctx.clock, ctx.config.data_timeout,
-                                          host, port, ctx.local_host))
+                                          host, port, ctx.local_host, tls=ctx.data_tls()))
     return replies.PORT_OK
 
 
 def _passive(ctx: Any) -> PassiveConnection:
     pending = PassiveConnection(ctx.reactor, ctx.clock, ctx.config.data_timeout,
                                 ctx.local_host, ctx.peer_host,
-                                ctx.config.passive_port_candidates())
+                                ctx.config.passive_port_candidates(), tls=ctx.data_tls())
     ctx.set_pending_data(pending)
     return pending
 

@@ -78,6 +78,9 @@ async def ftp_rnto(ctx: Any, arg: str) -> Reply:
 
 @handles("SIZE")
 async def ftp_size(ctx: Any, arg: str) -> Reply:
+    if ctx.session.type == "A":
+        # The ASCII size would need a read of the whole file; refuse like pyftpdlib.
+        return replies.SIZE_IN_ASCII
     path = ctx.resolve(arg)
     info = await ctx.shell.stat(path)
     if info.is_dir:

@@ -1,15 +1,43 @@
 # -*- test-case-name: tests.test_control_info -*-
-"""Commands that describe the server and the session: SYST, FEAT, HELP, OPTS, NOOP."""
+"""Commands that describe the server, the session and single files over the control
+channel: SYST, FEAT, HELP, OPTS, NOOP, HOST, STAT, MLST."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any
 
+from twisted_ftpd.errors import PermissionDenied
+from twisted_ftpd.listing.ls import list_lines, parse_list_args
+from twisted_ftpd.listing.mlsx import feat_line, mlst_reply_body, opts_reply_text, select_facts
 from twisted_ftpd.protocol import replies
-from twisted_ftpd.protocol.commands import COMMANDS, FEATURES, help_text
+from twisted_ftpd.protocol.commands import COMMANDS, FEATURES, TLS_FEATURES, help_text
+from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply
+from twisted_ftpd.protocol.session import Phase
 
 from .dispatch import handles
+
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _valid_host(name: str) -> bool:
+    """A DNS name (RFC 1123 labels), an IPv4 address, or a bracketed IPv6 address."""
+    if name.startswith("[") and name.endswith("]"):
+        try:
+            ipaddress.IPv6Address(name[1:-1])
+            return True
+        except ValueError:
+            return False
+    labels = name.removesuffix(".").split(".")
+    if all(label.isdigit() for label in labels):
+        try:
+            ipaddress.IPv4Address(name)
+            return True
+        except ValueError:
+            return False
+    return len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
 
 
 @handles("SYST")
@@ -24,7 +52,11 @@ def ftp_noop(ctx: Any, arg: str) -> Reply:
 
 @handles("FEAT")
 def ftp_feat(ctx: Any, arg: str) -> Reply:
-    return replies.FEATURES("\n".join(" " + feature for feature in FEATURES))
+    features = [*FEATURES, feat_line(ctx.session.mlst_facts)]
+    if ctx.tls is not None:
+        features += TLS_FEATURES
+    features.sort()
+    return replies.FEATURES("\n".join(" " + feature for feature in features))
 
 
 @handles("HELP")
@@ -40,9 +72,69 @@ def ftp_help(ctx: Any, arg: str) -> Reply:
 
 @handles("OPTS")
 def ftp_opts(ctx: Any, arg: str) -> Reply:
-    words = arg.upper().split()
-    if words and words[0] == "UTF8":
-        if words[1:] in ([], ["ON"]):
+    option, _, value = arg.strip().partition(" ")
+    option = option.upper()
+    if option == "UTF8":
+        if value.strip().upper() in ("", "ON"):
             return replies.UTF8_ON
         return replies.PARAM_NOT_IMPLEMENTED
+    if option == "MLST":
+        ctx.session.mlst_facts = select_facts(value.strip())
+        return replies.OK(opts_reply_text(ctx.session.mlst_facts))
     return replies.BAD_ARGUMENT
+
+
+@handles("HOST")
+def ftp_host(ctx: Any, arg: str) -> Reply:
+    """RFC 7151: names the virtual host before login; one site serves every name."""
+    if ctx.session.phase is not Phase.CONNECTED:
+        return replies.HOST_TOO_LATE
+    name = arg.strip()
+    if not _valid_host(name):
+        return replies.BAD_ARGUMENT
+    ctx.session.host = name
+    return replies.HOST_OK
+
+
+@handles("STAT")
+async def ftp_stat(ctx: Any, arg: str) -> Reply:
+    if ctx.in_transfer:
+        return replies.TRANSFER_STATUS(ctx.transfer.bytes_moved if ctx.transfer else 0)
+    if not arg.strip():
+        return replies.STATUS(_session_status(ctx))
+    if "l" not in ctx.permissions:
+        raise PermissionDenied()
+    _, target = parse_list_args(arg)
+    path = ctx.resolve(target)
+    info = await ctx.shell.stat(path)
+    entries = await ctx.shell.list_dir(path) if info.is_dir else [info]
+    body = [" " + line for line in list_lines(entries, ctx.clock.seconds())]
+    return replies.FILE_STATUS("\n".join([f"Status of {display(path)}:", *body, "End of status."]))
+
+
+def _session_status(ctx: Any) -> str:
+    session = ctx.session
+    pending = ctx.pending_data
+    if pending is None:
+        data = "none"
+    elif hasattr(pending, "port_number"):
+        data = f"passive, port {pending.port_number}"
+    else:
+        data = "active, to {} port {}".format(*pending.target)
+    return "\n".join([
+        "twisted-ftpd status:",
+        f" Connected from {ctx.peer_host}",
+        f" Logged in as {session.user}",
+        f" TYPE: {'ASCII' if session.type == 'A' else 'BINARY'}, MODE: Stream, STRU: File",
+        f" Directory: {display(session.cwd)}",
+        f" Data connection: {data}",
+        "End of status.",
+    ])
+
+
+@handles("MLST")
+async def ftp_mlst(ctx: Any, arg: str) -> Reply:
+    path = ctx.resolve(arg)
+    info = await ctx.shell.stat(path)
+    body = mlst_reply_body(info, display(path), ctx.session.mlst_facts, ctx.permissions)
+    return replies.FILE_ACTION_OK(body)

@@ -28,15 +28,28 @@ ANONYMOUS_NAMES = ("anonymous", "ftp")
 
 
 @handles("USER")
-def ftp_user(ctx: Any, arg: str) -> Reply:
+async def ftp_user(ctx: Any, arg: str) -> Reply:
     session = ctx.session
     if session.logged_in:
         return replies.ALREADY_LOGGED_IN
+    requires_tls = ctx.tls is not None and (
+        ctx.config.tls_required or await _user_requires_tls(ctx, arg))
+    if requires_tls and not ctx.secure:
+        return replies.TLS_REQUIRED
     session.fire(Event.USER)
+    session.user_requires_tls = requires_tls
     session.user = arg
     if arg.lower() in ANONYMOUS_NAMES:
         return replies.NEED_ANON_PASSWORD
     return replies.NEED_PASSWORD(arg)
+
+
+async def _user_requires_tls(ctx: Any, name: str) -> bool:
+    """The user file may demand TLS per user (``tls=required``)."""
+    if ctx.lookup_user is None:
+        return False
+    record = await ctx.lookup_user("anonymous" if name.lower() in ANONYMOUS_NAMES else name)
+    return record is not None and record.options.get("tls") == "required"
 
 
 @handles("PASS")

@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_control_transfer -*-
-"""Transfers: RETR, STOR, LIST, NLST.
+"""Transfers: RETR, STOR, APPE, STOU, LIST, NLST, MLSD, and ABOR to stop one.
 
 Every transfer follows one shape: check the path and open the file *before*
 replying 150 (so a missing file is a plain 550), then wait for the data
@@ -9,12 +9,15 @@ or 426 if the connection broke. The session's data set-up is used up either way.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from twisted_ftpd.data.ascii import AsciiConsumer, AsciiWriteFile
 from twisted_ftpd.data.channel import Receiver, finish_sending, send_lines
 from twisted_ftpd.errors import RestartPastEnd
-from twisted_ftpd.interfaces import Segments
+from twisted_ftpd.interfaces import IWriteFile, Segments
 from twisted_ftpd.listing.ls import list_lines, name_lines, parse_list_args
+from twisted_ftpd.listing.mlsx import mlsd_lines
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply
@@ -45,10 +48,22 @@ async def ftp_retr(ctx: Any, arg: str) -> Reply:
         except Exception:
             source.close()
             raise
-        await source.send(proto)
+        await source.send(AsciiConsumer(proto) if ctx.session.type == "A" else proto)
         await finish_sending(proto)
     finally:
         ctx.end_transfer()
+    return replies.TRANSFER_COMPLETE
+
+
+async def _receive(ctx: Any, pending: Any, target: IWriteFile) -> Reply:
+    """The shared second half of STOR, APPE and STOU, once the file is open."""
+    if ctx.session.type == "A":
+        target = AsciiWriteFile(target)
+    try:
+        await Receiver(await ctx.open_data(pending), target).run()
+    except BaseException:
+        await target.abort()  # a no-op when the receiver already settled the file
+        raise
     return replies.TRANSFER_COMPLETE
 
 
@@ -61,14 +76,55 @@ async def ftp_stor(ctx: Any, arg: str) -> Reply:
         await _check_rest(ctx, path, offset)
         target = await ctx.shell.open_for_writing(path, offset or None)
         ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
-        try:
-            await Receiver(await ctx.open_data(pending), target).run()
-        except BaseException:
-            await target.abort()  # a no-op when the receiver already settled the file
-            raise
+        return await _receive(ctx, pending, target)
     finally:
         ctx.end_transfer()
-    return replies.TRANSFER_COMPLETE
+
+
+@handles("APPE")
+async def ftp_appe(ctx: Any, arg: str) -> Reply:
+    path = ctx.resolve(arg, creating=True)
+    ctx.session.take_rest()  # REST has no meaning for APPE
+    pending = ctx.take_pending_data()
+    try:
+        target = await ctx.shell.open_for_appending(path)
+        ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
+        return await _receive(ctx, pending, target)
+    finally:
+        ctx.end_transfer()
+
+
+@handles("STOU")
+async def ftp_stou(ctx: Any, arg: str) -> Reply:
+    # An argument (not in RFC 959, sent by some clients) suggests the name's start.
+    if arg.strip():
+        path = ctx.resolve(arg, creating=True)
+        directory, prefix = path[:-1], (path[-1] + ".") if path else "ftpd."
+    else:
+        directory, prefix = ctx.session.cwd, "ftpd."
+    ctx.session.take_rest()
+    pending = ctx.take_pending_data()
+    try:
+        name, target = await ctx.shell.open_unique(directory, prefix)
+        ctx.reply(replies.UNIQUE_FILE(name))  # RFC 1123 4.1.2.9
+        return await _receive(ctx, pending, target)
+    finally:
+        ctx.end_transfer()
+
+
+@handles("ABOR")
+async def ftp_abor(ctx: Any, arg: str) -> Reply:
+    if not ctx.in_transfer:
+        ctx.set_pending_data(None)
+        return replies.ABOR_NOTHING
+    ctx.abort_transfer()
+    await ctx.when_idle()  # the transfer's own 426 goes first (RFC 959 4.1.3)
+    return replies.ABOR_OK
+
+
+@handles("ALLO")
+def ftp_allo(ctx: Any, arg: str) -> Reply:
+    return replies.ALLO_OK
 
 
 @handles("LIST")
@@ -88,10 +144,31 @@ async def _listing(ctx: Any, arg: str, names_only: bool) -> Reply:
     try:
         info = await ctx.shell.stat(path)
         entries = await ctx.shell.list_dir(path) if info.is_dir else [info]
-        ctx.reply(replies.DATA_OPEN_TRANSFER("ASCII", "file list"))
-        proto = await ctx.open_data(pending)
         now = ctx.clock.seconds()
-        await send_lines(proto, name_lines(entries) if names_only else list_lines(entries, now))
+        lines = name_lines(entries) if names_only else list_lines(entries, now)
+        await _send_listing(ctx, pending, lines)
+    finally:
+        ctx.end_transfer()
+    return replies.TRANSFER_COMPLETE
+
+
+async def _send_listing(ctx: Any, pending: Any, lines: Iterator[str]) -> None:
+    ctx.reply(replies.DATA_OPEN_TRANSFER("ASCII", "file list"))
+    await send_lines(await ctx.open_data(pending), lines)
+
+
+@handles("MLSD")
+async def ftp_mlsd(ctx: Any, arg: str) -> Reply:
+    path = ctx.resolve(arg)
+    pending = ctx.take_pending_data()
+    try:
+        info = await ctx.shell.stat(path)
+        if not info.is_dir:
+            return replies.MLSD_ON_FILE(display(path))
+        entries = await ctx.shell.list_dir(path)
+        parent = await ctx.shell.stat(path[:-1]) if path else None
+        lines = mlsd_lines(info, parent, entries, ctx.session.mlst_facts, ctx.permissions)
+        await _send_listing(ctx, pending, lines)
     finally:
         ctx.end_transfer()
     return replies.TRANSFER_COMPLETE

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.cred.portal import Portal
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IReactorTCP, IReactorTime
 from twisted.internet.protocol import ServerFactory
 
 from twisted_ftpd.config import ServerConfig
+from twisted_ftpd.tls import TLSCredentials
 
 from .protocol import FTPControlProtocol
 
@@ -16,16 +20,33 @@ class FTPFactory(ServerFactory):
     noisy = False
 
     def __init__(self, portal: Portal, config: ServerConfig, reactor: IReactorTCP,
-                 clock: IReactorTime | None = None) -> None:
+                 clock: IReactorTime | None = None, tls: TLSCredentials | None = None,
+                 lookup_user: Callable[[str], Deferred] | None = None) -> None:
         self.portal = portal
+        self.tls = tls
+        self.lookup_user = lookup_user
         self.config = config
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.sessions: set[FTPControlProtocol] = set()
 
-    def buildProtocol(self, addr: IAddress) -> FTPControlProtocol:
-        proto = FTPControlProtocol(self.portal, self.config, self.reactor, self.clock)
+    def buildProtocol(self, addr: IAddress, implicit_tls: bool = False) -> FTPControlProtocol:
+        proto = FTPControlProtocol(self.portal, self.config, self.reactor, self.clock,
+                                   tls=self.tls, implicit_tls=implicit_tls,
+                                   lookup_user=self.lookup_user)
         proto.factory = self
         self.sessions.add(proto)
         proto.on_lost.append(self.sessions.discard)
         return proto
+
+
+class ImplicitTLSFactory(ServerFactory):
+    """The implicit-FTPS port: sessions of the same server that start with TLS."""
+
+    noisy = False
+
+    def __init__(self, main: FTPFactory) -> None:
+        self.main = main
+
+    def buildProtocol(self, addr: IAddress) -> FTPControlProtocol:
+        return self.main.buildProtocol(addr, implicit_tls=True)

@@ -11,33 +11,53 @@ during a long transfer are not left hanging.
 from __future__ import annotations
 
 import collections
+import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IHandshakeListener, IReactorTCP, IReactorTime
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from twisted_ftpd.config import ServerConfig
-from twisted_ftpd.data.channel import DataProtocol, set_nodelay
+from twisted_ftpd.data.channel import DataProtocol, DataTLS, set_nodelay
 from twisted_ftpd.data.connect import PendingConnection
-from twisted_ftpd.errors import DataConnectionError, InvalidPath
+from twisted_ftpd.errors import (
+    DataConnectionError,
+    InvalidPath,
+    ProtectionRequired,
+    TransferAborted,
+)
 from twisted_ftpd.interfaces import Segments
+from twisted_ftpd.listing.mlsx import FACTS
 from twisted_ftpd.protocol import paths, replies
 from twisted_ftpd.protocol.commands import COMMANDS
 from twisted_ftpd.protocol.parser import MAX_LINE_LENGTH, Command, parse
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Session
+from twisted_ftpd.tls import TLSCredentials
 
-from . import cmd_data, cmd_files, cmd_info, cmd_login, cmd_transfer, dispatch
+from . import (
+    cmd_data,
+    cmd_files,
+    cmd_info,
+    cmd_login,
+    cmd_security,
+    cmd_site,
+    cmd_transfer,
+    dispatch,
+)
 
 if TYPE_CHECKING:
     from twisted.cred.portal import Portal
 
 # The handler modules register themselves with dispatch on import.
-_HANDLER_MODULES = (cmd_data, cmd_files, cmd_info, cmd_login, cmd_transfer)
+_HANDLER_MODULES = (cmd_data, cmd_files, cmd_info, cmd_login, cmd_security, cmd_site,
+                    cmd_transfer)
 
 log = Logger()
 
@@ -45,18 +65,26 @@ log = Logger()
 MAX_QUEUED = 64
 
 
+@implementer(IHandshakeListener)
 class FTPControlProtocol(LineReceiver, TimeoutMixin):
     delimiter = b"\n"
     MAX_LENGTH = MAX_LINE_LENGTH
 
     def __init__(self, portal: Portal, config: ServerConfig, reactor: IReactorTCP,
-                 clock: IReactorTime) -> None:
+                 clock: IReactorTime, tls: TLSCredentials | None = None,
+                 implicit_tls: bool = False,
+                 lookup_user: Callable[[str], defer.Deferred] | None = None) -> None:
         self.portal = portal
+        self.tls = tls  # None: FTPS not configured
+        self.tls_options = None  # this login's TLS context factory, once TLS has started
+        self.secure = False  # the control connection's TLS handshake is done
+        self._implicit_tls = implicit_tls
+        self.lookup_user = lookup_user
         self.config = config
         self.reactor = reactor
         self.clock = clock
         self.callLater = clock.callLater  # TimeoutMixin's timer source
-        self.session = Session()
+        self.session = Session(mlst_facts=FACTS)
         self.shell = None
         self.logout = None
         self.pending_data: PendingConnection | None = None
@@ -69,14 +97,20 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         self._gone = False
         self._closing = False  # QUIT or too many failed logins: run nothing more
         self._claimed: PendingConnection | None = None  # taken by the running transfer
+        self._idle_waiters: list[defer.Deferred[None]] = []
         self.on_lost: list = []
         self._timers: set = set()
+        self._handshake_timer = None
 
     # -- connection lifecycle -------------------------------------------------------
 
     def connectionMade(self) -> None:
         set_nodelay(self.transport)
+        _urgent_data_inline(self.transport)
         self.setTimeout(self.config.idle_timeout)
+        if self._implicit_tls:
+            self.start_tls()
+            self.session.pbsz, self.session.prot = True, "P"
         self.reply(replies.SERVICE_READY(self.config.banner))
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
@@ -94,6 +128,45 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
     def timeoutConnection(self) -> None:
         self.reply(replies.SERVICE_CLOSING("Idle timeout; closing control connection."))
         self.transport.loseConnection()
+
+    # -- TLS (RFC 4217) ------------------------------------------------------------
+
+    def start_tls(self) -> None:
+        """Switch the control connection to TLS, with a context of this login's own.
+
+        Anything the client sent in clear after AUTH is dropped unread, so no
+        command can be smuggled in ahead of the handshake.
+        """
+        self._queue.clear()
+        self.clearLineBuffer()
+        self._after_long_line = b""
+        self.tls_options = self.tls.context_factory()
+        self.transport.startTLS(self.tls_options)
+        self._handshake_timer = self.clock.callLater(self.config.tls_handshake_timeout,
+                                                     self._handshake_timed_out)
+        self._timers.add(self._handshake_timer)
+
+    def handshakeCompleted(self) -> None:
+        self.secure = True
+        timer = self._handshake_timer
+        if timer is not None and timer.active():
+            timer.cancel()
+        self._timers.discard(timer)
+
+    def _handshake_timed_out(self) -> None:
+        self._timers.discard(self._handshake_timer)
+        log.info("TLS handshake from {peer} timed out", peer=self.peer_host)
+        self.transport.abortConnection()
+
+    @property
+    def protection_required(self) -> bool:
+        return self.config.tls_required or self.session.user_requires_tls
+
+    def data_tls(self) -> DataTLS | None:
+        """How the next data connection is secured: per PROT, with this login's context."""
+        if self.session.prot != "P" or self.tls_options is None:
+            return None
+        return DataTLS(self.tls_options, self.config.tls_require_reuse)
 
     # -- input ------------------------------------------------------------------------
 
@@ -132,8 +205,7 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
             command = self._queue[0]
             if self._busy:
                 spec = COMMANDS.get(command.verb)
-                if not (self.transfer is not None and spec is not None
-                        and spec.during_transfer):
+                if not (self.in_transfer and spec is not None and spec.during_transfer):
                     return
                 self._queue.popleft()
                 dispatch.run(self, command).addCallback(self._send_result)
@@ -151,7 +223,18 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
 
     def _command_done(self, _: object) -> None:
         self._busy = False
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
         self._run_next()
+
+    def when_idle(self) -> defer.Deferred[None]:
+        """Fires once the command now running (say, a transfer) has sent its reply."""
+        if not self._busy:
+            return defer.succeed(None)
+        waiter: defer.Deferred[None] = defer.Deferred()
+        self._idle_waiters.append(waiter)
+        return waiter
 
     def _resume_reading(self) -> None:
         if self._reading_paused and len(self._queue) <= MAX_QUEUED // 2:
@@ -195,8 +278,15 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
     def take_pending_data(self) -> PendingConnection:
         """The data connection for this transfer; each transfer needs a fresh setup."""
         pending, self.pending_data = self.pending_data, None
+        if self.protection_required and self.session.prot != "P":
+            if pending is not None:
+                pending.close()
+            raise ProtectionRequired()
         if pending is None:
             raise DataConnectionError("use PORT, EPRT, PASV or EPSV first.")
+        if (pending.tls is None) != (self.session.prot != "P"):
+            pending.close()
+            raise DataConnectionError("PROT changed since PASV/PORT; set up the connection again.")
         self._claimed = pending
         return pending
 
@@ -212,6 +302,18 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         proto.watch(self.clock, self.config.stall_timeout)
         self._run_next()  # let NOOP & co. through while the transfer runs
         return proto
+
+    @property
+    def in_transfer(self) -> bool:
+        """True from the moment a transfer command takes its data connection."""
+        return self._claimed is not None or self.transfer is not None
+
+    def abort_transfer(self) -> None:
+        """ABOR: break the running transfer off; its command then answers 426."""
+        if self._claimed is not None:
+            self._claimed.close(TransferAborted())
+        if self.transfer is not None:
+            self.transfer.close()
 
     def end_transfer(self) -> None:
         claimed, self._claimed = self._claimed, None
@@ -251,3 +353,14 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         self.reply(reply)
         self.transport.loseConnection()
 
+
+def _urgent_data_inline(transport: object) -> None:
+    """Keep TCP urgent data in the stream: clients send ABOR's Telnet Synch (and
+    ftplib the whole ABOR line) as urgent data, which the kernel would otherwise
+    set aside, mangling the command (vsftpd does the same)."""
+    handle = getattr(transport, "getHandle", lambda: None)()
+    if isinstance(handle, socket.socket):
+        try:
+            handle.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+        except OSError:
+            pass

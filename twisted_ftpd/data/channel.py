@@ -11,17 +11,31 @@ lost and nothing piles up in memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from twisted.internet import defer, error
-from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorTime
+from twisted.internet.interfaces import (
+    IConsumer,
+    IHandshakeListener,
+    IPushProducer,
+    IReactorTime,
+)
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_ftpd.errors import FTPError, LocalError, TransferAborted
+from twisted_ftpd.errors import (
+    DataConnectionError,
+    FTPError,
+    LocalError,
+    TLSSessionNotReused,
+    TransferAborted,
+)
 from twisted_ftpd.interfaces import IWriteFile
+from twisted_ftpd.tls import session_reused
 
 log = Logger()
 CONNECTION_DONE = Failure(error.ConnectionDone())
@@ -43,20 +57,38 @@ def set_nodelay(transport: object) -> None:
             pass
 
 
-@implementer(IConsumer)
+@dataclass(frozen=True)
+class DataTLS:
+    """How a protected (PROT P) data connection must be secured."""
+
+    options: Any  # the login's TLS context factory, shared with its control connection
+    require_reuse: bool = True  # refuse connections that do not resume the login's session
+
+
+@implementer(IConsumer, IHandshakeListener)
 class DataProtocol(Protocol, TimeoutMixin):
     """The data connection, from TCP connect to close.
 
     It is also the consumer downloads write into, so every block sent or
     received restarts its stall timer: a peer that stops reading or sending
     for ``stall_timeout`` seconds is dropped instead of pinning the session.
+    With TLS, it counts as made only once the handshake is done and, when
+    required, shown to resume the login's own TLS session.
     """
 
-    def __init__(self, on_made: Callable[[DataProtocol], None] | None = None) -> None:
+    def __init__(self, on_made: Callable[[DataProtocol], None] | None = None,
+                 on_failed: Callable[[Exception], None] | None = None,
+                 tls: DataTLS | None = None, accepted: bool = True) -> None:
         self._on_made = on_made
+        self._on_failed = on_failed
+        self._tls = tls
+        self._accepted = accepted  # we accepted the TCP connection (passive mode)
+        self._ready = False
         self._early: list[bytes] = []
         self._sink: Callable[[bytes], None] | None = None
         self.lost: BaseException | None = None
+        self.bytes_moved = 0  # for STAT during a transfer
+        self.aborted = False  # we dropped it ourselves (see close)
         self._close_waiters: list[defer.Deferred[BaseException]] = []
 
     def connectionMade(self) -> None:
@@ -64,11 +96,36 @@ class DataProtocol(Protocol, TimeoutMixin):
         if hasattr(self.transport, "bufferSize"):
             # Read (and buffer writes) in 256 KiB steps instead of Twisted's 64 KiB.
             self.transport.bufferSize = TRANSPORT_BUFFER
+        if self._tls is None:
+            self._made()
+        else:
+            # The FTP server is the TLS server on data connections in both modes
+            # (RFC 4217 section 7); Twisted's "normal" flag means "server" only on
+            # connections we accepted, so an active connection passes False.
+            self.transport.startTLS(self._tls.options, self._accepted)
+
+    def handshakeCompleted(self) -> None:
+        if self._tls is not None and self._tls.require_reuse:
+            if not session_reused(self.transport.getHandle()):
+                log.warn("Refused a TLS data connection that did not resume the login's session")
+                self._failed(TLSSessionNotReused())
+                self.close()
+                return
+        self._made()
+
+    def _made(self) -> None:
+        self._ready = True
         if self._on_made is not None:
             self._on_made(self)
 
+    def _failed(self, reason: Exception) -> None:
+        on_failed, self._on_failed = self._on_failed, None
+        if on_failed is not None:
+            on_failed(reason)
+
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
+        self.bytes_moved += len(data)
         if self._sink is not None:
             self._sink(data)
             return
@@ -94,10 +151,13 @@ class DataProtocol(Protocol, TimeoutMixin):
 
     def write(self, data: bytes) -> None:
         self.resetTimeout()
+        self.bytes_moved += len(data)
         self.transport.write(data)
 
     def connectionLost(self, reason: Failure = CONNECTION_DONE) -> None:
         self.setTimeout(None)
+        if not self._ready:
+            self._failed(DataConnectionError("TLS handshake failed." if self._tls else "closed."))
         self.lost = reason.value
         waiters, self._close_waiters = self._close_waiters, []
         for waiter in waiters:
@@ -130,13 +190,18 @@ class DataProtocol(Protocol, TimeoutMixin):
             self.transport.pauseProducing()
 
     def close(self) -> None:
-        """Drop the connection now, without flushing (ABOR, session end, errors)."""
+        """Drop the connection now, without flushing (ABOR, session end, errors).
+
+        Whatever the transport then reports, the transfer did not complete.
+        """
+        self.aborted = True
         if self.lost is None and self.transport is not None:
             self.transport.abortConnection()
 
 
-def ended_cleanly(reason: BaseException) -> bool:
-    return isinstance(reason, error.ConnectionDone)
+def ended_cleanly(proto: DataProtocol, reason: BaseException) -> bool:
+    """A clean close by the peer, not an error and not our own abort."""
+    return isinstance(reason, error.ConnectionDone) and not proto.aborted
 
 
 @implementer(IPushProducer)
@@ -197,7 +262,7 @@ async def finish_sending(proto: DataProtocol) -> None:
     """Half of every download: flush, close, and confirm the peer got it all."""
     proto.transport.loseConnection()
     reason = await proto.when_closed()
-    if not ended_cleanly(reason):
+    if not ended_cleanly(proto, reason):
         raise TransferAborted()
 
 
@@ -238,7 +303,7 @@ class Receiver:
             await self._target.abort()
             failure = self._failed
             raise failure.value if isinstance(failure.value, FTPError) else LocalError()
-        if not ended_cleanly(reason):
+        if not ended_cleanly(self._proto, reason):
             await self._target.abort()
             raise TransferAborted()
         await self._target.commit()

@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from twisted_ftpd.errors import DataConnectionError
 from twisted_ftpd.protocol.addresses import normalize, same_host
 
-from .channel import DataProtocol
+from .channel import DataProtocol, DataTLS
 
 log = Logger()
 
@@ -38,8 +38,9 @@ class State(enum.Enum):
 class PendingConnection:
     """Common part: hands out the DataProtocol once, to whoever asks, or the failure."""
 
-    def __init__(self, clock: IReactorTime, timeout: float) -> None:
+    def __init__(self, clock: IReactorTime, timeout: float, tls: DataTLS | None = None) -> None:
         self.state = State.WAITING
+        self.tls = tls
         self.protocol: DataProtocol | None = None
         self._clock = clock
         self._timeout = timeout
@@ -60,15 +61,18 @@ class PendingConnection:
         self._begin()
         return waiter
 
-    def close(self) -> None:
-        """Abandon this setup: stop listening or dialing, drop any connection."""
+    def close(self, reason: Exception | None = None) -> None:
+        """Abandon this setup: stop listening or dialing, drop any connection.
+
+        Anyone still waiting for the connection gets ``reason`` (default: 425).
+        """
         previous, self.state = self.state, State.CLOSED
         self._cancel_timer()
         self._stop()
         if self.protocol is not None:
             self.protocol.close()
         if previous is not State.CLOSED:
-            self._notify(DataConnectionError("data connection closed."))
+            self._notify(reason or DataConnectionError("data connection closed."))
 
     def _begin(self) -> None:
         """Hook: active connections dial when first asked."""
@@ -136,8 +140,9 @@ class PassiveConnection(PendingConnection):
         local_host: str,
         peer_host: str,
         ports: Sequence[int] = (0,),
+        tls: DataTLS | None = None,
     ) -> None:
-        super().__init__(clock, timeout)
+        super().__init__(clock, timeout, tls)
         self.peer_host = peer_host
         self.port: IListeningPort | None = None
         self._listen(reactor, normalize(local_host), ports)
@@ -174,7 +179,7 @@ class PassiveConnection(PendingConnection):
         # Claimed now, so a second connection is refused; handed out once it is up.
         self.state = State.CONNECTING
         self._stop()
-        return DataProtocol(on_made=self._connected)
+        return DataProtocol(on_made=self._connected, on_failed=self._fail, tls=self.tls)
 
     def _stop(self) -> None:
         if self.port is not None:
@@ -190,7 +195,9 @@ class _ActiveFactory(ClientFactory):
         self.owner = owner
 
     def buildProtocol(self, addr: IAddress) -> DataProtocol:
-        return DataProtocol(on_made=self.owner._connected)
+        owner = self.owner
+        return DataProtocol(on_made=owner._connected, on_failed=owner._fail, tls=owner.tls,
+                            accepted=False)
 
     def clientConnectionFailed(self, connector: object, reason: object) -> None:
         self.owner._fail(DataConnectionError("connection refused."))
@@ -207,8 +214,9 @@ class ActiveConnection(PendingConnection):
         host: str,
         port: int,
         local_host: str,
+        tls: DataTLS | None = None,
     ) -> None:
-        super().__init__(clock, timeout)
+        super().__init__(clock, timeout, tls)
         self.target = (host, port)
         self._reactor = reactor
         self._local_host = normalize(local_host)

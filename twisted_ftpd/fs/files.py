@@ -182,11 +182,14 @@ class WriteFile:
 
     @classmethod
     def open(
-        cls, path: str, offset: int | None = None, *, run: Runner, display_path: str = ""
+        cls, path: str, offset: int | None = None, *, run: Runner, display_path: str = "",
+        append: bool = False,
     ) -> WriteFile:
         """Start an upload to the OS path ``path`` (blocking: call through ``run``).
 
-        Raises FTPErrors for directories and special files, OSError otherwise.
+        ``append`` adds to the end of the file (created if missing), whatever
+        ``offset`` says. Raises FTPErrors for directories and special files,
+        OSError otherwise.
         """
         try:
             existing: os.stat_result | None = os.stat(path)
@@ -197,23 +200,44 @@ class WriteFile:
                 raise errors.IsADirectory(display_path)
             if not statmod.S_ISREG(existing.st_mode):
                 raise errors.NotAPlainFile(display_path)
-        if offset is None:
+        if append:
+            offset = existing.st_size if existing is not None else 0
+        elif offset is None:
             return cls._open_aside(path, existing, run, display_path)
         if existing is None and offset != 0:
             raise errors.FileNotFound(display_path)
         flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        fd = os.open(path, flags | (os.O_CREAT if offset == 0 else 0), 0o666)
+        flags |= os.O_CREAT if offset == 0 else 0
+        flags |= os.O_APPEND if append else 0
+        fd = os.open(path, flags, 0o666)
         try:
             if not statmod.S_ISREG(os.fstat(fd).st_mode):
                 raise errors.NotAPlainFile(display_path)
             os.set_blocking(fd, True)
-            os.ftruncate(fd, offset)
-            os.lseek(fd, offset, os.SEEK_SET)
+            if not append:
+                os.ftruncate(fd, offset)
+                os.lseek(fd, offset, os.SEEK_SET)
             fileobj = os.fdopen(fd, "wb")
         except BaseException:
             os.close(fd)
             raise
         return cls(fileobj, path, run=run, display_path=display_path)
+
+    @classmethod
+    def create_unique(cls, directory: str, prefix: str, *, run: Runner,
+                      display_dir: str = "") -> tuple[str, WriteFile]:
+        """Create a new file with a name no other file has (STOU); blocking."""
+        fd, path = tempfile.mkstemp(dir=directory, prefix=prefix)
+        try:
+            os.fchmod(fd, DEFAULT_MODE)
+            fileobj = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        name = os.path.basename(path)
+        shown = display_dir.rstrip("/") + "/" + name
+        return name, cls(fileobj, path, run=run, display_path=shown)
 
     @classmethod
     def _open_aside(

@@ -114,6 +114,18 @@ class FilesystemShell:
     def open_for_writing(self, path: Segments, offset: int | None = None) -> Deferred[WriteFile]:
         return self._call(path, self._open_for_writing, path, offset)
 
+    def open_for_appending(self, path: Segments) -> Deferred[WriteFile]:
+        return self._call(path, self._open_for_writing, path, None, True)
+
+    def open_unique(self, directory: Segments, prefix: str) -> Deferred[tuple[str, WriteFile]]:
+        return self._call(directory, self._open_unique, directory, prefix)
+
+    def set_mtime(self, path: Segments, mtime: float) -> Deferred[None]:
+        return self._call(path, self._set_mtime, path, mtime)
+
+    def chmod(self, path: Segments, mode: int) -> Deferred[None]:
+        return self._call(path, self._chmod, path, mode)
+
     # Blocking halves, run through self._run.
 
     def _stat(self, path: Segments) -> FileInfo:
@@ -174,14 +186,30 @@ class FilesystemShell:
             raise
         return ReadFile(fileobj, shown)
 
-    def _open_for_writing(self, path: Segments, offset: int | None) -> WriteFile:
+    def _open_for_writing(self, path: Segments, offset: int | None,
+                          append: bool = False) -> WriteFile:
         shown = display_path(path)
         if not path:
             raise errors.IsADirectory(shown)
         target = self._confine.resolve_parent(path)
         if os.path.islink(target):  # confined by resolve_parent; write through it
             target = os.path.realpath(target)
-        return WriteFile.open(target, offset, run=self._run, display_path=shown)
+        return WriteFile.open(target, offset, run=self._run, display_path=shown, append=append)
+
+    def _open_unique(self, directory: Segments, prefix: str) -> tuple[str, WriteFile]:
+        real = self._confine.resolve(directory)
+        if not statmod.S_ISDIR(os.stat(real).st_mode):
+            raise errors.NotADirectory(display_path(directory))
+        return WriteFile.create_unique(real, prefix, run=self._run,
+                                       display_dir=display_path(directory))
+
+    def _set_mtime(self, path: Segments, mtime: float) -> None:
+        real = self._confine.resolve(path)
+        os.utime(real, (os.stat(real).st_atime, mtime))
+
+    def _chmod(self, path: Segments, mode: int) -> None:
+        # Permission bits only: no setuid, setgid or sticky bits from FTP clients.
+        os.chmod(self._confine.resolve(path), mode & 0o777)
 
 
 def _require_plain_file(mode: int, shown: str) -> None:

@@ -54,16 +54,13 @@ _SPECS = [
     # Service commands (RFC 959 4.1.3, RFC 3659)
     CommandSpec("RETR", _A.REQUIRED, "RETR <file>: download a file.", perm="r"),
     CommandSpec("STOR", _A.REQUIRED, "STOR <file>: upload a file.", perm="w"),
-    CommandSpec("STOU", _A.OPTIONAL, "STOU: store under a unique name.", perm="w",
-                implemented=False),
-    CommandSpec("APPE", _A.REQUIRED, "APPE <file>: append to a file.", perm="a",
-                implemented=False),
-    CommandSpec("ALLO", _A.REQUIRED, "ALLO: reserve space.", implemented=False),
+    CommandSpec("STOU", _A.OPTIONAL, "STOU: store under a unique name.", perm="w"),
+    CommandSpec("APPE", _A.REQUIRED, "APPE <file>: append to a file.", perm="a"),
+    CommandSpec("ALLO", _A.REQUIRED, "ALLO: reserve space."),
     CommandSpec("REST", _A.REQUIRED, "REST <offset>: restart the next RETR or STOR there."),
     CommandSpec("RNFR", _A.REQUIRED, "RNFR <name>: rename from.", perm="f"),
     CommandSpec("RNTO", _A.REQUIRED, "RNTO <name>: rename to.", perm="f"),
-    CommandSpec("ABOR", _A.NONE, "ABOR: abort a transfer.", implemented=False,
-                during_transfer=True),
+    CommandSpec("ABOR", _A.NONE, "ABOR: abort a transfer.", during_transfer=True),
     CommandSpec("DELE", _A.REQUIRED, "DELE <file>: delete a file.", perm="d"),
     CommandSpec("RMD", _A.REQUIRED, "RMD <dir>: remove a directory.", perm="d"),
     CommandSpec("XRMD", _A.REQUIRED, "XRMD <dir>: remove a directory (RFC 775).", perm="d"),
@@ -73,14 +70,11 @@ _SPECS = [
     CommandSpec("XPWD", _A.NONE, "XPWD: print the working directory (RFC 775)."),
     CommandSpec("LIST", _A.OPTIONAL, "LIST [-a] [path]: long listing.", perm="l"),
     CommandSpec("NLST", _A.OPTIONAL, "NLST [path]: names only.", perm="l"),
-    CommandSpec("MLSD", _A.OPTIONAL, "MLSD [dir]: machine listing.", perm="l",
-                implemented=False),
-    CommandSpec("MLST", _A.OPTIONAL, "MLST [path]: machine facts.", perm="l",
-                implemented=False),
-    CommandSpec("SITE", _A.REQUIRED, "SITE <cmd>: site commands.", implemented=False),
+    CommandSpec("MLSD", _A.OPTIONAL, "MLSD [dir]: machine listing.", perm="l"),
+    CommandSpec("MLST", _A.OPTIONAL, "MLST [path]: machine facts.", perm="l"),
+    CommandSpec("SITE", _A.REQUIRED, "SITE <cmd>: site commands."),
     CommandSpec("SYST", _A.NONE, "SYST: system type.", login=False),
-    CommandSpec("STAT", _A.OPTIONAL, "STAT [path]: status.", implemented=False,
-                during_transfer=True),
+    CommandSpec("STAT", _A.OPTIONAL, "STAT [path]: status.", during_transfer=True),
     CommandSpec("HELP", _A.OPTIONAL, "HELP [cmd]: this help.", login=False,
                 during_transfer=True),
     CommandSpec("NOOP", _A.NONE, "NOOP: do nothing.", login=False, during_transfer=True),
@@ -91,23 +85,24 @@ _SPECS = [
     CommandSpec("MDTM", _A.REQUIRED, "MDTM <file>: modification time (RFC 3659).",
                 perm="l"),
     CommandSpec("MFMT", _A.REQUIRED, "MFMT <time> <file>: set modification time.",
-                perm="T", implemented=False),
-    # Security extensions (RFC 2228, RFC 4217) and HOST (RFC 7151): known, not served yet.
-    CommandSpec("AUTH", _A.REQUIRED, "AUTH <TLS>: secure the session.", login=False,
-                implemented=False),
-    CommandSpec("PBSZ", _A.REQUIRED, "PBSZ 0: protection buffer size.", login=False,
-                implemented=False),
-    CommandSpec("PROT", _A.REQUIRED, "PROT <C|P>: data channel protection.", login=False,
-                implemented=False),
-    CommandSpec("CCC", _A.NONE, "CCC: clear the control channel.", implemented=False),
-    CommandSpec("HOST", _A.REQUIRED, "HOST <name>: virtual host (RFC 7151).", login=False,
-                implemented=False),
+                perm="T"),
+    # HOST (RFC 7151), then the security extensions (RFC 2228, RFC 4217).
+    CommandSpec("AUTH", _A.REQUIRED, "AUTH <TLS>: secure the session.", login=False),
+    CommandSpec("PBSZ", _A.REQUIRED, "PBSZ 0: protection buffer size.", login=False),
+    CommandSpec("PROT", _A.REQUIRED, "PROT <C|P>: data channel protection.", login=False),
+    CommandSpec("CCC", _A.NONE, "CCC: clear the control channel (always refused)."),
+    CommandSpec("HOST", _A.REQUIRED, "HOST <name>: virtual host (RFC 7151).", login=False),
 ]
 
 COMMANDS: dict[str, CommandSpec] = {spec.verb: spec for spec in _SPECS}
 
-# Extensions announced by FEAT (RFC 2389), each matching a served command.
-FEATURES: tuple[str, ...] = ("EPRT", "EPSV", "MDTM", "REST STREAM", "SIZE", "UTF8")
+# Extensions announced by FEAT (RFC 2389), each matching a served command; the
+# MLST line, which depends on the session's OPTS MLST choice, and the TLS lines,
+# present when FTPS is configured, are added by FEAT.
+TLS_FEATURES: tuple[str, ...] = ("AUTH TLS", "PBSZ", "PROT")
+FEATURES: tuple[str, ...] = (
+    "EPRT", "EPSV", "HOST", "MDTM", "MFMT", "REST STREAM", "SIZE", "TVFS", "UTF8",
+)
 
 
 def help_text() -> str:

@@ -50,8 +50,12 @@ def strip_telnet(line: bytes) -> bytes:
             i += 2
         elif following in _OPTION_COMMANDS:
             i += 3
-        else:
+        elif following is not None and following >= 240:  # a two-byte Telnet command
             i += 2
+        else:
+            # A lone IAC, e.g. the Synch sequence whose DM byte went out of band:
+            # drop the IAC only, so the command after it survives intact.
+            i += 1
     return bytes(out)
 
 

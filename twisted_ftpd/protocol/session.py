@@ -58,6 +58,11 @@ class Session:
     rename_from: Segments | None = None
     rest_offset: int = 0
     epsv_all: bool = False
+    host: str = ""  # HOST (RFC 7151), before USER
+    mlst_facts: tuple[str, ...] = ()  # MLSx facts chosen by OPTS MLST
+    pbsz: bool = False  # PBSZ 0 received (RFC 4217), needed before PROT
+    prot: str = "C"  # data channel protection: "C" clear or "P" private
+    user_requires_tls: bool = False  # the named user's record demands TLS
     failed_logins: int = 0
 
     def fire(self, event: Event) -> Phase:
@@ -82,6 +87,7 @@ class Session:
         self.type = "A"
         self.rename_from = None
         self.rest_offset = 0
+        self.user_requires_tls = False
 
     def take_rest(self) -> int:
         """The pending REST offset, consumed by the transfer that uses it."""

@@ -1,0 +1,123 @@
+# -*- test-case-name: tests.test_tls -*-
+"""TLS for FTPS (RFC 4217): load and check the certificate once, then give every login
+its own TLS context.
+
+A context per login is what ties a data connection to *its* control connection:
+TLS sessions and session tickets live in, and are encrypted for, one context,
+so a data connection can only resume a session that this login's control
+connection negotiated. A data connection that did not resume is then refused
+(vsftpd's ``require_ssl_reuse``), which stops another client from stealing the
+transfer by racing to the passive port.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+
+from OpenSSL import SSL
+from OpenSSL._util import lib as _openssl  # SSL_session_reused has no public wrapper
+from twisted.internet.ssl import Certificate, CertificateOptions, KeyPair, TLSVersion
+
+
+class TLSConfigError(ValueError):
+    """The certificate or key cannot be used; the message is meant for the operator."""
+
+
+@dataclass(frozen=True)
+class TLSPolicy:
+    """What the server demands of clients; checked by the control channel."""
+
+    required: bool = False  # no login (and no transfer) without TLS
+    require_reuse: bool = True  # data connections must resume this login's session
+    handshake_timeout: float = 30.0
+
+
+class TLSCredentials:
+    """A checked certificate and key, ready to make per-login TLS contexts."""
+
+    def __init__(self, certificate: Certificate, key: KeyPair, chain: list[Certificate]) -> None:
+        self.certificate = certificate
+        self.key = key
+        self.chain = chain
+
+    @classmethod
+    def load(cls, cert_path: str, key_path: str | None = None,
+             now: datetime.datetime | None = None) -> TLSCredentials:
+        """Read PEM files (one file may hold certificate and key) and check them."""
+        cert_text = _read(cert_path, "certificate")
+        key_text = _read(key_path, "key") if key_path else cert_text
+        certs = _pem_blocks(cert_text, "CERTIFICATE")
+        if not certs:
+            raise TLSConfigError(f"{cert_path}: no PEM certificate found")
+        keys = [b for b in _pem_blocks(key_text, "PRIVATE KEY")]
+        if not keys:
+            raise TLSConfigError(f"{key_path or cert_path}: no PEM private key found")
+        try:
+            certificate = Certificate.loadPEM(certs[0])
+            chain = [Certificate.loadPEM(c) for c in certs[1:]]
+            key = KeyPair.load(keys[0], SSL.FILETYPE_PEM)
+        except Exception as e:  # pyOpenSSL raises its own error types
+            raise TLSConfigError(f"{cert_path}: cannot load certificate or key: {e}") from None
+        _check_validity(certificate, cert_path, now)
+        credentials = cls(certificate, key, chain)
+        try:
+            credentials.context_factory().getContext()
+        except SSL.Error:
+            raise TLSConfigError(
+                f"{key_path or cert_path}: the private key does not match the certificate"
+            ) from None
+        return credentials
+
+    def context_factory(self) -> CertificateOptions:
+        """A fresh TLS context: use one per login, for its control and data connections."""
+        return CertificateOptions(
+            privateKey=self.key.original,
+            certificate=self.certificate.original,
+            extraCertChain=[c.original for c in self.chain],
+            raiseMinimumTo=TLSVersion.TLSv1_2,
+            enableSessions=True,
+            enableSessionTickets=True,
+        )
+
+
+def session_reused(connection: SSL.Connection) -> bool:
+    """Did this TLS connection resume an earlier session (instead of a full handshake)?"""
+    return bool(_openssl.SSL_session_reused(connection._ssl))
+
+
+def _read(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text("ascii")
+    except FileNotFoundError:
+        raise TLSConfigError(f"{path}: {what} file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise TLSConfigError(f"{path}: cannot read {what} file: {e}") from None
+
+
+def _pem_blocks(text: str, kind: str) -> list[bytes]:
+    """The PEM blocks whose label ends with ``kind`` (so RSA/EC PRIVATE KEY count)."""
+    blocks, current, label = [], [], None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("-----BEGIN ") and stripped.endswith("-----"):
+            label, current = stripped[11:-5], [stripped]
+        elif label is not None:
+            current.append(stripped)
+            if stripped == f"-----END {label}-----":
+                if label.endswith(kind):
+                    blocks.append(("\n".join(current) + "\n").encode("ascii"))
+                label = None
+    return blocks
+
+
+def _check_validity(certificate: Certificate, path: str, now: datetime.datetime | None) -> None:
+    x509 = certificate.original.to_cryptography()
+    moment = now or datetime.datetime.now(datetime.UTC)
+    if x509.not_valid_after_utc < moment:
+        raise TLSConfigError(f"{path}: certificate expired on {x509.not_valid_after_utc:%Y-%m-%d}")
+    if x509.not_valid_before_utc > moment:
+        raise TLSConfigError(
+            f"{path}: certificate is not valid before {x509.not_valid_before_utc:%Y-%m-%d}"
+        )
