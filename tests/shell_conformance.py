@@ -8,6 +8,8 @@ given a synchronous ``run``). No symlinks here: not every backend has them.
 
 from __future__ import annotations
 
+import stat
+
 from twisted.internet.testing import StringTransport
 from zope.interface.verify import verifyObject
 
@@ -134,6 +136,21 @@ class ShellConformanceMixin:
         self.failureResultOf(shell.remove_dir(()), errors.PermissionDenied)
         self.assertTrue(self.exists(("full", "f")))
 
+    def test_home_itself_cannot_be_created_or_removed(self) -> None:
+        shell = self.shell()
+        self.failureResultOf(shell.make_dir(()), errors.PermissionDenied)
+        self.failureResultOf(shell.remove_file(()), errors.PermissionDenied)
+
+    def test_make_dir_below_a_file(self) -> None:
+        self.create_file(("f",), b"")
+        self.failureResultOf(self.shell().make_dir(("f", "d")), errors.NotADirectory)
+
+    def test_impossible_names(self) -> None:
+        shell = self.shell()
+        for bad in ("..", ".", "", "a/b", "nul\0", "x" * 300):
+            self.failureResultOf(shell.stat((bad,)), errors.InvalidPath)
+            self.failureResultOf(shell.make_dir((bad,)), errors.InvalidPath)
+
     # remove_file
 
     def test_remove_file(self) -> None:
@@ -169,6 +186,39 @@ class ShellConformanceMixin:
         self.successResultOf(self.shell().rename(("a",), ("b",)))
         self.assertEqual(self.read_back(("b",)), b"new")
         self.assertFalse(self.exists(("a",)))
+
+    def test_rename_onto_itself_changes_nothing(self) -> None:
+        self.create_file(("a",), b"x")
+        self.create_dir(("d",))
+        self.successResultOf(self.shell().rename(("a",), ("a",)))
+        self.successResultOf(self.shell().rename(("d",), ("d",)))
+        self.assertEqual(self.read_back(("a",)), b"x")
+        self.assertTrue(self.successResultOf(self.shell().stat(("d",))).is_dir)
+
+    def test_rename_dir_over_empty_dir(self) -> None:
+        self.create_dir(("d",))
+        self.create_file(("d", "f"), b"inner")
+        self.create_dir(("empty",))
+        self.successResultOf(self.shell().rename(("d",), ("empty",)))
+        self.assertEqual(self.read_back(("empty", "f")), b"inner")
+        self.assertFalse(self.exists(("d",)))
+
+    def test_rename_type_and_nesting_errors(self) -> None:
+        self.create_file(("f",), b"x")
+        self.create_dir(("d",))
+        self.create_dir(("d", "sub"))
+        self.create_dir(("full",))
+        self.create_file(("full", "g"), b"y")
+        shell = self.shell()
+        self.failureResultOf(shell.rename(("f",), ("d",)), errors.IsADirectory)
+        self.failureResultOf(shell.rename(("d",), ("f",)), errors.NotADirectory)
+        self.failureResultOf(shell.rename(("d",), ("full",)), errors.DirectoryNotEmpty)
+        self.failureResultOf(shell.rename(("d",), ("d", "sub", "x")), errors.InvalidPath)
+        self.failureResultOf(shell.rename(("d", "sub"), ("d",)), errors.DirectoryNotEmpty)
+        self.failureResultOf(shell.rename(("f",), ("f", "x")), errors.NotADirectory)
+        self.assertEqual(self.read_back(("f",)), b"x")
+        self.assertEqual(self.read_back(("full", "g")), b"y")
+        self.assertTrue(self.exists(("d", "sub")))
 
     def test_rename_errors(self) -> None:
         self.create_file(("a",), b"x")
@@ -269,3 +319,110 @@ class ShellConformanceMixin:
         self.successResultOf(aborted.abort())
         self.assertRaises(RuntimeError, aborted.write, b"more")
         self.successResultOf(aborted.abort())
+
+    def test_write_at_offset_past_the_end_fills_with_zeros(self) -> None:
+        self.create_file(("f",), b"abc")
+        self.successResultOf(self.upload(("f",), [b"X"], offset=5).commit())
+        self.assertEqual(self.read_back(("f",)), b"abc\0\0X")
+
+    def test_replace_keeps_the_permission_bits(self) -> None:
+        self.create_file(("f",), b"old")
+        self.successResultOf(self.shell().chmod(("f",), 0o640))
+        self.successResultOf(self.upload(("f",), [b"new"]).commit())
+        info = self.successResultOf(self.shell().stat(("f",)))
+        self.assertEqual((stat.S_IMODE(info.mode), info.is_file), (0o640, True))
+
+    # open_for_appending
+
+    def append(self, path: Segments, chunks: list[bytes]) -> IWriteFile:
+        writer = self.successResultOf(self.shell().open_for_appending(path))
+        for chunk in chunks:
+            self.assertIsNone(self.successResultOf(writer.write(chunk)))
+        return writer
+
+    def test_append_to_existing_file(self) -> None:
+        self.create_file(("f",), b"abc")
+        writer = self.append(("f",), [b"de", b"f"])
+        self.assertTrue(verifyObject(IWriteFile, writer))
+        self.assertIsNone(self.successResultOf(writer.commit()))
+        self.assertEqual(self.read_back(("f",)), b"abcdef")
+
+    def test_append_creates_a_missing_file_at_once(self) -> None:
+        writer = self.append(("new",), [])
+        self.assertTrue(self.exists(("new",)))
+        self.successResultOf(writer.write(b"data"))
+        self.successResultOf(writer.commit())
+        self.assertEqual(self.read_back(("new",)), b"data")
+
+    def test_append_abort_keeps_written_data(self) -> None:
+        self.create_file(("f",), b"abc")
+        writer = self.append(("f",), [b"X"])
+        self.assertIsNone(self.successResultOf(writer.abort()))
+        self.assertEqual(self.read_back(("f",)), b"abcX")
+        self.assertIsNone(self.successResultOf(writer.abort()))
+        self.assertRaises(RuntimeError, writer.write, b"more")
+
+    def test_append_errors(self) -> None:
+        self.create_dir(("d",))
+        shell = self.shell()
+        self.failureResultOf(shell.open_for_appending(("d",)), errors.IsADirectory)
+        self.failureResultOf(shell.open_for_appending(()), errors.IsADirectory)
+        self.failureResultOf(shell.open_for_appending(("no", "f")), errors.FileNotFound)
+
+    # open_unique
+
+    def test_open_unique_creates_a_new_name(self) -> None:
+        self.create_dir(("d",))
+        self.create_file(("d", "up"), b"taken")
+        shell = self.shell()
+        name, writer = self.successResultOf(shell.open_unique(("d",), "up"))
+        self.assertTrue(verifyObject(IWriteFile, writer))
+        self.assertTrue(name.startswith("up"))
+        self.assertGreater(len(name), len("up"))
+        self.assertTrue(self.exists(("d", name)))
+        other, second = self.successResultOf(shell.open_unique(("d",), "up"))
+        self.assertNotIn(other, (name, "up"))
+        self.successResultOf(writer.write(b"first"))
+        self.assertIsNone(self.successResultOf(writer.commit()))
+        self.successResultOf(second.abort())
+        self.assertEqual(self.read_back(("d", name)), b"first")
+        self.assertEqual(self.read_back(("d", other)), b"")
+        self.assertEqual(self.read_back(("d", "up")), b"taken")
+
+    def test_open_unique_in_home(self) -> None:
+        name, writer = self.successResultOf(self.shell().open_unique((), "x."))
+        self.successResultOf(writer.commit())
+        names = [e.name for e in self.successResultOf(self.shell().list_dir(()))]
+        self.assertEqual(names, [name])
+
+    def test_open_unique_errors(self) -> None:
+        self.create_file(("f",), b"")
+        shell = self.shell()
+        self.failureResultOf(shell.open_unique(("missing",), "p"), errors.FileNotFound)
+        self.failureResultOf(shell.open_unique(("f",), "p"), errors.NotADirectory)
+
+    # set_mtime and chmod
+
+    def test_set_mtime(self) -> None:
+        self.create_file(("f",), b"x")
+        self.create_dir(("d",))
+        shell = self.shell()
+        for path in (("f",), ("d",)):
+            self.assertIsNone(self.successResultOf(shell.set_mtime(path, 1_000_000_000.0)))
+            self.assertEqual(self.successResultOf(shell.stat(path)).mtime, 1_000_000_000.0)
+        self.assertEqual(self.read_back(("f",)), b"x")
+        self.failureResultOf(shell.set_mtime(("missing",), 0.0), errors.FileNotFound)
+
+    def test_chmod_sets_permission_bits_only(self) -> None:
+        self.create_file(("f",), b"x")
+        self.create_dir(("d",))
+        shell = self.shell()
+        self.assertIsNone(self.successResultOf(shell.chmod(("f",), 0o600)))
+        info = self.successResultOf(shell.stat(("f",)))
+        self.assertEqual((stat.S_IMODE(info.mode), info.is_file), (0o600, True))
+        self.successResultOf(shell.chmod(("f",), 0o4755))  # no setuid from a client
+        self.assertEqual(stat.S_IMODE(self.successResultOf(shell.stat(("f",))).mode), 0o755)
+        self.successResultOf(shell.chmod(("d",), 0o700))
+        info = self.successResultOf(shell.stat(("d",)))
+        self.assertEqual((stat.S_IMODE(info.mode), info.is_dir), (0o700, True))
+        self.failureResultOf(shell.chmod(("missing",), 0o644), errors.FileNotFound)

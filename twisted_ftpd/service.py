@@ -12,7 +12,7 @@ import os
 
 from twisted.application import service
 from twisted.cred.portal import Portal
-from twisted.internet import defer, error
+from twisted.internet import defer, error, threads
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
@@ -23,7 +23,7 @@ from twisted_ftpd.auth.userdb import UserDB
 from twisted_ftpd.config import Options, ServerConfig
 from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
 from twisted_ftpd.fs.files import Runner
-from twisted_ftpd.fs.shell import FilesystemShell, default_run
+from twisted_ftpd.fs.shell import FilesystemShell
 from twisted_ftpd.tls import TLSCredentials
 
 __all__ = ["FTPService", "Options", "build_factory", "makeService"]
@@ -31,35 +31,53 @@ __all__ = ["FTPService", "Options", "build_factory", "makeService"]
 log = Logger()
 
 
+def thread_runner(reactor: IReactorTCP) -> Runner:
+    """Run blocking calls in ``reactor``'s own thread pool (not the global reactor's,
+    so a server on a private reactor, as in test fixtures, works too)."""
+
+    def run(f, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args, **kwargs)
+
+    return run
+
+
 def build_factory(config: ServerConfig, reactor: IReactorTCP,
-                  clock: IReactorTime | None = None, run: Runner | None = None) -> FTPFactory:
+                  clock: IReactorTime | None = None, run: Runner | None = None,
+                  portal: Portal | None = None) -> FTPFactory:
     """The control-connection factory for ``config``; creates the root if missing.
 
     ``run`` executes blocking calls (password hashing, disk access); by default
-    they go to the reactor's thread pool.
+    they go to the reactor's thread pool. ``portal`` replaces the user file
+    (in-process test servers bring their own users).
     """
     tls = TLSCredentials.load(config.tls_cert, config.tls_key) if config.tls_cert else None
     os.makedirs(config.root, exist_ok=True)
-    userdb = UserDB(config.users)
-    realm = FTPRealm(userdb, config.root,
-                     lambda home, perms: FilesystemShell(home, perms, run=run))
-    portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=run)])
-    runner = run or default_run
-    return FTPFactory(portal, config, reactor, clock, tls=tls,
-                      lookup_user=lambda name: runner(userdb.lookup, name))
+    runner = run or thread_runner(reactor)
+    lookup_user = None
+    if portal is None:
+        userdb = UserDB(config.users)
+        realm = FTPRealm(userdb, config.root,
+                         lambda home, perms: FilesystemShell(home, perms, run=runner))
+        portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=runner)])
+
+        def lookup_user(name: str) -> defer.Deferred:
+            return runner(userdb.lookup, name)
+
+    return FTPFactory(portal, config, reactor, clock, tls=tls, lookup_user=lookup_user)
 
 
 class FTPService(service.Service):
     """Listens for control connections; stopping it also ends every live session."""
 
-    def __init__(self, config: ServerConfig, reactor: IReactorTCP | None = None) -> None:
+    def __init__(self, config: ServerConfig, reactor: IReactorTCP | None = None,
+                 portal: Portal | None = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 
             reactor = global_reactor
         self.config = config
         self.reactor = reactor
-        self.factory = build_factory(config, reactor)
+        self.factory = build_factory(config, reactor, portal=portal)
         self.port: IListeningPort | None = None
         self.implicit_port: IListeningPort | None = None
 

@@ -15,10 +15,16 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from OpenSSL import SSL
 from OpenSSL._util import lib as _openssl  # SSL_session_reused has no public wrapper
-from twisted.internet.ssl import Certificate, CertificateOptions, KeyPair, TLSVersion
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.ssl import CertificateOptions, TLSVersion
 
 
 class TLSConfigError(ValueError):
@@ -37,7 +43,8 @@ class TLSPolicy:
 class TLSCredentials:
     """A checked certificate and key, ready to make per-login TLS contexts."""
 
-    def __init__(self, certificate: Certificate, key: KeyPair, chain: list[Certificate]) -> None:
+    def __init__(self, certificate: x509.Certificate, key: PrivateKeyTypes,
+                 chain: list[x509.Certificate]) -> None:
         self.certificate = certificate
         self.key = key
         self.chain = chain
@@ -55,11 +62,10 @@ class TLSCredentials:
         if not keys:
             raise TLSConfigError(f"{key_path or cert_path}: no PEM private key found")
         try:
-            certificate = Certificate.loadPEM(certs[0])
-            chain = [Certificate.loadPEM(c) for c in certs[1:]]
-            key = KeyPair.load(keys[0], SSL.FILETYPE_PEM)
-        except Exception as e:  # pyOpenSSL raises its own error types
-            raise TLSConfigError(f"{cert_path}: cannot load certificate or key: {e}") from None
+            certificate, *chain = [x509.load_pem_x509_certificate(c) for c in certs]
+        except ValueError as e:
+            raise TLSConfigError(f"{cert_path}: cannot load the certificate: {e}") from None
+        key = _load_key(keys[0], key_path or cert_path)
         _check_validity(certificate, cert_path, now)
         credentials = cls(certificate, key, chain)
         try:
@@ -73,13 +79,27 @@ class TLSCredentials:
     def context_factory(self) -> CertificateOptions:
         """A fresh TLS context: use one per login, for its control and data connections."""
         return CertificateOptions(
-            privateKey=self.key.original,
-            certificate=self.certificate.original,
-            extraCertChain=[c.original for c in self.chain],
+            privateKey=self.key,
+            certificate=self.certificate,
+            extraCertChain=self.chain,
             raiseMinimumTo=TLSVersion.TLSv1_2,
             enableSessions=True,
             enableSessionTickets=True,
         )
+
+
+def start_tls(transport: Any, options: CertificateOptions, normal: bool,
+              clock: IReactorTime) -> None:
+    """``transport.startTLS``, with the TLS layer's timers on ``clock``.
+
+    Twisted's startTLS schedules its small-write flushes on the *global*
+    reactor; for a server on another reactor (the test fixtures' private one)
+    they would never run, so point the layer at the server's own clock.
+    """
+    transport.startTLS(options, normal)
+    aggregator = getattr(getattr(transport, "protocol", None), "_aggregator", None)
+    if aggregator is not None and hasattr(aggregator, "_clock"):
+        aggregator._clock = clock
 
 
 def session_reused(connection: SSL.Connection) -> bool:
@@ -112,12 +132,25 @@ def _pem_blocks(text: str, kind: str) -> list[bytes]:
     return blocks
 
 
-def _check_validity(certificate: Certificate, path: str, now: datetime.datetime | None) -> None:
-    x509 = certificate.original.to_cryptography()
+def _load_key(pem: bytes, path: str) -> PrivateKeyTypes:
+    # cryptography, unlike OpenSSL's loader, never stops to prompt for a pass phrase.
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except TypeError:
+        raise TLSConfigError(f"{path}: the private key is encrypted; "
+                             "give the server an unencrypted key") from None
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise TLSConfigError(f"{path}: cannot load the private key: {e}") from None
+    return key
+
+
+def _check_validity(cert: x509.Certificate, path: str, now: datetime.datetime | None) -> None:
     moment = now or datetime.datetime.now(datetime.UTC)
-    if x509.not_valid_after_utc < moment:
-        raise TLSConfigError(f"{path}: certificate expired on {x509.not_valid_after_utc:%Y-%m-%d}")
-    if x509.not_valid_before_utc > moment:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    if cert.not_valid_after_utc < moment:
+        raise TLSConfigError(f"{path}: certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+    if cert.not_valid_before_utc > moment:
         raise TLSConfigError(
-            f"{path}: certificate is not valid before {x509.not_valid_before_utc:%Y-%m-%d}"
+            f"{path}: certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d}"
         )

@@ -32,6 +32,7 @@ from twisted_ftpd.errors import (
     ProtectionRequired,
     TransferAborted,
 )
+from twisted_ftpd.faults import Faults
 from twisted_ftpd.interfaces import Segments
 from twisted_ftpd.listing.mlsx import FACTS
 from twisted_ftpd.protocol import paths, replies
@@ -39,7 +40,7 @@ from twisted_ftpd.protocol.commands import COMMANDS
 from twisted_ftpd.protocol.parser import MAX_LINE_LENGTH, Command, parse
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Session
-from twisted_ftpd.tls import TLSCredentials
+from twisted_ftpd.tls import TLSCredentials, start_tls
 
 from . import (
     cmd_data,
@@ -101,6 +102,7 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         self.on_lost: list = []
         self._timers: set = set()
         self._handshake_timer = None
+        self.faults = Faults()
 
     # -- connection lifecycle -------------------------------------------------------
 
@@ -141,7 +143,7 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         self.clearLineBuffer()
         self._after_long_line = b""
         self.tls_options = self.tls.context_factory()
-        self.transport.startTLS(self.tls_options)
+        start_tls(self.transport, self.tls_options, True, self.clock)
         self._handshake_timer = self.clock.callLater(self.config.tls_handshake_timeout,
                                                      self._handshake_timed_out)
         self._timers.add(self._handshake_timer)
@@ -166,7 +168,7 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         """How the next data connection is secured: per PROT, with this login's context."""
         if self.session.prot != "P" or self.tls_options is None:
             return None
-        return DataTLS(self.tls_options, self.config.tls_require_reuse)
+        return DataTLS(self.tls_options, self.config.tls_require_reuse, self.clock)
 
     # -- input ------------------------------------------------------------------------
 
@@ -244,8 +246,24 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
     # -- services for handlers ------------------------------------------------------
 
     def reply(self, reply: Reply) -> None:
+        if self.faults.reply_delay:
+            self._later(self.faults.reply_delay, self._write, reply.render())
+        else:
+            self._write(reply.render())
+
+    def _write(self, data: bytes) -> None:
         if not self._gone:
-            self.transport.write(reply.render())
+            self.transport.write(data)
+
+    def _later(self, seconds: float, f: Callable[..., object], *args: object) -> None:
+        """A timer that dies with the session."""
+
+        def fire() -> None:
+            self._timers.discard(timer)
+            f(*args)
+
+        timer = self.clock.callLater(seconds, fire)
+        self._timers.add(timer)
 
     @property
     def permissions(self) -> str:
@@ -273,6 +291,8 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         """Replace the data connection set up by PORT/PASV; the old one is dropped."""
         if self.pending_data is not None:
             self.pending_data.close()
+        if pending is not None and self.faults.take_refusal():
+            pending.refuse()
         self.pending_data = pending
 
     def take_pending_data(self) -> PendingConnection:
@@ -300,6 +320,7 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         self.transfer = proto
         self.setTimeout(None)
         proto.watch(self.clock, self.config.stall_timeout)
+        proto.drop_after(self.faults.take_drop_limit())
         self._run_next()  # let NOOP & co. through while the transfer runs
         return proto
 
@@ -338,20 +359,17 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
     def sleep(self, seconds: float) -> defer.Deferred[None]:
         """Wait on the session's clock; the wait is cancelled if the client leaves."""
         waiter: defer.Deferred[None] = defer.Deferred()
-
-        def fire() -> None:
-            self._timers.discard(timer)
-            waiter.callback(None)
-
-        timer = self.clock.callLater(seconds, fire)
-        self._timers.add(timer)
+        self._later(seconds, waiter.callback, None)
         return waiter
 
     def close_after(self, reply: Reply) -> None:
         self._closing = True
         self._queue.clear()
         self.reply(reply)
-        self.transport.loseConnection()
+        if self.faults.reply_delay:
+            self._later(self.faults.reply_delay, self.transport.loseConnection)
+        else:
+            self.transport.loseConnection()
 
 
 def _urgent_data_inline(transport: object) -> None:

@@ -35,7 +35,7 @@ from twisted_ftpd.errors import (
     TransferAborted,
 )
 from twisted_ftpd.interfaces import IWriteFile
-from twisted_ftpd.tls import session_reused
+from twisted_ftpd.tls import session_reused, start_tls
 
 log = Logger()
 CONNECTION_DONE = Failure(error.ConnectionDone())
@@ -63,6 +63,7 @@ class DataTLS:
 
     options: Any  # the login's TLS context factory, shared with its control connection
     require_reuse: bool = True  # refuse connections that do not resume the login's session
+    clock: Any = None  # the server's reactor, for the TLS layer's timers
 
 
 @implementer(IConsumer, IHandshakeListener)
@@ -89,6 +90,7 @@ class DataProtocol(Protocol, TimeoutMixin):
         self.lost: BaseException | None = None
         self.bytes_moved = 0  # for STAT during a transfer
         self.aborted = False  # we dropped it ourselves (see close)
+        self._limit: int | None = None
         self._close_waiters: list[defer.Deferred[BaseException]] = []
 
     def connectionMade(self) -> None:
@@ -102,7 +104,10 @@ class DataProtocol(Protocol, TimeoutMixin):
             # The FTP server is the TLS server on data connections in both modes
             # (RFC 4217 section 7); Twisted's "normal" flag means "server" only on
             # connections we accepted, so an active connection passes False.
-            self.transport.startTLS(self._tls.options, self._accepted)
+            if self._tls.clock is None:
+                self.transport.startTLS(self._tls.options, self._accepted)
+            else:
+                start_tls(self.transport, self._tls.options, self._accepted, self._tls.clock)
 
     def handshakeCompleted(self) -> None:
         if self._tls is not None and self._tls.require_reuse:
@@ -125,7 +130,10 @@ class DataProtocol(Protocol, TimeoutMixin):
 
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
+        data, cut = self._over_limit(data)
         self.bytes_moved += len(data)
+        if cut:
+            self.close()
         if self._sink is not None:
             self._sink(data)
             return
@@ -137,6 +145,19 @@ class DataProtocol(Protocol, TimeoutMixin):
         """Start the stall timer, on ``clock``."""
         self.callLater = clock.callLater
         self.setTimeout(stall_timeout)
+
+    def drop_after(self, limit: int | None) -> None:
+        """Break the connection after ``limit`` bytes (fault injection; None: never)."""
+        self._limit = limit
+        if limit is not None and self.bytes_moved >= limit:
+            self.close()
+
+    def _over_limit(self, data: bytes) -> tuple[bytes, bool]:
+        """The part of ``data`` still within the byte limit, and whether it is reached."""
+        if self._limit is None:
+            return data, False
+        room = max(self._limit - self.bytes_moved, 0)
+        return data[:room], len(data) >= room
 
     def timeoutConnection(self) -> None:
         log.info("Data connection stalled; dropping it")
@@ -151,8 +172,12 @@ class DataProtocol(Protocol, TimeoutMixin):
 
     def write(self, data: bytes) -> None:
         self.resetTimeout()
+        data, cut = self._over_limit(data)
         self.bytes_moved += len(data)
         self.transport.write(data)
+        if cut:  # flush what is within the limit, then hang up: the transfer fails
+            self.aborted = True
+            self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = CONNECTION_DONE) -> None:
         self.setTimeout(None)

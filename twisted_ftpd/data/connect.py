@@ -41,6 +41,8 @@ class PendingConnection:
     def __init__(self, clock: IReactorTime, timeout: float, tls: DataTLS | None = None) -> None:
         self.state = State.WAITING
         self.tls = tls
+        self._candidate: DataProtocol | None = None  # connected, handshake still running
+        self._refusing = False
         self.protocol: DataProtocol | None = None
         self._clock = clock
         self._timeout = timeout
@@ -69,10 +71,16 @@ class PendingConnection:
         previous, self.state = self.state, State.CLOSED
         self._cancel_timer()
         self._stop()
+        self._drop_candidate()
         if self.protocol is not None:
             self.protocol.close()
         if previous is not State.CLOSED:
             self._notify(reason or DataConnectionError("data connection closed."))
+
+    def refuse(self) -> None:
+        """Make the connection fail when it is attempted (fault injection): the
+        client's connection to a passive port is dropped, an active dial never made."""
+        self._refusing = True
 
     def _begin(self) -> None:
         """Hook: active connections dial when first asked."""
@@ -111,7 +119,19 @@ class PendingConnection:
         self._failure = failure
         self._cancel_timer()
         self._stop()
+        self._drop_candidate()
         self._notify(failure)
+
+    def _new_protocol(self, accepted: bool) -> DataProtocol:
+        proto = DataProtocol(on_made=self._connected, on_failed=self._fail, tls=self.tls,
+                             accepted=accepted)
+        self._candidate = proto
+        return proto
+
+    def _drop_candidate(self) -> None:
+        candidate, self._candidate = self._candidate, None
+        if candidate is not None and candidate is not self.protocol:
+            candidate.close()
 
     def _notify(self, failure: Exception) -> None:
         waiters, self._waiters = self._waiters, []
@@ -172,6 +192,9 @@ class PassiveConnection(PendingConnection):
     def _accept(self, addr: IAddress) -> DataProtocol | None:
         if self.state is not State.WAITING:
             return None
+        if self._refusing:
+            self._fail(DataConnectionError("connection refused."))
+            return None
         if not same_host(getattr(addr, "host", ""), self.peer_host):
             log.warn("Refused a passive data connection from {addr} (control peer is {peer})",
                      addr=addr, peer=self.peer_host)
@@ -179,7 +202,7 @@ class PassiveConnection(PendingConnection):
         # Claimed now, so a second connection is refused; handed out once it is up.
         self.state = State.CONNECTING
         self._stop()
-        return DataProtocol(on_made=self._connected, on_failed=self._fail, tls=self.tls)
+        return self._new_protocol(accepted=True)
 
     def _stop(self) -> None:
         if self.port is not None:
@@ -195,9 +218,7 @@ class _ActiveFactory(ClientFactory):
         self.owner = owner
 
     def buildProtocol(self, addr: IAddress) -> DataProtocol:
-        owner = self.owner
-        return DataProtocol(on_made=owner._connected, on_failed=owner._fail, tls=owner.tls,
-                            accepted=False)
+        return self.owner._new_protocol(accepted=False)
 
     def clientConnectionFailed(self, connector: object, reason: object) -> None:
         self.owner._fail(DataConnectionError("connection refused."))
@@ -224,6 +245,9 @@ class ActiveConnection(PendingConnection):
 
     def _begin(self) -> None:
         if self.state is not State.WAITING:
+            return
+        if self._refusing:
+            self._fail(DataConnectionError("connection refused."))
             return
         self.state = State.CONNECTING
         host, port = self.target

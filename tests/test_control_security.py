@@ -1,0 +1,588 @@
+"""FTPS on the control channel (RFC 4217): AUTH, PBSZ, PROT, CCC, the handshake
+timeout, TLS policies, implicit FTPS, and how PASV/PORT carry the login's TLS
+context to the data connection.
+
+The TLS handshake itself is simulated: the transport records ``startTLS`` and
+the test calls ``handshakeCompleted()`` as Twisted's TLS layer would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
+
+from tests.harness import LOCAL, PEER, Harness, Session
+from twisted_ftpd import cert
+from twisted_ftpd.auth import userdb
+from twisted_ftpd.data.channel import DataTLS
+from twisted_ftpd.data.connect import ActiveConnection, PassiveConnection, State
+from twisted_ftpd.protocol.session import Phase
+
+
+class TLSTransport(StringTransport):
+    """A StringTransport that records startTLS and the order of writes around it."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.tls_starts: list[tuple[object, bool]] = []
+        self.events: list[tuple[str, object]] = []
+        self.aborted = False
+        self.handle = object()
+
+    def startTLS(self, contextFactory: object, normal: bool = True) -> None:  # noqa: N802
+        self.tls_starts.append((contextFactory, normal))
+        self.events.append(("startTLS", contextFactory))
+
+    def write(self, data: bytes) -> None:
+        self.events.append(("write", data))
+        super().write(data)
+
+    def abortConnection(self) -> None:  # noqa: N802
+        self.aborted = True
+        super().abortConnection()
+
+    def getHandle(self) -> object:  # noqa: N802
+        return self.handle
+
+
+@pytest.fixture(scope="module")
+def pem(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("tls") / "ftpd.pem"
+    cert.write_pem(path, *cert.make_self_signed("localhost"))
+    return str(path)
+
+
+def tls_connect(h: Harness, implicit: bool = False) -> tuple[Session, TLSTransport]:
+    addr = IPv4Address("TCP", PEER, 40000)
+    proto = h.factory.buildProtocol(addr, implicit_tls=True) if implicit \
+        else h.factory.buildProtocol(addr)
+    transport = TLSTransport(hostAddress=IPv4Address("TCP", LOCAL, 52305), peerAddress=addr)
+    proto.makeConnection(transport)
+    return Session(h, proto, transport), transport
+
+
+def harness(tmp_path: Path, pem: str, **config: object) -> Harness:
+    return Harness(tmp_path, tls_cert=pem, **config)  # type: ignore[arg-type]
+
+
+def secured(s: Session) -> None:
+    """AUTH TLS and a (simulated) completed handshake."""
+    assert s.codes("AUTH TLS") == [234]
+    s.proto.handshakeCompleted()
+
+
+def protected(s: Session, level: str = "P") -> None:
+    assert s.send("PBSZ 0") == ["200 PBSZ=0"]
+    assert s.codes(f"PROT {level}") == [200]
+
+
+def handshake_timers(h: Harness, s: Session) -> list[object]:
+    return [c for c in h.reactor.getDelayedCalls() if c.func == s.proto._handshake_timed_out]
+
+
+# -- FEAT and AUTH ----------------------------------------------------------------------------
+
+
+def test_feat_lists_tls_features_when_configured(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    lines = s.send("FEAT")
+    for feature in (" AUTH TLS", " PBSZ", " PROT"):
+        assert feature in lines
+    assert lines[0].startswith("211-") and lines[-1].startswith("211 ")
+
+
+def test_feat_has_no_tls_features_without_tls(tmp_path: Path) -> None:
+    s = Harness(tmp_path).connect()
+    lines = s.send("FEAT")
+    assert lines[-1].startswith("211 ")
+    assert not any(line.strip() in ("AUTH TLS", "PBSZ", "PROT") for line in lines)
+
+
+def test_auth_without_tls_configured_is_502(tmp_path: Path) -> None:
+    s = Harness(tmp_path).connect()
+    assert s.codes("AUTH TLS") == [502]
+    assert s.proto.tls_options is None
+
+
+@pytest.mark.parametrize("line", ["PBSZ 0", "PROT P"])
+def test_pbsz_prot_without_tls_configured_are_refused(tmp_path: Path, line: str) -> None:
+    s = Harness(tmp_path).connect()
+    assert s.codes(line)[0] in (502, 503)
+
+
+def test_auth_unknown_mechanism_is_504(tmp_path: Path, pem: str) -> None:
+    s, transport = tls_connect(harness(tmp_path, pem))
+    assert s.codes("AUTH XYZ") == [504]
+    assert transport.tls_starts == []
+    assert s.proto.tls_options is None
+
+
+def test_auth_tls_replies_234_in_clear_then_starts_tls_once(tmp_path: Path, pem: str) -> None:
+    s, transport = tls_connect(harness(tmp_path, pem))
+    transport.events.clear()
+    s.proto.dataReceived(b"AUTH TLS\r\n")
+    kinds = [kind for kind, _ in transport.events]
+    assert kinds == ["write", "startTLS"]
+    assert transport.events[0][1].startswith(b"234 ")
+    assert transport.value().endswith(b"\r\n")
+    assert len(transport.tls_starts) == 1
+    factory, normal = transport.tls_starts[0]
+    assert factory is s.proto.tls_options
+    assert normal is True  # the server side of the handshake
+    factory.getContext()  # a real, usable context factory
+    assert s.take() == ["234 AUTH TLS successful; starting TLS."]
+
+
+@pytest.mark.parametrize("mechanism", ["tls", "SSL", "TLS-C", "TLS-P"])
+def test_auth_accepts_the_other_mechanism_names(tmp_path: Path, pem: str,
+                                                mechanism: str) -> None:
+    s, transport = tls_connect(harness(tmp_path, pem))
+    assert s.codes(f"AUTH {mechanism}") == [234]
+    assert len(transport.tls_starts) == 1
+
+
+def test_commands_pipelined_after_auth_are_dropped(tmp_path: Path, pem: str) -> None:
+    s, transport = tls_connect(harness(tmp_path, pem))
+    s.proto.dataReceived(b"AUTH TLS\r\nUSER alice\r\nPASS secret\r\n")
+    assert s.take() == ["234 AUTH TLS successful; starting TLS."]
+    assert s.proto.session.phase is Phase.CONNECTED
+    assert s.proto.session.user == ""
+    s.proto.handshakeCompleted()
+    assert s.take() == []  # nothing left over to run after the handshake either
+    assert s.codes("NOOP") == [200]
+    assert s.proto.session.phase is Phase.CONNECTED
+
+
+def test_partial_line_before_auth_is_not_joined_to_later_input(tmp_path: Path,
+                                                               pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    s.proto.dataReceived(b"AUTH TLS\r\nUSER al")
+    assert s.take() == ["234 AUTH TLS successful; starting TLS."]
+    s.proto.handshakeCompleted()
+    assert s.codes("NOOP") == [200]  # not "USER alNOOP"
+    assert s.proto.session.phase is Phase.CONNECTED
+
+
+def test_second_auth_is_503(tmp_path: Path, pem: str) -> None:
+    s, transport = tls_connect(harness(tmp_path, pem))
+    secured(s)
+    assert s.codes("AUTH TLS") == [503]
+    assert len(transport.tls_starts) == 1
+
+
+def test_auth_after_user_is_503(tmp_path: Path, pem: str) -> None:
+    s, transport = tls_connect(harness(tmp_path, pem))
+    assert s.codes("USER alice") == [331]
+    assert s.codes("AUTH TLS") == [503]
+    assert transport.tls_starts == []
+    assert s.proto.tls_options is None
+
+
+def test_auth_after_login_is_503(tmp_path: Path, pem: str) -> None:
+    s, transport = tls_connect(harness(tmp_path, pem))
+    s.login()
+    assert s.codes("AUTH TLS") == [503]
+    assert transport.tls_starts == []
+
+
+# -- PBSZ, PROT, CCC --------------------------------------------------------------------------
+
+
+def test_pbsz_before_auth_is_503(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    assert s.codes("PBSZ 0") == [503]
+    assert s.proto.session.pbsz is False
+
+
+def test_prot_before_auth_is_503(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    assert s.codes("PROT P") == [503]
+    assert s.proto.session.prot == "C"
+
+
+def test_prot_before_pbsz_is_503(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    secured(s)
+    assert s.codes("PROT P") == [503]
+    assert s.proto.session.prot == "C"
+
+
+def test_pbsz_0(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    secured(s)
+    assert s.send("PBSZ 0") == ["200 PBSZ=0"]
+    assert s.proto.session.pbsz is True
+
+
+def test_pbsz_not_a_number_is_501(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    secured(s)
+    assert s.codes("PBSZ x") == [501]
+    assert s.proto.session.pbsz is False
+
+
+@pytest.mark.parametrize(("level", "stored"), [("P", "P"), ("C", "C"), ("p", "P")])
+def test_prot_p_and_c(tmp_path: Path, pem: str, level: str, stored: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    secured(s)
+    protected(s, level)
+    assert s.proto.session.prot == stored
+
+
+@pytest.mark.parametrize("level", ["S", "E"])
+def test_prot_s_and_e_are_536(tmp_path: Path, pem: str, level: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    secured(s)
+    assert s.send("PBSZ 0") == ["200 PBSZ=0"]
+    assert s.codes(f"PROT {level}") == [536]
+    assert s.proto.session.prot == "C"
+
+
+def test_prot_unknown_is_501(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    secured(s)
+    assert s.send("PBSZ 0") == ["200 PBSZ=0"]
+    assert s.codes("PROT X") == [501]
+    assert s.proto.session.prot == "C"
+
+
+def test_ccc_is_refused_534(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    secured(s)
+    s.login()
+    assert s.codes("CCC") == [534]
+    assert s.proto.secure is True
+
+
+def test_ccc_before_login_needs_login(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    assert s.codes("CCC") == [530]
+
+
+# -- the handshake timeout --------------------------------------------------------------------
+
+
+def test_handshake_timeout_aborts_the_connection(tmp_path: Path, pem: str) -> None:
+    h = harness(tmp_path, pem, tls_handshake_timeout=10.0)
+    s, transport = tls_connect(h)
+    s.codes("AUTH TLS")
+    assert len(handshake_timers(h, s)) == 1
+    h.reactor.advance(9.9)
+    assert not transport.aborted
+    h.reactor.advance(0.1)
+    assert transport.aborted
+    assert handshake_timers(h, s) == []
+
+
+def test_handshake_uses_the_default_timeout(tmp_path: Path, pem: str) -> None:
+    h = harness(tmp_path, pem)
+    s, transport = tls_connect(h)
+    s.codes("AUTH TLS")
+    h.reactor.advance(h.config.tls_handshake_timeout)
+    assert transport.aborted
+
+
+def test_completed_handshake_cancels_the_timer(tmp_path: Path, pem: str) -> None:
+    h = harness(tmp_path, pem, tls_handshake_timeout=10.0)
+    s, transport = tls_connect(h)
+    s.codes("AUTH TLS")
+    s.proto.handshakeCompleted()
+    assert s.proto.secure is True
+    assert handshake_timers(h, s) == []
+    h.reactor.advance(10.0)
+    assert not transport.aborted
+    assert s.codes("NOOP") == [200]
+
+
+def test_connection_lost_during_handshake_cancels_the_timer(tmp_path: Path, pem: str) -> None:
+    h = harness(tmp_path, pem)
+    s, _ = tls_connect(h)
+    s.codes("AUTH TLS")
+    s.proto.connectionLost(None)
+    assert handshake_timers(h, s) == []
+
+
+def test_each_login_gets_its_own_context(tmp_path: Path, pem: str) -> None:
+    h = harness(tmp_path, pem)
+    a, _ = tls_connect(h)
+    b, _ = tls_connect(h)
+    secured(a)
+    secured(b)
+    assert a.proto.tls_options is not b.proto.tls_options
+    assert a.proto.tls_options.getContext() is not b.proto.tls_options.getContext()
+
+
+# -- tls_required -------------------------------------------------------------------------------
+
+
+def test_tls_required_refuses_user_in_clear(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem, tls_required=True))
+    assert s.codes("USER alice") == [534]
+    assert s.proto.session.phase is Phase.CONNECTED
+    assert s.proto.session.user == ""
+    assert s.codes("PASS secret") == [503]
+
+
+def test_tls_required_refuses_anonymous_in_clear(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem, tls_required=True))
+    assert s.codes("USER anonymous") == [534]
+
+
+def test_tls_required_refuses_user_before_the_handshake_is_done(tmp_path: Path,
+                                                                pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem, tls_required=True))
+    assert s.codes("AUTH TLS") == [234]
+    assert s.codes("USER alice") == [534]
+
+
+def test_tls_required_allows_login_after_handshake(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem, tls_required=True))
+    secured(s)
+    s.login()
+    assert s.proto.session.logged_in
+
+
+@pytest.mark.parametrize("line", ["RETR f", "STOR g", "LIST", "NLST", "MLSD"])
+def test_tls_required_transfer_without_prot_p_is_521(tmp_path: Path, pem: str,
+                                                     line: str) -> None:
+    h = harness(tmp_path, pem, tls_required=True)
+    h.put("f", b"data")
+    s, _ = tls_connect(h)
+    secured(s)
+    s.login()
+    s.pasv()
+    pending = s.proto.pending_data
+    lines = s.send(line)
+    assert [int(x[:3]) for x in lines] == [521]
+    assert pending.state is State.CLOSED
+    assert not (h.root / "g").exists()
+    assert s.codes("NOOP") == [200]
+
+
+def test_tls_required_transfer_without_data_setup_is_521(tmp_path: Path, pem: str) -> None:
+    h = harness(tmp_path, pem, tls_required=True)
+    h.put("f", b"data")
+    s, _ = tls_connect(h)
+    secured(s)
+    s.login()
+    assert s.codes("RETR f") == [521]
+
+
+def test_tls_required_refuses_prot_c(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem, tls_required=True))
+    secured(s)
+    assert s.send("PBSZ 0") == ["200 PBSZ=0"]
+    assert s.codes("PROT C") == [521]
+    assert s.proto.session.prot == "C"  # unchanged
+    assert s.codes("PROT P") == [200]
+    assert s.codes("PROT C") == [521]
+    assert s.proto.session.prot == "P"
+
+
+def test_tls_required_transfer_with_prot_p_gets_150(tmp_path: Path, pem: str) -> None:
+    h = harness(tmp_path, pem, tls_required=True)
+    h.put("f", b"data")
+    s, _ = tls_connect(h)
+    secured(s)
+    s.login()
+    protected(s)
+    s.pasv()
+    assert s.codes("RETR f") == [150]
+
+
+# -- per-user tls=required -------------------------------------------------------------------
+
+
+def per_user_harness(tmp_path: Path, pem: str) -> Harness:
+    h = harness(tmp_path, pem, users={"alice": ("secret", "elr"), "bob": ("hunter2", "elr")})
+    db = tmp_path / "users.db"
+    bob = userdb.UserDB(db).lookup("bob")
+    assert bob is not None
+    userdb.set_user(db, replace(bob, options={"tls": "required"}))
+    return h
+
+
+def test_per_user_tls_required_refuses_that_user_in_clear(tmp_path: Path, pem: str) -> None:
+    h = per_user_harness(tmp_path, pem)
+    s, _ = tls_connect(h)
+    assert s.codes("USER bob") == [534]
+    assert s.proto.session.phase is Phase.CONNECTED
+    assert s.codes("PASS hunter2") == [503]
+
+
+def test_per_user_tls_required_leaves_other_users_alone(tmp_path: Path, pem: str) -> None:
+    h = per_user_harness(tmp_path, pem)
+    s, _ = tls_connect(h)
+    s.login("alice", "secret")
+    assert s.proto.protection_required is False
+    h.put("f", b"data")
+    s.pasv()
+    assert s.codes("RETR f") == [150]
+
+
+def test_per_user_tls_required_allows_that_user_over_tls(tmp_path: Path, pem: str) -> None:
+    h = per_user_harness(tmp_path, pem)
+    h.put("f", b"data")
+    s, _ = tls_connect(h)
+    secured(s)
+    s.login("bob", "hunter2")
+    assert s.proto.protection_required is True
+    s.pasv()
+    assert s.codes("RETR f") == [521]
+    assert s.send("PBSZ 0") == ["200 PBSZ=0"]
+    assert s.codes("PROT C") == [521]
+    assert s.codes("PROT P") == [200]
+    s.pasv()
+    assert s.codes("RETR f") == [150]
+
+
+def test_per_user_requirement_is_forgotten_after_rein(tmp_path: Path, pem: str) -> None:
+    h = per_user_harness(tmp_path, pem)
+    s, _ = tls_connect(h)
+    secured(s)
+    s.login("bob", "hunter2")
+    assert s.codes("REIN") == [220]
+    s.login("alice", "secret")
+    assert s.proto.protection_required is False
+
+
+# -- implicit FTPS ------------------------------------------------------------------------------
+
+
+def test_implicit_tls_starts_before_the_banner(tmp_path: Path, pem: str) -> None:
+    h = harness(tmp_path, pem)
+    s, transport = tls_connect(h, implicit=True)
+    kinds = [kind for kind, _ in transport.events]
+    assert kinds[0] == "startTLS"
+    assert kinds.count("startTLS") == 1
+    assert ("write", b"220 " + h.config.banner.encode() + b"\r\n") in transport.events
+    assert s.greeting == ["220 " + h.config.banner]
+    assert transport.tls_starts == [(s.proto.tls_options, True)]
+
+
+def test_implicit_tls_defaults_to_prot_p(tmp_path: Path, pem: str) -> None:
+    h = harness(tmp_path, pem)
+    s, _ = tls_connect(h, implicit=True)
+    assert (s.proto.session.pbsz, s.proto.session.prot) == (True, "P")
+    s.proto.handshakeCompleted()
+    s.login()
+    s.pasv()
+    tls = s.proto.pending_data.tls
+    assert isinstance(tls, DataTLS) and tls.options is s.proto.tls_options
+
+
+def test_implicit_tls_has_a_handshake_timeout(tmp_path: Path, pem: str) -> None:
+    h = harness(tmp_path, pem)
+    s, transport = tls_connect(h, implicit=True)
+    h.reactor.advance(h.config.tls_handshake_timeout)
+    assert transport.aborted
+
+
+def test_implicit_tls_refuses_auth(tmp_path: Path, pem: str) -> None:
+    h = harness(tmp_path, pem)
+    s, transport = tls_connect(h, implicit=True)
+    s.proto.handshakeCompleted()
+    assert s.codes("AUTH TLS") == [503]
+    assert len(transport.tls_starts) == 1
+
+
+def test_implicit_tls_with_tls_required_allows_login(tmp_path: Path, pem: str) -> None:
+    h = harness(tmp_path, pem, tls_required=True)
+    s, _ = tls_connect(h, implicit=True)
+    s.proto.handshakeCompleted()
+    s.login()
+
+
+# -- PASV/PORT carry the login's TLS context ----------------------------------------------------
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_pasv_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: str,
+                                                          reuse: bool) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem, tls_require_reuse=reuse))
+    secured(s)
+    s.login()
+    protected(s)
+    s.pasv()
+    pending = s.proto.pending_data
+    assert isinstance(pending, PassiveConnection)
+    assert isinstance(pending.tls, DataTLS)
+    assert pending.tls.options is s.proto.tls_options
+    assert pending.tls.require_reuse is reuse
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_port_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: str,
+                                                          reuse: bool) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem, tls_require_reuse=reuse))
+    secured(s)
+    s.login()
+    protected(s)
+    assert s.codes("PORT 192,0,2,7,200,10") == [200]
+    pending = s.proto.pending_data
+    assert isinstance(pending, ActiveConnection)
+    assert isinstance(pending.tls, DataTLS)
+    assert pending.tls.options is s.proto.tls_options
+    assert pending.tls.require_reuse is reuse
+
+
+def test_epsv_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    secured(s)
+    s.login()
+    protected(s)
+    assert s.codes("EPSV") == [229]
+    assert s.proto.pending_data.tls.options is s.proto.tls_options
+
+
+def test_pasv_with_prot_c_is_clear(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    secured(s)
+    s.login()
+    protected(s, "C")
+    s.pasv()
+    assert s.proto.pending_data.tls is None
+
+
+def test_pasv_without_auth_is_clear(tmp_path: Path, pem: str) -> None:
+    s, _ = tls_connect(harness(tmp_path, pem))
+    s.login()
+    s.pasv()
+    assert s.proto.pending_data.tls is None
+
+
+@pytest.mark.parametrize(("first", "then"), [("P", "C"), ("C", "P")])
+def test_prot_changed_between_pasv_and_retr_is_425(tmp_path: Path, pem: str, first: str,
+                                                   then: str) -> None:
+    h = harness(tmp_path, pem)
+    h.put("f", b"data")
+    s, _ = tls_connect(h)
+    secured(s)
+    s.login()
+    protected(s, first)
+    s.pasv()
+    pending = s.proto.pending_data
+    assert s.codes(f"PROT {then}") == [200]
+    assert s.codes("RETR f") == [425]
+    assert pending.state is State.CLOSED
+    assert s.proto.pending_data is None
+    assert s.codes("NOOP") == [200]
+
+
+def test_prot_changed_between_port_and_retr_is_425(tmp_path: Path, pem: str) -> None:
+    h = harness(tmp_path, pem)
+    h.put("f", b"data")
+    s, _ = tls_connect(h)
+    secured(s)
+    s.login()
+    protected(s, "P")
+    assert s.codes("PORT 192,0,2,7,200,10") == [200]
+    pending = s.proto.pending_data
+    assert s.codes("PROT C") == [200]
+    assert s.codes("RETR f") == [425]
+    assert pending.state is State.CLOSED
+    assert h.reactor.tcpClients == []  # never dialed
