@@ -18,6 +18,9 @@ class FTPError(Exception):
     template: Reply = replies.LOCAL_ERROR
 
     def reply(self) -> Reply:
+        """The template, with the exception's arguments in its ``{}`` fields if it has any."""
+        if "{}" not in self.template.text:
+            return self.template
         return self.template(*self.args)
 
 
@@ -27,9 +30,6 @@ class FileNotFound(FTPError):
 
 class PermissionDenied(FTPError):
     template = replies.PERMISSION_DENIED
-
-    def reply(self) -> Reply:
-        return self.template
 
 
 class IsADirectory(FTPError):
@@ -57,17 +57,11 @@ class InvalidPath(FTPError):
 
     template = replies.INVALID_PATH
 
-    def reply(self) -> Reply:
-        return self.template
-
 
 class LocalError(FTPError):
     """An unexpected filesystem failure; the detail goes to the log, not the client."""
 
     template = replies.LOCAL_ERROR
-
-    def reply(self) -> Reply:
-        return self.template
 
 
 class DataConnectionError(FTPError):
@@ -81,26 +75,17 @@ class TLSSessionNotReused(FTPError):
 
     template = replies.TLS_REUSE_REQUIRED
 
-    def reply(self) -> Reply:
-        return self.template
-
 
 class ProtectionRequired(FTPError):
     """Policy demands PROT P before any data connection (521, RFC 4217)."""
 
     template = replies.PROT_REQUIRED
 
-    def reply(self) -> Reply:
-        return self.template
-
 
 class TransferAborted(FTPError):
     """The data connection broke during a transfer (426)."""
 
     template = replies.TRANSFER_ABORTED
-
-    def reply(self) -> Reply:
-        return self.template
 
 
 class RestartPastEnd(FTPError):
@@ -113,9 +98,6 @@ class HomeUnavailable(FTPError):
     """The user's home directory is missing or unusable; login cannot finish (530)."""
 
     template = replies.HOME_UNAVAILABLE
-
-    def reply(self) -> Reply:
-        return self.template
 
 
 _ERRNO_MAP: dict[int, type[FTPError]] = {

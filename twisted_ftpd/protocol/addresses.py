@@ -20,9 +20,6 @@ class AddressError(FTPError):
 
     template = replies.BAD_ARGUMENT
 
-    def reply(self) -> replies.Reply:
-        return self.template
-
 
 class ForeignAddress(AddressError):
     template = replies.FOREIGN_ADDRESS
