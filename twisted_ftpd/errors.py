@@ -64,6 +64,12 @@ class LocalError(FTPError):
     template = replies.LOCAL_ERROR
 
 
+class InsufficientStorage(FTPError):
+    """The disk or the user's quota is full (452)."""
+
+    template = replies.INSUFFICIENT_STORAGE
+
+
 class DataConnectionError(FTPError):
     """The data connection could not be opened (425)."""
 
@@ -112,6 +118,8 @@ _ERRNO_MAP: dict[int, type[FTPError]] = {
     errno.ELOOP: FileNotFound,
     errno.ENAMETOOLONG: InvalidPath,
     errno.EINVAL: InvalidPath,
+    errno.ENOSPC: InsufficientStorage,
+    errno.EDQUOT: InsufficientStorage,
 }
 
 

@@ -93,6 +93,7 @@ SERVICE_CLOSING = Reply(421, "{}")
 CANT_OPEN_DATA = Reply(425, "Can't open data connection: {}")
 TRANSFER_ABORTED = Reply(426, "Connection closed; transfer aborted.")
 LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing.")
+INSUFFICIENT_STORAGE = Reply(452, "Insufficient storage space.")
 PASV_IPV6 = Reply(425, "PASV is IPv4 only; use EPSV on this connection.")
 
 # 5xx: permanent failure
