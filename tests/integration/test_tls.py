@@ -325,7 +325,9 @@ async def test_curl_explicit_tls(server_factory, tls_files: TLSFiles, tmp_path: 
     if args[:1] == ["-P"] and curl_skips_tls_on_active_data():
         # The server must refuse the clear data connection under PROT P and store none of
         # its bytes (an empty partial may stay: aborted new uploads are kept for REST).
-        assert up.returncode != 0 and "< 425 " in log, log
+        # curl either reads the 425 or, still sending in clear when the server drops
+        # the connection, fails first with a send error (55).
+        assert up.returncode != 0 and ("< 425 " in log or up.returncode == 55), log
         stored = server.root / "c.bin"
         assert not stored.exists() or stored.stat().st_size == 0
         pytest.skip(f"curl {'.'.join(map(str, curl_version()))} sends active-mode data "
