@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
@@ -32,6 +33,7 @@ from zope.interface import implementer
 
 from twisted_ftpd.auth.perms import ALL, READ_ONLY
 from twisted_ftpd.config import ServerConfig
+from twisted_ftpd.errors import FileNotFound
 from twisted_ftpd.faults import Faults
 from twisted_ftpd.fs.memory import MemoryFilesystem, MemoryShell
 from twisted_ftpd.fs.shell import FilesystemShell
@@ -111,7 +113,8 @@ class RunningServer:
     def url(self) -> str:
         """``ftp://user:password@127.0.0.1:port/`` for the first user."""
         for name, password in self.users.items():
-            return f"ftp://{name}:{password}@{self.host}:{self.port}/"
+            credentials = f"{quote(name, safe='')}:{quote(password, safe='')}"
+            return f"ftp://{credentials}@{self.host}:{self.port}/"
         return f"ftp://{self.host}:{self.port}/"
 
     @property
@@ -128,16 +131,26 @@ class RunningServer:
     def put_file(self, path: str, data: bytes) -> None:
         """Create (or replace) ``path`` under the root, with parent directories."""
         if self.memory is not None:
-            self._call(self.memory.put, path, data)
+            self._call(self.memory.put, self._memory_path(path), data)
             return
         target = self._local(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
 
     def read_file(self, path: str) -> bytes:
+        """The content of ``path``; FileNotFoundError if there is none."""
         if self.memory is not None:
-            return self._call(self.memory.read, path)
+            try:
+                return self._call(self.memory.read, self._memory_path(path))
+            except FileNotFound:
+                raise FileNotFoundError(path) from None
         return self._local(path).read_bytes()
+
+    @staticmethod
+    def _memory_path(path: str) -> str:
+        if ".." in path.replace("\\", "/").split("/"):
+            raise ValueError(f"{path!r} is outside the server root")
+        return path
 
     def _local(self, path: str) -> Path:
         assert self.root is not None
@@ -209,6 +222,17 @@ def start_server(root: str | os.PathLike[str] | None = None, users: Users | None
         perms["anonymous"] = READ_ONLY if anonymous is True else str(anonymous)
     scratch = tempfile.mkdtemp(prefix="twisted-ftpd-")
     root_path = Path(root) if root is not None else Path(scratch) / "root"
+    try:
+        return defer.succeed(_start(root_path, scratch, passwords, perms, tls, anonymous,
+                                    passive_ports, reactor, memory, options))
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def _start(root_path: Path, scratch: str, passwords: dict[str, str], perms: dict[str, str],
+           tls: bool, anonymous: bool | str, passive_ports: tuple[int, int] | None,
+           reactor: Any, memory: bool, options: dict[str, Any]) -> RunningServer:
     if not memory:
         root_path.mkdir(parents=True, exist_ok=True)
     cert = _write_certificate(scratch) if tls else None
@@ -227,9 +251,8 @@ def start_server(root: str | os.PathLike[str] | None = None, users: Users | None
                           **{"login_delay": 0.0, **options})
     service = FTPService(config, reactor, portal=portal)
     service.startService()
-    server = RunningServer(service, passwords, None if memory else root_path, fs, cert,
-                           cleanup=lambda: shutil.rmtree(scratch, ignore_errors=True))
-    return defer.succeed(server)
+    return RunningServer(service, passwords, None if memory else root_path, fs, cert,
+                         cleanup=lambda: shutil.rmtree(scratch, ignore_errors=True))
 
 
 def _write_certificate(directory: str) -> str:
@@ -253,6 +276,10 @@ class FTPServerMixin:
     def _stop_after_test(self, server: RunningServer) -> RunningServer:
         self.addCleanup(server.stop)  # type: ignore[attr-defined]
         return server
+
+
+def _stopped(*args: Any) -> Any:
+    raise RuntimeError("the test server has been stopped")
 
 
 class ServerThread:
@@ -295,6 +322,7 @@ class ServerThread:
         try:
             if self.server is not None:
                 blockingCallFromThread(reactor, self.server._stop_now)
+                self.server._call = _stopped
         finally:
             reactor.callFromThread(reactor.stop)
             assert self._thread is not None

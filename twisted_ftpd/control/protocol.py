@@ -304,6 +304,8 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
             raise ProtectionRequired()
         if pending is None:
             raise DataConnectionError("use PORT, EPRT, PASV or EPSV first.")
+        if pending.failure is not None:
+            raise pending.failure
         if (pending.tls is None) != (self.session.prot != "P"):
             pending.close()
             raise DataConnectionError("PROT changed since PASV/PORT; set up the connection again.")

@@ -82,6 +82,11 @@ class PendingConnection:
         client's connection to a passive port is dropped, an active dial never made."""
         self._refusing = True
 
+    @property
+    def failure(self) -> Exception | None:
+        """Why this set-up already failed, if it did (timed out, refused...)."""
+        return self._failure if self.state is State.FAILED else None
+
     def _begin(self) -> None:
         """Hook: active connections dial when first asked."""
 
@@ -226,6 +231,10 @@ class _ActiveFactory(ClientFactory):
 
 class ActiveConnection(PendingConnection):
     """PORT/EPRT: dial the client's address when a transfer first needs it."""
+
+    def refuse(self) -> None:
+        # Known before any transfer starts, so the transfer is refused before its 150.
+        self._fail(DataConnectionError("connection refused."))
 
     def __init__(
         self,
