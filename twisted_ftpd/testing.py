@@ -171,6 +171,7 @@ class RunningServer:
 
     def _stop_now(self) -> defer.Deferred[None]:
         factory = self.service.factory
+        sessions = list(factory.sessions)
         gone = []
         for session in list(factory.sessions):
             waiter: defer.Deferred[None] = defer.Deferred()
@@ -181,6 +182,8 @@ class RunningServer:
             # A test server stops now, even with a client that stopped reading.
             session.transport.abortConnection()
         d.addCallback(lambda _: defer.gatherResults(gone))
+        # ...and for the commands they were running (an upload settling its file).
+        d.addCallback(lambda _: defer.gatherResults([s.when_idle() for s in sessions]))
         d.addCallback(lambda _: None)
         d.addBoth(self._finish)
         return d

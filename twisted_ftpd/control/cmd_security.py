@@ -27,7 +27,7 @@ def ftp_auth(ctx: Any, arg: str) -> Reply | None:
         return replies.ALREADY_SECURE
     if ctx.session.phase is not Phase.CONNECTED:
         return replies.BAD_SEQUENCE
-    ctx.reply(replies.AUTH_OK(mechanism))  # still in clear, then the handshake
+    ctx.reply(replies.AUTH_OK(mechanism), immediate=True)  # in clear, before the handshake
     ctx.start_tls()
     return None
 

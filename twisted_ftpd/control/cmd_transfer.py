@@ -61,7 +61,7 @@ async def _receive(ctx: Any, pending: Any, target: IWriteFile) -> Reply:
         target = AsciiWriteFile(target)
     try:
         await Receiver(await ctx.open_data(pending), target).run()
-    except BaseException:
+    except Exception:
         await target.abort()  # a no-op when the receiver already settled the file
         raise
     return replies.TRANSFER_COMPLETE
@@ -138,6 +138,7 @@ def ftp_nlst(ctx: Any, arg: str) -> Any:
 
 
 async def _listing(ctx: Any, arg: str, names_only: bool) -> Reply:
+    ctx.session.take_rest()  # a REST before a listing is spent on it, not on a later RETR
     _, target = parse_list_args(arg)
     path = ctx.resolve(target)
     pending = ctx.take_pending_data()
@@ -159,6 +160,7 @@ async def _send_listing(ctx: Any, pending: Any, lines: Iterator[str]) -> None:
 
 @handles("MLSD")
 async def ftp_mlsd(ctx: Any, arg: str) -> Reply:
+    ctx.session.take_rest()
     path = ctx.resolve(arg)
     pending = ctx.take_pending_data()
     try:

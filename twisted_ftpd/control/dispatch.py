@@ -84,4 +84,12 @@ def run(ctx: Any, command: Command) -> defer.Deferred[Reply | None]:
         return defer.succeed(failure_reply(Failure()))
     if isinstance(result, Coroutine):
         result = defer.Deferred.fromCoroutine(result)
-    return defer.maybeDeferred(lambda: result).addErrback(failure_reply)
+    return defer.maybeDeferred(lambda: result).addErrback(_failure_reply_for, ctx)
+
+
+def _failure_reply_for(failure: Failure, ctx: Any) -> Reply:
+    if getattr(ctx, "_gone", False) and not isinstance(failure.value, FTPError):
+        # The client left mid-command and its session was torn down under the
+        # handler; nobody will read this reply, and it is not a server fault.
+        return replies.LOCAL_ERROR
+    return failure_reply(failure)

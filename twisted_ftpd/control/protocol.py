@@ -64,6 +64,8 @@ log = Logger()
 
 # More queued commands than this and we stop reading until the queue drains.
 MAX_QUEUED = 64
+# Seconds a closing connection may take to flush its last reply before it is cut.
+CLOSE_GRACE = 10.0
 
 
 @implementer(IHandshakeListener)
@@ -92,7 +94,9 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         self.transfer: DataProtocol | None = None
         self._queue: collections.deque[Command] = collections.deque()
         self._busy = False
-        self._reading_paused = False
+        self._draining = False
+        self._output_full = False
+        self._awaiting_data = False
         self._discarding_long_line = False
         self._after_long_line = b""
         self._gone = False
@@ -109,6 +113,7 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
     def connectionMade(self) -> None:
         set_nodelay(self.transport)
         _urgent_data_inline(self.transport)
+        self.transport.registerProducer(self, True)
         self.setTimeout(self.config.idle_timeout)
         if self._implicit_tls:
             self.start_tls()
@@ -128,8 +133,7 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
             callback(self)
 
     def timeoutConnection(self) -> None:
-        self.reply(replies.SERVICE_CLOSING("Idle timeout; closing control connection."))
-        self.transport.loseConnection()
+        self.close_after(replies.SERVICE_CLOSING("Idle timeout; closing control connection."))
 
     # -- TLS (RFC 4217) ------------------------------------------------------------
 
@@ -181,9 +185,7 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         # A blank line is answered like any unknown command (500), in order.
         command = parse(line) or Command("", "")
         self._queue.append(command)
-        if len(self._queue) > MAX_QUEUED and not self._reading_paused:
-            self._reading_paused = True
-            self.transport.pauseProducing()
+        self._update_flow()
         self._run_next()
 
     def dataReceived(self, data: bytes) -> None:
@@ -203,21 +205,47 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
     # -- running commands -----------------------------------------------------------
 
     def _run_next(self) -> None:
-        while self._queue and not self._gone and not self._closing:
-            command = self._queue[0]
-            if self._busy:
-                spec = COMMANDS.get(command.verb)
-                if not (self.in_transfer and spec is not None and spec.during_transfer):
-                    return
-                self._queue.popleft()
-                dispatch.run(self, command).addCallback(self._send_result)
-                continue
-            self._queue.popleft()
-            self._resume_reading()
-            self._busy = True
-            d = dispatch.run(self, command)
-            d.addCallback(self._send_result)
-            d.addBoth(self._command_done)
+        """Start queued commands, in order, for as long as nothing holds them back.
+
+        Iterative and non-reentrant: a command that completes at once does not
+        start the next one from inside itself, so a long pipeline cannot exhaust
+        the stack.
+        """
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._queue and not self._gone and not self._closing:
+                if self._output_full:
+                    return  # the client is not reading its replies: wait for it
+                if self._busy:
+                    command = self._during_transfer_command()
+                    if command is None:
+                        return
+                    dispatch.run(self, command).addCallback(self._send_result)
+                    continue
+                command = self._queue.popleft()
+                self._update_flow()
+                self._busy = True
+                d = dispatch.run(self, command)
+                d.addCallback(self._send_result)
+                d.addBoth(self._command_done)
+        finally:
+            self._draining = False
+
+    def _during_transfer_command(self) -> Command | None:
+        """While a transfer streams, take the queued command that may run beside it:
+        an ABOR anywhere in the queue, else NOOP/STAT/HELP at its head."""
+        if self.transfer is None and not self._awaiting_data:
+            return None
+        for command in self._queue:
+            if command.verb == "ABOR":
+                self._queue.remove(command)
+                return command
+        spec = COMMANDS.get(self._queue[0].verb)
+        if spec is not None and spec.during_transfer:
+            return self._queue.popleft()
+        return None
 
     def _send_result(self, result: Reply | None) -> None:
         if result is not None:
@@ -238,15 +266,36 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         self._idle_waiters.append(waiter)
         return waiter
 
-    def _resume_reading(self) -> None:
-        if self._reading_paused and len(self._queue) <= MAX_QUEUED // 2:
-            self._reading_paused = False
-            self.transport.resumeProducing()
+    # -- flow control: IPushProducer, registered on our own transport -------------
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is full: the client is not reading its replies.
+
+        Run no more commands until it drains; reading goes on (a TLS layer pauses
+        us during its handshake, which needs reading), and the bounded command
+        queue then stops it.
+        """
+        self._output_full = True
+
+    def resumeProducing(self) -> None:
+        self._output_full = False
+        self._run_next()
+
+    def stopProducing(self) -> None:
+        self._output_full = True
+
+    def _update_flow(self) -> None:
+        """Read no more lines while too many commands wait."""
+        hold = len(self._queue) > MAX_QUEUED
+        if hold and not self.paused:
+            LineReceiver.pauseProducing(self)
+        elif not hold and self.paused and len(self._queue) <= MAX_QUEUED // 2:
+            LineReceiver.resumeProducing(self)
 
     # -- services for handlers ------------------------------------------------------
 
-    def reply(self, reply: Reply) -> None:
-        if self.faults.reply_delay:
+    def reply(self, reply: Reply, immediate: bool = False) -> None:
+        if self.faults.reply_delay and not immediate:
             self._later(self.faults.reply_delay, self._write, reply.render())
         else:
             self._write(reply.render())
@@ -257,6 +306,8 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
 
     def _later(self, seconds: float, f: Callable[..., object], *args: object) -> None:
         """A timer that dies with the session."""
+        if self._gone:
+            return
 
         def fire() -> None:
             self._timers.discard(timer)
@@ -314,11 +365,18 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
 
     async def open_data(self, pending: PendingConnection) -> DataProtocol:
         """Wait for the data connection and mark the session as transferring."""
+        waiting = pending.connection()
+        if not waiting.called:
+            # The 150 is out: from now on ABOR, NOOP and STAT may run beside us.
+            self._awaiting_data = True
+            self._run_next()
         try:
-            proto = await pending.connection()
+            proto = await waiting
         except Exception:
             pending.close()
             raise
+        finally:
+            self._awaiting_data = False
         self.transfer = proto
         self.setTimeout(None)
         proto.watch(self.clock, self.config.stall_timeout)
@@ -372,6 +430,8 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
             self._later(self.faults.reply_delay, self.transport.loseConnection)
         else:
             self.transport.loseConnection()
+        # A client that never reads would keep a closing connection forever.
+        self._later(CLOSE_GRACE + self.faults.reply_delay, self.transport.abortConnection)
 
 
 def _urgent_data_inline(transport: object) -> None:

@@ -142,7 +142,9 @@ class DataProtocol(Protocol, TimeoutMixin):
         self.transport.pauseProducing()
 
     def watch(self, clock: IReactorTime, stall_timeout: float | None) -> None:
-        """Start the stall timer, on ``clock``."""
+        """Start the stall timer, on ``clock`` (not for a connection already gone)."""
+        if self.lost is not None:
+            return
         self.callLater = clock.callLater
         self.setTimeout(stall_timeout)
 
@@ -218,10 +220,12 @@ class DataProtocol(Protocol, TimeoutMixin):
         """Drop the connection now, without flushing (ABOR, session end, errors).
 
         Whatever the transport then reports, the transfer did not complete.
+        A connection the peer already closed is left as it ended.
         """
-        self.aborted = True
-        if self.lost is None and self.transport is not None:
-            self.transport.abortConnection()
+        if self.lost is None:
+            self.aborted = True
+            if self.transport is not None:
+                self.transport.abortConnection()
 
 
 def ended_cleanly(proto: DataProtocol, reason: BaseException) -> bool:
