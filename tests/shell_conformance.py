@@ -282,6 +282,14 @@ class ShellConformanceMixin:
         self.successResultOf(writer.abort())
         self.assertEqual(self.read_back(("new",)), b"partial")
 
+    def test_abort_of_an_empty_new_upload_leaves_nothing(self) -> None:
+        # A transfer that failed before any data (425, ABOR, refused TLS) must not
+        # leave a 0-byte file under the name.
+        writer = self.upload(("new",), [])
+        self.successResultOf(writer.abort())
+        self.assertFalse(self.exists(("new",)))
+        self.assertEqual(self.successResultOf(self.shell().list_dir(())), [])
+
     def test_write_at_offset(self) -> None:
         self.create_file(("f",), b"hello world!")
         writer = self.upload(("f",), [b"THERE"], offset=6)

@@ -138,6 +138,20 @@ class ReadFile:
             _log.failure("Error closing {path}", path=self._display)
 
 
+def _land_partial(temp: str, path: str) -> None:
+    """Keep an interrupted new upload under its name, so the client can resume it,
+    but never over a file that appeared meanwhile (a hard link cannot clobber)."""
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        pass
+    except OSError:  # no hard links here: a checked rename instead
+        if not os.path.lexists(path):
+            os.replace(temp, path)
+            return
+    _unlink_if_present(temp)
+
+
 def _unlink_if_present(path: str) -> None:
     try:
         os.unlink(path)
@@ -312,10 +326,10 @@ class WriteFile:
             first = e
         if self._temp is not None:
             try:
-                if self._replacing or os.path.lexists(self._path):
-                    _unlink_if_present(self._temp)  # never clobber a file that exists
+                if self._replacing or os.path.getsize(self._temp) == 0:
+                    _unlink_if_present(self._temp)  # nothing worth resuming
                 else:
-                    os.replace(self._temp, self._path)  # keep the partial for resuming
+                    _land_partial(self._temp, self._path)
             except OSError as e:
                 first = first or e
         if first is not None:

@@ -198,8 +198,8 @@ class MemoryWriteFile:
         fs, target, shown, replacing = self._landing
         entries = fs.directory(target[:-1], shown)
         old = entries.get(target[-1])
-        if not commit and (replacing or old is not None):
-            return  # the old file survives intact
+        if not commit and (replacing or old is not None or not node.data):
+            return  # the old file survives intact; an empty partial is not kept
         if old is not None and old.children is not None:
             raise errors.IsADirectory(shown)
         node.mtime = self._clock()
