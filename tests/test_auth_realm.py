@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from twisted.cred.portal import IRealm
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import Interface
 
@@ -51,6 +52,24 @@ class RealmTests(SynchronousTestCase):
 
     def login(self, avatar_id: str | bytes) -> tuple:
         return self.successResultOf(self.realm.requestAvatar(avatar_id, None, IFTPShell))
+
+    def test_disk_work_goes_through_the_runner(self) -> None:
+        # Reading users.db and checking the home must not run on the reactor thread.
+        calls: list[tuple] = []
+        pending: Deferred = Deferred()
+
+        def runner(f, *args):  # type: ignore[no-untyped-def]
+            calls.append((f, args))
+            return pending
+
+        realm = FTPRealm(UserDB(self.db_path), str(self.root), self.factory, run=runner)
+        d = realm.requestAvatar("rel", None, IFTPShell)
+        self.assertNoResult(d)
+        self.assertEqual(self.made, [])
+        ((f, args),) = calls
+        pending.callback(f(*args))
+        _, shell, _ = self.successResultOf(d)
+        self.assertEqual(shell, ("shell", str(self.root / "pub"), "elrw"))
 
     def test_provides_irealm(self) -> None:
         self.assertTrue(IRealm.providedBy(self.realm))

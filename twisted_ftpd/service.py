@@ -57,7 +57,7 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
     if portal is None:
         userdb = UserDB(config.users)
         realm = FTPRealm(userdb, config.root,
-                         lambda home, perms: FilesystemShell(home, perms, run=runner))
+                         lambda home, perms: FilesystemShell(home, perms, run=runner), run=runner)
         portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=runner)])
 
         def lookup_user(name: str) -> defer.Deferred:

@@ -29,10 +29,13 @@ class FTPRealm:
 
     log = Logger()
 
-    def __init__(self, userdb: UserDB, default_root: str, shell_factory: ShellFactory) -> None:
+    def __init__(self, userdb: UserDB, default_root: str, shell_factory: ShellFactory,
+                 run: Callable[..., defer.Deferred] | None = None) -> None:
         self._userdb = userdb
         self.default_root = os.path.abspath(default_root)
         self._shell_factory = shell_factory
+        # Reading users.db and checking the home touch the disk: off the reactor.
+        self._run = run or (lambda f, *a: defer.maybeDeferred(f, *a))
 
     def resolve_home(self, record: UserRecord) -> str:
         """The absolute home of ``record``: empty or relative homes hang off the default root."""
@@ -49,13 +52,18 @@ class FTPRealm:
         user = avatarId
         if isinstance(user, bytes):
             user = user.decode("utf-8", "surrogateescape")
+        d = self._run(self._locate, user)
+        d.addCallback(lambda found: (IFTPShell, self._shell_factory(*found), _logout))
+        return d
+
+    def _locate(self, user: str) -> tuple[str, str]:
+        """(home, permissions) of ``user``; blocking."""
         record = self._userdb.lookup(user)
         if record is None:
             self.log.warn("User {user!r} vanished from the user database", user=user)
-            return defer.fail(HomeUnavailable())
+            raise HomeUnavailable()
         home = self.resolve_home(record)
         if not os.path.isdir(home):
             self.log.warn("Home {home} of user {user!r} is not a directory", home=home, user=user)
-            return defer.fail(HomeUnavailable())
-        shell = self._shell_factory(home, record.perms)
-        return defer.succeed((IFTPShell, shell, _logout))
+            raise HomeUnavailable()
+        return home, record.perms
