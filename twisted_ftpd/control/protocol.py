@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_ftpd.config import ServerConfig
-from twisted_ftpd.data.channel import DataProtocol, DataTLS, set_nodelay
+from twisted_ftpd.data.channel import DataProtocol, set_nodelay
 from twisted_ftpd.data.connect import PendingConnection
 from twisted_ftpd.errors import (
     DataConnectionError,
@@ -40,7 +40,7 @@ from twisted_ftpd.protocol.commands import COMMANDS
 from twisted_ftpd.protocol.parser import MAX_LINE_LENGTH, Command, parse
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Session
-from twisted_ftpd.tls import TLSCredentials, start_tls
+from twisted_ftpd.tls import TLSCredentials
 
 from . import (
     cmd_data,
@@ -52,6 +52,7 @@ from . import (
     cmd_transfer,
     dispatch,
 )
+from .tls_session import TLSSessionMixin
 
 if TYPE_CHECKING:
     from twisted.cred.portal import Portal
@@ -69,7 +70,7 @@ CLOSE_GRACE = 10.0
 
 
 @implementer(IHandshakeListener)
-class FTPControlProtocol(LineReceiver, TimeoutMixin):
+class FTPControlProtocol(TLSSessionMixin, LineReceiver, TimeoutMixin):
     delimiter = b"\n"
     MAX_LENGTH = MAX_LINE_LENGTH
 
@@ -134,45 +135,6 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
 
     def timeoutConnection(self) -> None:
         self.close_after(replies.SERVICE_CLOSING("Idle timeout; closing control connection."))
-
-    # -- TLS (RFC 4217) ------------------------------------------------------------
-
-    def start_tls(self) -> None:
-        """Switch the control connection to TLS, with a context of this login's own.
-
-        Anything the client sent in clear after AUTH is dropped unread, so no
-        command can be smuggled in ahead of the handshake.
-        """
-        self._queue.clear()
-        self.clearLineBuffer()
-        self._after_long_line = b""
-        self.tls_options = self.tls.context_factory()
-        start_tls(self.transport, self.tls_options, True, self.clock)
-        self._handshake_timer = self.clock.callLater(self.config.tls_handshake_timeout,
-                                                     self._handshake_timed_out)
-        self._timers.add(self._handshake_timer)
-
-    def handshakeCompleted(self) -> None:
-        self.secure = True
-        timer = self._handshake_timer
-        if timer is not None and timer.active():
-            timer.cancel()
-        self._timers.discard(timer)
-
-    def _handshake_timed_out(self) -> None:
-        self._timers.discard(self._handshake_timer)
-        log.info("TLS handshake from {peer} timed out", peer=self.peer_host)
-        self.transport.abortConnection()
-
-    @property
-    def protection_required(self) -> bool:
-        return self.config.tls_required or self.session.user_requires_tls
-
-    def data_tls(self) -> DataTLS | None:
-        """How the next data connection is secured: per PROT, with this login's context."""
-        if self.session.prot != "P" or self.tls_options is None:
-            return None
-        return DataTLS(self.tls_options, self.config.tls_require_reuse, self.clock)
 
     # -- input ------------------------------------------------------------------------
 
