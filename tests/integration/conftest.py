@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import defer, threads
+from twisted.internet.protocol import Protocol
+from twisted.protocols.ftp import FTPFileListProtocol
 
 from tests.harness import write_users
 from twisted_ftpd.config import ServerConfig
@@ -32,6 +34,32 @@ ANONYMOUS_PERMS = "elr"
 FTP_TIMEOUT = 30  # safety net only
 CLI_TIMEOUT = 60  # safety net only
 UTF8_NAME = "é ü 文件 -x.bin"
+
+
+# -- Twisted FTPClient helpers ---------------------------------------------------------
+
+
+class Collector(Protocol):
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted interface name
+        self.chunks.append(data)
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+class ListParser(FTPFileListProtocol):
+    """Also keeps the lines FTPFileListProtocol could not parse."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unparsed: list[str] = []
+
+    def unknownLine(self, line: str) -> None:  # noqa: N802 - Twisted interface name
+        self.unparsed.append(line)
 
 
 # -- small helpers ------------------------------------------------------------------------

@@ -29,12 +29,13 @@ from urllib.parse import quote
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.protocol import ClientCreator, Protocol
+from twisted.internet.protocol import ClientCreator
 from twisted.protocols.ftp import FTPClient, FTPFileListProtocol
 
 from tests.integration.conftest import (
     CLI_TIMEOUT,
     FTP_TIMEOUT,
+    Collector,
     Server,
     cli_env,
     close_quietly,
@@ -934,18 +935,6 @@ async def test_ftputil_round_trip(server_factory, tmp_path: Path, host: str,
 
 
 # -- Twisted FTPClient ----------------------------------------------------------------------
-
-
-class Collector(Protocol):
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted interface name
-        self.chunks.append(data)
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.chunks)
 
 
 def wire(name: str) -> str:

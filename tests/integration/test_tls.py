@@ -22,6 +22,8 @@ from twisted.protocols.ftp import CommandFailed, FTPClient, FTPClientBasic
 
 from tests.harness import write_users
 from tests.integration.conftest import (
+    Collector,
+    ListParser,
     Server,
     file_sha256,
     in_thread,
@@ -33,8 +35,6 @@ from tests.integration.conftest import (
 )
 from tests.integration.tls_helpers import (
     SAFETY_TIMEOUT,
-    Collector,
-    ListParser,
     RawLines,
     TLSFiles,
     client_context,

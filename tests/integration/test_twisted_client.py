@@ -7,35 +7,12 @@ import os
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.protocol import ClientCreator, Protocol
-from twisted.protocols.ftp import CommandFailed, FTPClient, FTPFileListProtocol
+from twisted.internet.protocol import ClientCreator
+from twisted.protocols.ftp import CommandFailed, FTPClient
 
-from tests.integration.conftest import file_sha256, sha256
+from tests.integration.conftest import Collector, ListParser, file_sha256, sha256
 
 pytestmark = pytest.mark.integration
-
-
-class Collector(Protocol):
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted interface name
-        self.chunks.append(data)
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.chunks)
-
-
-class ListParser(FTPFileListProtocol):
-    """Also keeps the lines FTPFileListProtocol could not parse."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.unparsed: list[str] = []
-
-    def unknownLine(self, line: str) -> None:  # noqa: N802 - Twisted interface name
-        self.unparsed.append(line)
 
 
 async def connect(server, user: str = "alice", password: str = "secret",  # type: ignore[no-untyped-def]

@@ -22,8 +22,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from twisted.internet.protocol import Protocol
-from twisted.protocols.ftp import FTPFileListProtocol
 
 from tests.integration.conftest import FTP_TIMEOUT
 from twisted_ftpd.cert import make_self_signed, write_pem
@@ -202,27 +200,6 @@ class RawLines:
 
 
 # -- Twisted's FTPClient ----------------------------------------------------------------------
-
-
-class Collector(Protocol):
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted interface name
-        self.chunks.append(data)
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.chunks)
-
-
-class ListParser(FTPFileListProtocol):
-    def __init__(self) -> None:
-        super().__init__()
-        self.unparsed: list[str] = []
-
-    def unknownLine(self, line: str) -> None:  # noqa: N802 - Twisted interface name
-        self.unparsed.append(line)
 
 
 # -- the server as a subprocess (as in test_launchers.py) ------------------------------------
