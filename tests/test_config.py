@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import sys
 from pathlib import Path
 
 import pytest
 from twisted.python import usage
 
+import twisted_ftpd
 from tests.harness import Harness
 from twisted_ftpd.config import DEFAULT_BANNER, Options, ServerConfig
 
@@ -119,3 +122,43 @@ def test_config_is_frozen() -> None:
     config = ServerConfig()
     with pytest.raises(AttributeError):
         config.port = 21  # type: ignore[misc]
+
+
+# -- --help and --version -------------------------------------------------------------------
+
+
+def test_help_starts_with_a_usage_line_and_a_description(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["/somewhere/server.py"])
+    with pytest.raises(SystemExit) as exit_:
+        parse("--help")
+    assert exit_.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Usage: server.py [options]"
+    assert "FTP" in lines[1] and not lines[1].startswith(("Options", " "))
+    assert lines[2] == "Options:"
+
+
+def test_help_under_twistd_names_twistd_and_the_plugin() -> None:
+    from twisted.scripts.twistd import ServerOptions
+
+    config = ServerOptions()
+    config.parseOptions(["ftpd"])
+    lines = str(config.subOptions).splitlines()
+    assert lines[0].endswith("twistd [options] ftpd [options]")
+    assert "FTP" in lines[1]
+
+
+def test_version_names_twisted_ftpd_and_twisted(capsys: pytest.CaptureFixture[str]) -> None:
+    from twisted import copyright
+
+    with pytest.raises(SystemExit) as exit_:
+        parse("--version")
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"twisted-ftpd {twisted_ftpd.__version__}")
+    assert copyright.version in out
+
+
+def test_version_matches_the_installed_package_metadata() -> None:
+    assert importlib.metadata.version("twisted-ftpd") == twisted_ftpd.__version__

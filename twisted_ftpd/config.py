@@ -9,14 +9,19 @@ start-up rather than a traceback later.
 from __future__ import annotations
 
 import ipaddress
+import os
+import sys
 from dataclasses import dataclass
 
+from twisted import copyright
 from twisted.python import usage
 
+from twisted_ftpd import __version__
 from twisted_ftpd.tls import TLSConfigError, TLSCredentials
 
 DEFAULT_PORT = 52305
 DEFAULT_BANNER = "twisted-ftpd ready."
+DESCRIPTION = "twisted-ftpd: serve files over FTP and FTPS to the users in the user file."
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,8 @@ def parse_interface(text: str) -> str:
 
 
 class Options(usage.Options):
-    synopsis = "[options]"
-    longdesc = "Serve files over FTP. Users come from the user file (see README)."
+    longdesc = ("README.md describes the user file, the commands served and FTPS; "
+                "python3 -m twisted_ftpd.users manages users.")
 
     optParameters = [
         ["port", "p", DEFAULT_PORT, "TCP port for the control connection.", parse_port],
@@ -110,6 +115,20 @@ class Options(usage.Options):
         ["no-tls-session-reuse", None, "Accept TLS data connections that do not resume the "
          "login's TLS session (for clients that cannot resume; weaker)."],
     ]
+
+    def getSynopsis(self) -> str:
+        """``Usage: server.py [options]`` (under twistd, Twisted's own usage line), then
+        what the program does."""
+        if self.parent is None:
+            line = f"Usage: {os.path.basename(sys.argv[0])} [options]"
+        else:
+            line = super().getSynopsis()  # "Usage: twistd [options] ftpd [options]"
+        return f"{line}\n{DESCRIPTION}"
+
+    def opt_version(self) -> None:
+        """Display the twisted-ftpd and Twisted versions and exit."""
+        print(f"twisted-ftpd {__version__} (Twisted {copyright.version})")
+        raise SystemExit(0)
 
     def postOptions(self) -> None:
         for name in ("idle-timeout", "data-timeout"):

@@ -123,3 +123,31 @@ def test_server_py_reports_a_busy_port_without_traceback(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "cannot start" in result.stderr
+
+
+LAUNCHERS = {
+    "server.py": [sys.executable, str(REPO / "server.py")],
+    "twistd": [*TWISTD, "ftpd"],
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_help_opens_with_a_usage_line(tmp_path: Path, launcher: str) -> None:
+    result = subprocess.run([*LAUNCHERS[launcher], "--help"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()[:2]
+    expected = "Usage: server.py [options]" if launcher == "server.py" else "ftpd [options]"
+    assert first.startswith("Usage: ") and first.endswith(expected), first
+    assert "FTP" in second, second
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_version_names_twisted_ftpd(tmp_path: Path, launcher: str) -> None:
+    import twisted_ftpd
+
+    result = subprocess.run([*LAUNCHERS[launcher], "--version"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"twisted-ftpd {twisted_ftpd.__version__}"), result.stdout
+    assert "Twisted" in result.stdout
