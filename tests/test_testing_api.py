@@ -96,6 +96,16 @@ def test_url_quotes_user_and_password() -> None:
         assert urllib.parse.unquote(parts.password or "") == "p@ss/w:rd"
 
 
+def test_address_and_url_stay_readable_after_stop() -> None:
+    # For messages and assertions written after the server went away.
+    thread = ServerThread(tls=True, implicit_tls_port=0)
+    server = thread.start()
+    before = (server.host, server.port, server.url, server.implicit_tls_port)
+    thread.stop()
+    assert (server.host, server.port, server.url, server.implicit_tls_port) == before
+    assert before[2] == f"ftp://alice:secret@127.0.0.1:{before[1]}/"
+
+
 def test_users_with_permission_letters() -> None:
     with running(users={"admin": "a", "viewer": ("v", "elr"), "dropbox": ("d", "ew")}) as server:
         assert server.users == {"admin": "a", "viewer": "v", "dropbox": "d"}

@@ -95,19 +95,24 @@ class RunningServer:
         # Runs a function on the server's reactor thread and returns its result.
         self._call = call or (lambda f, *a: f(*a))
         self._owner: ServerThread | None = None  # set when running in a ServerThread
+        # Remembered now, so they can still be read (in messages, say) after stop().
+        address = service.port.getHost()
+        self._host: str = address.host
+        self._port: int = address.port
+        implicit = service.implicit_port
+        self._implicit_tls_port = implicit.getHost().port if implicit is not None else None
 
     @property
     def host(self) -> str:
-        return self.service.port.getHost().host
+        return self._host
 
     @property
     def port(self) -> int:
-        return self.service.port.getHost().port
+        return self._port
 
     @property
     def implicit_tls_port(self) -> int | None:
-        port = self.service.implicit_port
-        return port.getHost().port if port is not None else None
+        return self._implicit_tls_port
 
     @property
     def url(self) -> str:
