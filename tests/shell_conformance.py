@@ -87,6 +87,27 @@ class ShellConformanceMixin:
             self.shell().stat(("f", "x")), errors.NotADirectory, errors.FileNotFound
         )
 
+    # lstat: the entry itself (the same as stat for anything but a symbolic link)
+
+    def test_lstat_file_dir_and_home(self) -> None:
+        self.create_dir(("d",))
+        self.create_file(("d", "f.txt"), b"12345")
+        shell = self.shell()
+        info = self.successResultOf(shell.lstat(("d", "f.txt")))
+        self.assertIsInstance(info, FileInfo)
+        self.assertEqual((info.name, info.size, info.is_file, info.is_link),
+                         ("f.txt", 5, True, False))
+        self.assertTrue(self.successResultOf(shell.lstat(("d",))).is_dir)
+        home = self.successResultOf(shell.lstat(()))
+        self.assertEqual((home.name, home.is_dir), ("/", True))
+
+    def test_lstat_missing(self) -> None:
+        self.create_file(("f",), b"")
+        shell = self.shell()
+        self.failureResultOf(shell.lstat(("nope",)), errors.FileNotFound)
+        self.failureResultOf(shell.lstat(("nope", "x")), errors.FileNotFound)
+        self.failureResultOf(shell.lstat(("f", "x")), errors.NotADirectory, errors.FileNotFound)
+
     # list_dir
 
     def test_list_dir_sorted_with_types_and_sizes(self) -> None:
@@ -434,3 +455,10 @@ class ShellConformanceMixin:
         info = self.successResultOf(shell.stat(("d",)))
         self.assertEqual((stat.S_IMODE(info.mode), info.is_dir), (0o700, True))
         self.failureResultOf(shell.chmod(("missing",), 0o644), errors.FileNotFound)
+
+    def test_chmod_of_the_home_itself_is_refused(self) -> None:
+        shell = self.shell()
+        before = self.successResultOf(shell.stat(())).mode
+        self.failureResultOf(shell.chmod((), 0o777), errors.PermissionDenied)
+        self.failureResultOf(shell.chmod((), 0o000), errors.PermissionDenied)
+        self.assertEqual(self.successResultOf(shell.stat(())).mode, before)

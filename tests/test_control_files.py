@@ -431,6 +431,43 @@ def test_symlink_out_of_root_other_commands(escape: tuple[Harness, Session, Path
     assert (outside / "secret").read_bytes() == b"top secret"
 
 
+@pytest.mark.parametrize("name", ["link", "filelink", "dangling"])
+def test_a_link_out_of_root_can_be_deleted(escape: tuple[Harness, Session, Path],
+                                           name: str) -> None:
+    h, s, outside = escape
+    assert s.codes(f"DELE {name}") == [250]
+    assert not os.path.lexists(h.root / name)
+    assert sorted(os.listdir(outside)) == ["secret"]
+    assert (outside / "secret").read_bytes() == b"top secret"
+
+
+@pytest.mark.parametrize("name", ["link", "filelink", "dangling"])
+def test_a_link_out_of_root_can_be_renamed(escape: tuple[Harness, Session, Path],
+                                           name: str) -> None:
+    h, s, outside = escape
+    target = os.readlink(h.root / name)
+    h.put("sub/keep", b"")
+    assert s.codes(f"RNFR {name}", "RNTO sub/moved") == [350, 250]
+    assert os.readlink(h.root / "sub" / "moved") == target
+    assert not os.path.lexists(h.root / name)
+    # It is still a link out: nothing follows it.
+    assert s.codes("TYPE I", "SIZE sub/moved", "CWD sub/moved", "MDTM sub/moved") == [
+        200, 550, 550, 550]
+    assert sorted(os.listdir(outside)) == ["secret"]
+    assert (outside / "secret").read_bytes() == b"top secret"
+
+
+@pytest.mark.parametrize("destination", ["link/moved", "link", "dangling"])
+def test_a_link_out_of_root_is_not_renamed_out_or_over_a_link_out(
+        escape: tuple[Harness, Session, Path], destination: str) -> None:
+    h, s, outside = escape
+    assert s.codes("RNFR filelink", f"RNTO {destination}") == [350, 550]
+    assert os.readlink(h.root / "filelink") == str(outside / "secret")
+    assert os.readlink(h.root / "link") == str(outside)
+    assert sorted(os.listdir(outside)) == ["secret"]
+    assert os.readlink(h.root / "dangling") == str(outside / "missing")
+
+
 def test_rename_into_a_link_out_of_root_is_refused(
         escape: tuple[Harness, Session, Path]) -> None:
     h, s, outside = escape

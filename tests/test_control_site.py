@@ -88,6 +88,38 @@ def test_site_chmod_of_a_missing_file_is_550(tmp_path: Path) -> None:
     assert s.send("SITE CHMOD 600 nope") == ["550 /nope: No such file or directory."]
 
 
+@pytest.mark.parametrize("target", ["/", ".", "..", "d/..", "/d/../.."])
+def test_site_chmod_of_the_home_itself_is_550(tmp_path: Path, target: str) -> None:
+    h, s = logged_in(tmp_path)
+    h.put("d/f", b"x")
+    before = mode_of(h.root)
+    assert s.codes(f"SITE CHMOD 000 {target}") == [550]
+    assert s.codes("CWD d", "SITE CHMOD 777 ..") == [250, 550]
+    assert mode_of(h.root) == before
+    assert s.codes("SITE CHMOD 700 /d") == [200]  # what is below it still can be
+
+
+@pytest.mark.parametrize("line", ["SITE CHMOD 777 link", "SITE CHMOD 777 filelink",
+                                  "SITE CHMOD 777 link/secret", "SITE CHMOD 777 dangling",
+                                  "MFMT 20000101000000 filelink", "MFMT 20000101000000 link",
+                                  "MFMT 20000101000000 link/secret"])
+def test_attributes_are_not_changed_through_a_link_out_of_the_home(tmp_path: Path,
+                                                                   line: str) -> None:
+    h, s = logged_in(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret"
+    secret.write_bytes(b"top secret")
+    os.chmod(secret, 0o600)
+    (h.root / "link").symlink_to(outside)
+    (h.root / "filelink").symlink_to(secret)
+    (h.root / "dangling").symlink_to(outside / "missing")
+    before = [(os.stat(p).st_mode, os.stat(p).st_mtime) for p in (outside, secret)]
+    assert s.codes(line) == [550]
+    assert [(os.stat(p).st_mode, os.stat(p).st_mtime) for p in (outside, secret)] == before
+    assert sorted(os.listdir(outside)) == ["secret"]
+
+
 @pytest.mark.parametrize("line", ["SITE FOO", "SITE UMASK 022", "SITE EXEC ls"])
 def test_unknown_site_command_is_504(tmp_path: Path, line: str) -> None:
     _, s = logged_in(tmp_path)

@@ -94,3 +94,26 @@ def test_resolve_parent(home: Path) -> None:
     # The leaf itself is not followed: operations act on the link.
     assert c.resolve_parent(("sub", "leaf_in")) == os.path.join(c.real_root, "sub", "leaf_in")
     assert c.resolve_parent(("new",)) == os.path.join(c.real_root, "new")
+
+
+def test_resolve_entry_does_not_follow_the_leaf_wherever_it_points(home: Path) -> None:
+    outside = home.parent / "outside"
+    os.symlink(outside, home / "dir_out")
+    os.symlink(outside / "nothing", home / "leaf_out")
+    os.symlink("../../outside", home / "sub" / "relative_out")
+    c = Confinement(str(home))
+    # The link itself is inside the home, so it may be removed or renamed...
+    assert c.resolve_entry(("dir_out",)) == os.path.join(c.real_root, "dir_out")
+    assert c.resolve_entry(("leaf_out",)) == os.path.join(c.real_root, "leaf_out")
+    assert c.resolve_entry(("sub", "relative_out")) == os.path.join(
+        c.real_root, "sub", "relative_out")
+    assert c.resolve_entry(("new",)) == os.path.join(c.real_root, "new")
+    # ...but nothing is reached through it, and the home itself is no entry.
+    with pytest.raises(errors.PermissionDenied):
+        c.resolve_entry(("dir_out", "x"))
+    with pytest.raises(errors.PermissionDenied):
+        c.resolve_entry(("sub", "relative_out", "x"))
+    with pytest.raises(errors.PermissionDenied):
+        c.resolve_entry(())
+    with pytest.raises(errors.InvalidPath):
+        c.resolve_entry(("sub", ".."))

@@ -81,10 +81,12 @@ class TestConfinementThroughShell(FilesystemShellTestCase):
         self.denied(s.open_for_reading(("file_out",)))
         self.denied(s.open_for_writing(("file_out",)))
         self.denied(s.open_for_writing(("file_out",), 0))
-        self.denied(s.rename(("file_out",), ("x",)))
-        self.denied(s.rename(("inside.txt",), ("file_out",)))
-        self.denied(s.remove_file(("file_out",)))
+        self.denied(s.rename(("inside.txt",), ("file_out",)))  # would replace the link
+        self.denied(s.set_mtime(("file_out",), 0))
+        self.denied(s.chmod(("file_out",), 0o777))
         self.assertEqual((self.outside / "secret").read_bytes(), b"secret")
+        self.assertEqual(stat.S_IMODE(os.stat(self.outside / "secret").st_mode),
+                         stat.S_IMODE(os.stat(self.home / "inside.txt").st_mode))
         self.assertEqual((self.home / "inside.txt").read_bytes(), b"inside")
 
     def test_link_to_outside_directory_and_parent_position(self) -> None:
@@ -107,6 +109,51 @@ class TestConfinementThroughShell(FilesystemShellTestCase):
         self.denied(s.open_for_writing(("dangling_out",), 0))
         self.denied(s.make_dir(("dangling_out",)))
         self.assertFalse((self.outside / "missing").exists())
+
+    def test_a_link_out_is_removed_as_a_link(self) -> None:
+        s = self.shell()
+        for link in (("file_out",), ("dir_out",), ("dangling_out",), ("sub", "deeper")):
+            self.successResultOf(s.remove_file(link))
+            self.assertFalse(os.path.lexists(self.home.joinpath(*link)))
+        self.assertEqual(sorted(os.listdir(self.outside)), ["secret"])
+        self.assertEqual((self.outside / "secret").read_bytes(), b"secret")
+
+    def test_a_link_out_is_renamed_as_a_link(self) -> None:
+        s = self.shell()
+        self.successResultOf(s.rename(("dir_out",), ("sub", "renamed")))
+        moved = self.home / "sub" / "renamed"
+        self.assertEqual(os.readlink(moved), str(self.outside))
+        self.assertFalse(os.path.lexists(self.home / "dir_out"))
+        self.denied(s.list_dir(("sub", "renamed")))  # still not followed
+        self.successResultOf(s.rename(("file_out",), ("file_renamed",)))
+        self.assertEqual(os.readlink(self.home / "file_renamed"), str(self.outside / "secret"))
+        self.denied(s.open_for_reading(("file_renamed",)))
+        self.assertEqual(sorted(os.listdir(self.outside)), ["secret"])
+        self.assertEqual((self.outside / "secret").read_bytes(), b"secret")
+
+    def test_a_link_out_cannot_be_renamed_out_or_over_another_link_out(self) -> None:
+        s = self.shell()
+        self.denied(s.rename(("file_out",), ("dir_out", "moved")))  # into the outside
+        self.denied(s.rename(("file_out",), ("dangling_out",)))  # over a link out
+        self.denied(s.rename(("sub", "deeper", "secret"), ("got",)))  # a file reached through
+        self.assertEqual(os.readlink(self.home / "file_out"), str(self.outside / "secret"))
+        self.assertEqual(sorted(os.listdir(self.outside)), ["secret"])
+
+    def test_lstat_describes_the_link_itself(self) -> None:
+        s = self.shell()
+        info = self.successResultOf(s.lstat(("dir_out",)))
+        self.assertTrue(info.is_link)
+        self.assertEqual((info.name, info.link_target), ("dir_out", str(self.outside)))
+        self.assertTrue(self.successResultOf(s.lstat(("dangling_out",))).is_link)
+        self.assertFalse(self.successResultOf(s.lstat(("inside.txt",))).is_link)
+        self.denied(s.lstat(("dir_out", "secret")))
+
+    def test_directories_are_not_removed_through_a_link_out(self) -> None:
+        s = self.shell()
+        (self.outside / "empty").mkdir()
+        os.symlink(self.outside / "empty", self.home / "empty_out")
+        self.denied(s.remove_dir(("empty_out",)))
+        self.assertTrue((self.outside / "empty").is_dir())
 
     def test_listing_shows_links_without_following(self) -> None:
         entries = {e.name: e for e in self.successResultOf(self.shell().list_dir(()))}

@@ -102,6 +102,14 @@ class IFTPShell(Interface):
         @return: Deferred[FileInfo]; fails with FileNotFound, PermissionDenied...
         """
 
+    def lstat(path):  # noqa: N805
+        """Information about the entry ``path`` itself: a symbolic link as the last
+        segment is described, not followed (the directories above it are, and must
+        lie inside the root), so a link can be renamed wherever it points.
+
+        @return: Deferred[FileInfo]; fails with FileNotFound, PermissionDenied...
+        """
+
     def list_dir(path):  # noqa: N805
         """The entries of directory ``path``, sorted by name, links not followed.
 
@@ -115,10 +123,12 @@ class IFTPShell(Interface):
         """Remove the empty directory ``path``. @return: Deferred[None]."""
 
     def remove_file(path):  # noqa: N805
-        """Remove the file ``path`` (not a directory). @return: Deferred[None]."""
+        """Remove the file ``path`` (not a directory); a symbolic link is removed as a
+        link, never followed. @return: Deferred[None]."""
 
     def rename(source, destination):  # noqa: N805
-        """Rename ``source`` to ``destination``. @return: Deferred[None]."""
+        """Rename ``source`` to ``destination``; a symbolic link ``source`` is moved as
+        a link, never followed. @return: Deferred[None]."""
 
     def open_for_reading(path, offset=0):  # noqa: N805
         """Open regular file ``path`` positioned at ``offset``.
@@ -155,4 +165,5 @@ class IFTPShell(Interface):
         """
 
     def chmod(path, mode):  # noqa: N805
-        """Set the permission bits (0-0o777) of ``path``. @return: Deferred[None]."""
+        """Set the permission bits (0-0o777) of ``path``; the home itself (``()``) is
+        refused with PermissionDenied. @return: Deferred[None]."""

@@ -212,6 +212,59 @@ async def test_path_escapes_are_confined(server, tmp_path) -> None:
     assert set(seen.values()) == {"550"}, seen
 
 
+@pytest_twisted.ensureDeferred
+async def test_links_out_of_the_home_can_be_deleted_and_renamed_not_followed(
+        server, tmp_path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"top secret\n")
+    os.symlink("/etc", server.root / "etc")
+    os.symlink(outside, server.root / "tmp_out")
+    os.symlink(outside / "secret.txt", server.root / "secret_out")
+    os.symlink(outside, server.root / "to_delete")
+    (server.root / "sub").mkdir()
+    etc_before = (os.stat("/etc").st_ino, os.stat("/etc").st_mode, file_sha256("/etc/passwd"))
+    outside_before = snapshot(outside)
+
+    def session() -> list[str]:
+        with server.session() as ftp:
+            ftp.voidcmd("TYPE I")
+            refused = []
+            for line in ("CWD etc", "SIZE secret_out", "MDTM secret_out", "CWD tmp_out",
+                         "SITE CHMOD 777 tmp_out", "MFMT 20000101000000 secret_out",
+                         "DELE etc/passwd", "DELE tmp_out/secret.txt",
+                         "RNFR tmp_out/secret.txt"):
+                with pytest.raises(ftplib.error_perm) as info:
+                    ftp.sendcmd(line)
+                refused.append(str(info.value)[:3])
+            with pytest.raises(ftplib.error_perm):
+                retr(ftp, "secret_out")
+            assert ftp.delete("to_delete").startswith("250")
+            assert ftp.rename("etc", "sub/etc_link").startswith("250")
+            assert ftp.rename("tmp_out", "tmp_link").startswith("250")
+            with pytest.raises(ftplib.error_perm):  # not into the outside, nor over a link
+                ftp.rename("secret_out", "tmp_link/moved")
+            with pytest.raises(ftplib.error_perm):
+                ftp.rename("secret_out", "tmp_link")
+            with pytest.raises(ftplib.error_perm):  # still not followed once renamed
+                ftp.cwd("sub/etc_link")
+            with pytest.raises(ftplib.error_perm):
+                retr(ftp, "tmp_link/secret.txt")
+            assert ftp.delete("sub/etc_link").startswith("250")
+            assert ftp.delete("secret_out").startswith("250")
+            return refused
+
+    refused = await in_thread(session)
+    assert set(refused) == {"550"}, refused
+    assert sorted(os.listdir(server.root)) == ["sub", "tmp_link"]
+    assert os.listdir(server.root / "sub") == []
+    assert os.readlink(server.root / "tmp_link") == str(outside)
+    assert (os.stat("/etc").st_ino, os.stat("/etc").st_mode,
+            file_sha256("/etc/passwd")) == etc_before
+    assert snapshot(outside) == outside_before
+    assert (outside / "secret.txt").read_bytes() == b"top secret\n"
+
+
 NON_UTF8_LINES = [
     b"CWD \xff\xfe\r\n",  # IAC DONT ... : Telnet bytes, stripped to a bare CWD
     b"CWD \xc3\x28\x80\r\n",  # invalid UTF-8 name of a directory that does not exist

@@ -62,7 +62,7 @@ async def ftp_dele(ctx: Any, arg: str) -> Reply:
 @handles("RNFR")
 async def ftp_rnfr(ctx: Any, arg: str) -> Reply:
     path = ctx.resolve(arg)
-    await ctx.shell.stat(path)
+    await ctx.shell.lstat(path)  # a link is renamed as a link, wherever it points
     ctx.session.rename_from = path
     return replies.RNFR_OK
 

@@ -62,19 +62,27 @@ class Confinement:
             raise errors.PermissionDenied(display_path(segments))
         return real
 
-    def resolve_parent(self, segments: Segments) -> str:
-        """The OS path for creating, replacing or removing the entry ``segments``.
+    def resolve_entry(self, segments: Segments) -> str:
+        """The OS path of the entry ``segments`` itself, for acting on it (removing it,
+        renaming it away) rather than on what it names.
 
-        The parent directory is resolved and must be inside; the leaf itself is
-        not followed (so removing or renaming a link acts on the link), but a
-        leaf that is a link pointing outside is refused. The home itself
-        (``()``) cannot be the subject of such an operation.
+        The parent directory is resolved and must be inside; the leaf is not
+        followed, so a symbolic link is returned as the link wherever it points
+        (it lies inside the home even when its target does not). The home itself
+        (``()``) is no such entry.
         """
         self.check_segments(segments)
         if not segments:
             raise errors.PermissionDenied("/")
-        parent = self.resolve(segments[:-1])
-        leaf = os.path.join(parent, segments[-1])
+        return os.path.join(self.resolve(segments[:-1]), segments[-1])
+
+    def resolve_parent(self, segments: Segments) -> str:
+        """The OS path for creating or replacing the entry ``segments``.
+
+        As ``resolve_entry``, but a leaf that is a link pointing outside is
+        refused: whatever is made or written there must stay in the home.
+        """
+        leaf = self.resolve_entry(segments)
         if os.path.islink(leaf) and not self.contains(os.path.realpath(leaf)):
             raise errors.PermissionDenied(display_path(segments))
         return leaf

@@ -241,6 +241,10 @@ class MemoryShell:
         return self._node(path).info(path[-1] if path else "/")
 
     @_fired
+    def lstat(self, path: Segments) -> FileInfo:
+        return self._node(path).info(path[-1] if path else "/")  # there are no links
+
+    @_fired
     def list_dir(self, path: Segments) -> list[FileInfo]:
         children = self._node(path).children
         if children is None:
@@ -322,6 +326,8 @@ class MemoryShell:
 
     @_fired
     def chmod(self, path: Segments, mode: int) -> None:
+        if not path:  # the home's own mode is not the user's to change
+            raise errors.PermissionDenied("/")
         node = self._node(path)
         node.mode = statmod.S_IFMT(node.mode) | (mode & 0o777)  # no setuid/setgid/sticky
 

@@ -93,6 +93,9 @@ class FilesystemShell:
     def stat(self, path: Segments) -> Deferred[FileInfo]:
         return self._call(path, self._stat, path)
 
+    def lstat(self, path: Segments) -> Deferred[FileInfo]:
+        return self._call(path, self._lstat, path)
+
     def list_dir(self, path: Segments) -> Deferred[list[FileInfo]]:
         return self._call(path, self._list_dir, path)
 
@@ -132,6 +135,14 @@ class FilesystemShell:
         st = os.stat(self._confine.resolve(path))
         return file_info(path[-1] if path else "/", st)
 
+    def _lstat(self, path: Segments) -> FileInfo:
+        if not path:
+            return self._stat(path)
+        entry = self._confine.resolve_entry(path)
+        st = os.lstat(entry)
+        target = os.readlink(entry) if statmod.S_ISLNK(st.st_mode) else None
+        return file_info(path[-1], st, target)
+
     def _list_dir(self, path: Segments) -> list[FileInfo]:
         real = self._confine.resolve(path)
         if not statmod.S_ISDIR(os.stat(real).st_mode):
@@ -158,13 +169,16 @@ class FilesystemShell:
             raise errors.DirectoryNotEmpty(display_path(path)) from e
 
     def _remove_file(self, path: Segments) -> None:
-        target = self._confine.resolve_parent(path)
+        # A link is removed as a link, even one pointing out of the home.
+        target = self._confine.resolve_entry(path)
         if statmod.S_ISDIR(os.lstat(target).st_mode):
             raise errors.IsADirectory(display_path(path))
         os.unlink(target)
 
     def _rename(self, source: Segments, destination: Segments) -> None:
-        old = _guarded(display_path(source), self._confine.resolve_parent, source)
+        # The source is moved as it is (a link out of the home stays a link out,
+        # still refused wherever it is followed); the destination must be inside.
+        old = _guarded(display_path(source), self._confine.resolve_entry, source)
         _guarded(display_path(source), os.lstat, old)
         new = self._confine.resolve_parent(destination)
         os.replace(old, new)
@@ -208,6 +222,8 @@ class FilesystemShell:
         os.utime(real, (os.stat(real).st_atime, mtime))
 
     def _chmod(self, path: Segments, mode: int) -> None:
+        if not path:  # the home's own mode is the administrator's, not the user's
+            raise errors.PermissionDenied("/")
         # Permission bits only: no setuid, setgid or sticky bits from FTP clients.
         os.chmod(self._confine.resolve(path), mode & 0o777)
 
