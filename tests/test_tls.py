@@ -12,11 +12,19 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
+from twisted.internet import error
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 from twisted_ftpd import cert
 from twisted_ftpd.config import Options, ServerConfig
-from twisted_ftpd.tls import TLSConfigError, TLSCredentials, session_reused
+from twisted_ftpd.tls import (
+    TLSConfigError,
+    TLSCredentials,
+    describe_tls_failure,
+    select_alpn,
+    session_reused,
+)
 
 PEM = Encoding.PEM
 
@@ -404,3 +412,25 @@ def test_tls_cert_alone_keeps_safe_defaults(combined: Path) -> None:
     assert config.tls_required is False
     assert config.tls_require_reuse is True
     assert config.implicit_tls_port is None
+
+
+# -- ALPN and failure descriptions ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("offered", "chosen"), [
+    ([b"ftp"], b"ftp"),
+    ([b"x-filezilla-ftp", b"ftp"], b"ftp"),  # the registered id wins
+    ([b"x-filezilla-ftp"], b"x-filezilla-ftp"),
+    ([b"h2", b"http/1.1"], SSL.NO_OVERLAPPING_PROTOCOLS),
+    ([], SSL.NO_OVERLAPPING_PROTOCOLS),
+])
+def test_select_alpn(offered: list[bytes], chosen: object) -> None:
+    assert select_alpn(None, offered) == chosen  # type: ignore[arg-type]
+
+
+def test_describe_tls_failure() -> None:
+    openssl = SSL.Error([("SSL routines", "", "unsupported protocol")])
+    assert describe_tls_failure(Failure(openssl)) == "unsupported protocol"
+    assert describe_tls_failure(Failure(error.ConnectionLost())) == (
+        "the connection closed during the handshake")
+    assert describe_tls_failure(ValueError("odd")) == "ValueError: odd"

@@ -23,8 +23,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from OpenSSL import SSL
 from OpenSSL._util import lib as _openssl  # SSL_session_reused has no public wrapper
+from twisted.internet.error import ConnectionClosed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.ssl import CertificateOptions, TLSVersion
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 
 class TLSConfigError(ValueError):
@@ -78,7 +80,7 @@ class TLSCredentials:
 
     def context_factory(self) -> CertificateOptions:
         """A fresh TLS context: use one per login, for its control and data connections."""
-        return CertificateOptions(
+        options = CertificateOptions(
             privateKey=self.key,
             certificate=self.certificate,
             extraCertChain=self.chain,
@@ -86,6 +88,24 @@ class TLSCredentials:
             enableSessions=True,
             enableSessionTickets=True,
         )
+        # Replaces the ALPN callback CertificateOptions installs: it looks up the
+        # listening factory (absent after startTLS) and answers "no overlap" with an
+        # empty protocol, and OpenSSL turns either into alert 80 for every client
+        # that offers ALPN, FileZilla first among them.
+        options.getContext().set_alpn_select_callback(select_alpn)
+        return options
+
+
+# "ftp" is the IANA-registered ALPN id for FTP; FileZilla also offers its own name.
+ALPN_PROTOCOLS = (b"ftp", b"x-filezilla-ftp")
+
+
+def select_alpn(connection: SSL.Connection, offered: list[bytes]) -> bytes | object:
+    """The ALPN protocol to confirm: ours when offered, else go on without ALPN."""
+    for protocol in ALPN_PROTOCOLS:
+        if protocol in offered:
+            return protocol
+    return SSL.NO_OVERLAPPING_PROTOCOLS
 
 
 def start_tls(transport: Any, options: CertificateOptions, normal: bool,
@@ -100,6 +120,38 @@ def start_tls(transport: Any, options: CertificateOptions, normal: bool,
     aggregator = getattr(getattr(transport, "protocol", None), "_aggregator", None)
     if aggregator is not None and hasattr(aggregator, "_clock"):
         aggregator._clock = clock
+
+
+def hang_up(transport: Any) -> None:
+    """``loseConnection``, without waiting for the client's close_notify under TLS.
+
+    Twisted's TLS layer sends our close_notify, then keeps the socket open until
+    the client answers with its own; clients such as gnutls-cli never do, and the
+    session would linger until it is cut. TLS does not require the closing side
+    to wait (RFC 8446 section 6.1), so close TCP once the close_notify is flushed.
+    """
+    transport.loseConnection()
+    layer = transport if isinstance(transport, TLSMemoryBIOProtocol) else getattr(
+        transport, "protocol", None)
+    if isinstance(layer, TLSMemoryBIOProtocol) and layer.transport is not None:
+        layer.transport.loseConnection()
+
+
+def describe_tls_failure(reason: Any) -> str:
+    """Why a TLS handshake ended, in words for the operator's log.
+
+    ``reason`` is the Failure (or exception) a connection was lost with; OpenSSL's
+    errors are lists of (library, function, reason) tuples.
+    """
+    error = getattr(reason, "value", reason)
+    if isinstance(error, SSL.Error) and error.args and isinstance(error.args[0], list):
+        reasons = [entry[-1] for entry in error.args[0] if entry]
+        if reasons:
+            return "; ".join(str(r) for r in reasons)
+    text = str(error).strip()
+    if not text or isinstance(error, ConnectionClosed):
+        return "the connection closed during the handshake"
+    return f"{type(error).__name__}: {text}"
 
 
 def session_reused(connection: SSL.Connection) -> bool:

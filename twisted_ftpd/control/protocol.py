@@ -40,7 +40,7 @@ from twisted_ftpd.protocol.commands import COMMANDS
 from twisted_ftpd.protocol.parser import MAX_LINE_LENGTH, Command, parse
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Session
-from twisted_ftpd.tls import TLSCredentials
+from twisted_ftpd.tls import TLSCredentials, hang_up
 
 from . import (
     cmd_data,
@@ -107,6 +107,7 @@ class FTPControlProtocol(TLSSessionMixin, LineReceiver, TimeoutMixin):
         self.on_lost: list = []
         self._timers: set = set()
         self._handshake_timer = None
+        self._handshake_expired = False
         self.faults = Faults()
 
     # -- connection lifecycle -------------------------------------------------------
@@ -123,6 +124,7 @@ class FTPControlProtocol(TLSSessionMixin, LineReceiver, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
+        self.tls_connection_lost(reason)
         self.setTimeout(None)
         self._queue.clear()
         for timer in list(self._timers):
@@ -389,9 +391,9 @@ class FTPControlProtocol(TLSSessionMixin, LineReceiver, TimeoutMixin):
         self._queue.clear()
         self.reply(reply)
         if self.faults.reply_delay:
-            self._later(self.faults.reply_delay, self.transport.loseConnection)
+            self._later(self.faults.reply_delay, hang_up, self.transport)
         else:
-            self.transport.loseConnection()
+            hang_up(self.transport)
         # A client that never reads would keep a closing connection forever.
         self._later(CLOSE_GRACE + self.faults.reply_delay, self.transport.abortConnection)
 

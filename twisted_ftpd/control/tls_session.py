@@ -10,7 +10,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 
 from twisted_ftpd.data.channel import DataTLS
-from twisted_ftpd.tls import start_tls
+from twisted_ftpd.tls import describe_tls_failure, start_tls
 
 log = Logger()
 
@@ -42,7 +42,14 @@ class TLSSessionMixin:
             timer.cancel()
         self._timers.discard(timer)
 
+    def tls_connection_lost(self, reason: object) -> None:
+        """Log why a control connection's handshake failed, if it was under way."""
+        if self.tls_options is not None and not self.secure and not self._handshake_expired:
+            log.info("TLS handshake from {peer} failed: {why}", peer=self.peer_host,
+                     why=describe_tls_failure(reason))
+
     def _handshake_timed_out(self) -> None:
+        self._handshake_expired = True
         self._timers.discard(self._handshake_timer)
         log.info("TLS handshake from {peer} timed out", peer=self.peer_host)
         self.transport.abortConnection()
