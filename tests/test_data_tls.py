@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from twisted.internet import error
 from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
@@ -127,12 +128,17 @@ def test_not_made_until_the_handshake_completes(reuse: Reuse) -> None:
 
 def test_handshake_without_reuse_is_refused_with_522(reuse: Reuse) -> None:
     reuse.answer = False
-    proto, transport, rec = data_proto(DataTLS(OPTIONS, require_reuse=True))
+    clock = Clock()
+    proto, transport, rec = data_proto(DataTLS(OPTIONS, require_reuse=True, clock=clock))
     proto.handshakeCompleted()
     assert rec.made == []
     assert len(rec.failed) == 1
     assert isinstance(rec.failed[0], TLSSessionNotReused)
     assert rec.failed[0].reply().code == 522
+    # A TLS shutdown (close_notify), not a reset: the client reads a clean end of
+    # data and then the 522. One that never answers is cut after the grace period.
+    assert transport.disconnecting and not transport.aborted
+    clock.advance(channel.REFUSE_GRACE)
     assert transport.aborted
     assert reuse.asked == [transport.handle]
     lose(proto, error.ConnectionAborted())
@@ -274,11 +280,13 @@ def test_data_connection_that_does_not_resume_is_522(tmp_path: Path, pem: str, r
     assert s.codes("RETR f.bin") == [150]
     proto, transport = open_passive(h) if mode == "passive" else open_active(h)
     proto.handshakeCompleted()
-    assert transport.aborted
+    assert transport.disconnecting and not transport.aborted  # a TLS shutdown
     assert transport.value() == b""  # not one byte of the file
     lines = s.take()
     assert [line[:4] for line in lines] == ["522 "], lines
     assert pending.state in (State.FAILED, State.CLOSED)
+    h.reactor.advance(channel.REFUSE_GRACE)
+    assert transport.aborted
     lose(proto, error.ConnectionAborted())
     assert s.take() == []
     assert s.codes("NOOP") == [200]

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 SECTION = "## In your own tests"
 SAFETY_TIMEOUT = 120  # seconds; a safety net, never a wait
@@ -54,14 +56,15 @@ def test_section_follows_ftps_and_has_both_examples() -> None:
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings.index(SECTION) == headings.index("## FTPS") + 1
     examples = _examples()
-    assert sorted(examples) == ["pytest", "trial"]
+    assert sorted(examples) == ["pytest", "pytest_tls", "trial"]
     assert "def test_" in examples["pytest"] and "ftp_server" in examples["pytest"]
     assert "FTPServerMixin" in examples["trial"] and "FTPClient" in examples["trial"]
 
 
-def test_pytest_example_passes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["pytest", "pytest_tls"])
+def test_pytest_example_passes(tmp_path: Path, name: str) -> None:
     test_file = tmp_path / "test_example.py"
-    test_file.write_text(_examples()["pytest"], encoding="utf-8")
+    test_file.write_text(_examples()[name], encoding="utf-8")
     result = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
                   cwd=tmp_path, env=_env())
     output = result.stdout + result.stderr

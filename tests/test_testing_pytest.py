@@ -139,7 +139,7 @@ def test_fixtures_in_a_separate_pytest_run(tmp_path: Path, twisted_plugin: bool)
 
 class SessionReusingFTP_TLS(ftplib.FTP_TLS):  # noqa: N801 - named after ftplib.FTP_TLS
     """ftplib.FTP_TLS whose protected data connections resume the control session,
-    as the server requires by default (ftplib's own does not)."""
+    as strict servers (``tls_require_reuse=True``) require (ftplib's own does not)."""
 
     def ntransfercmd(self, cmd: str, rest: Any = None) -> tuple[Any, int | None]:
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
@@ -149,19 +149,22 @@ class SessionReusingFTP_TLS(ftplib.FTP_TLS):  # noqa: N801 - named after ftplib.
         return conn, size
 
 
-def test_ftp_server_tls_with_ftplib(ftp_server_tls: RunningServer) -> None:
+def test_ftp_server_tls_with_plain_ftplib(ftp_server_tls: RunningServer) -> None:
+    """The standard library's FTP_TLS, as every Python user starts: it never resumes
+    TLS sessions, and the test server does not ask it to."""
     assert ftp_server_tls.cert is not None and os.path.isfile(ftp_server_tls.cert)
     payload = os.urandom(300_000)
     ftp_server_tls.put_file("secret.bin", payload)
     context = ssl.create_default_context(cafile=ftp_server_tls.cert)  # verifies 127.0.0.1
 
-    ftp = SessionReusingFTP_TLS(context=context)
+    ftp = ftplib.FTP_TLS(context=context)
     ftp.connect(ftp_server_tls.host, ftp_server_tls.port, timeout=SAFETY_TIMEOUT)
     try:
         assert "AUTH TLS" in ftp.sendcmd("FEAT")
         ftp.login("alice", "secret")  # AUTH TLS first
         assert isinstance(ftp.sock, ssl.SSLSocket)
         ftp.prot_p()
+        assert ftp.nlst() == ["secret.bin"]
         assert retr(ftp, "secret.bin") == payload
         ftp.storbinary("STOR back.bin", io.BytesIO(payload[:1000]))
         ftp.set_pasv(False)
@@ -171,22 +174,37 @@ def test_ftp_server_tls_with_ftplib(ftp_server_tls: RunningServer) -> None:
     assert ftp_server_tls.read_file("back.bin") == payload[:1000]
 
 
-def test_ftp_server_tls_refuses_unresumed_data_sessions(ftp_server_tls: RunningServer) -> None:
-    """What the README warns about: stock FTP_TLS gets 522 for a protected transfer."""
-    ftp_server_tls.put_file("f.txt", b"x")
-    ftp = ftplib.FTP_TLS(context=ssl.create_default_context(cafile=ftp_server_tls.cert))
-    ftp.connect(ftp_server_tls.host, ftp_server_tls.port, timeout=SAFETY_TIMEOUT)
+def test_strict_server_with_session_reusing_client(ftp_server_factory: Any) -> None:
+    server = ftp_server_factory(tls=True, tls_require_reuse=True)
+    server.put_file("f.bin", b"data" * 1000)
+    ftp = SessionReusingFTP_TLS(context=ssl.create_default_context(cafile=server.cert))
+    ftp.connect(server.host, server.port, timeout=SAFETY_TIMEOUT)
     try:
         ftp.login("alice", "secret")
         ftp.prot_p()
-        with pytest.raises((ftplib.error_perm, ssl.SSLError, OSError)) as caught:
-            retr(ftp, "f.txt")
-        if isinstance(caught.value, ftplib.error_perm):
-            assert str(caught.value).startswith("522")
-        else:
-            # The handshake broke off; the transfer's reply is still the 522.
-            with pytest.raises(ftplib.error_perm, match="^522"):
-                ftp.getresp()
+        assert retr(ftp, "f.bin") == b"data" * 1000
+    finally:
+        ftp.quit()
+
+
+@pytest.mark.parametrize("passive", [True, False], ids=["passive", "active"])
+def test_strict_server_explains_its_522_to_plain_ftplib(ftp_server_factory: Any,
+                                                         passive: bool) -> None:
+    """Refused for not resuming, stock FTP_TLS gets the 522 and its reason as an
+    ftplib.error_perm (a clean TLS shutdown of the data connection, not a broken pipe),
+    and the session goes on."""
+    server = ftp_server_factory(tls=True, tls_require_reuse=True)
+    server.put_file("f.txt", b"x")
+    ftp = ftplib.FTP_TLS(context=ssl.create_default_context(cafile=server.cert))
+    ftp.connect(server.host, server.port, timeout=SAFETY_TIMEOUT)
+    try:
+        ftp.login("alice", "secret")
+        ftp.prot_p()
+        ftp.set_pasv(passive)
+        with pytest.raises(ftplib.error_perm) as caught:
+            ftp.nlst()
+        assert str(caught.value).startswith("522 ")
+        assert "resume" in str(caught.value) and "session reuse" in str(caught.value)
         assert ftp.voidcmd("NOOP").startswith("200")
     finally:
         ftp.close()

@@ -45,6 +45,11 @@ __all__ = ["FTPServerMixin", "RunningServer", "ServerThread", "start_server"]
 DEFAULT_USERS = {"alice": "secret"}
 ANONYMOUS_NAMES = ("anonymous", "ftp")
 Users = Mapping[str, str | tuple[str, str]]
+# Where a test server differs from a production one. Failed logins are answered at
+# once, and protected data connections need not resume the login's TLS session:
+# Python's own ftplib.FTP_TLS never resumes (cpython#63699), and it is what most
+# people test with. ``tls_require_reuse=True`` restores the strict check.
+TEST_DEFAULTS: dict[str, Any] = {"login_delay": 0.0, "tls_require_reuse": False}
 
 
 @implementer(ICredentialsChecker)
@@ -218,7 +223,8 @@ def start_server(root: str | os.PathLike[str] | None = None, users: Users | None
     ``memory=True`` serves an in-memory tree instead of a directory.
     ``anonymous`` allows anonymous logins, read-only with ``True`` or with the
     given letters. ``tls=True`` enables FTPS with a fresh self-signed
-    certificate (``.cert`` is its PEM path). Other keyword arguments are
+    certificate (``.cert`` is its PEM path); data connections need not resume the
+    login's TLS session unless ``tls_require_reuse=True``. Other keyword arguments are
     ``ServerConfig`` fields (``idle_timeout``, ``implicit_tls_port``...).
     """
     if reactor is None:
@@ -256,7 +262,7 @@ def _start(root_path: Path, scratch: str, passwords: dict[str, str], perms: dict
     config = ServerConfig(port=0, interface="127.0.0.1", root=str(root_path if not memory
                           else Path(scratch) / "unused"), users=os.devnull,
                           passive_ports=passive_ports, tls_cert=cert,
-                          **{"login_delay": 0.0, **options})
+                          **{**TEST_DEFAULTS, **options})
     service = FTPService(config, reactor, portal=portal)
     service.startService()
     return RunningServer(service, passwords, None if memory else root_path, fs, cert,

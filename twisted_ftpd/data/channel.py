@@ -35,7 +35,7 @@ from twisted_ftpd.errors import (
     TransferAborted,
 )
 from twisted_ftpd.interfaces import IWriteFile
-from twisted_ftpd.tls import session_reused, start_tls
+from twisted_ftpd.tls import describe_tls_failure, session_reused, start_tls
 
 log = Logger()
 CONNECTION_DONE = Failure(error.ConnectionDone())
@@ -45,6 +45,8 @@ WRITE_BLOCK = 256 * 1024
 TRANSPORT_BUFFER = 256 * 1024
 # LIST/NLST output is sent in batches of about this many bytes.
 LINE_BATCH = 64 * 1024
+# Seconds a refused TLS data connection has to answer our close_notify.
+REFUSE_GRACE = 5.0
 
 
 def set_nodelay(transport: object) -> None:
@@ -92,6 +94,8 @@ class DataProtocol(Protocol, TimeoutMixin):
         self.aborted = False  # we dropped it ourselves (see close)
         self._limit: int | None = None
         self._close_waiters: list[defer.Deferred[BaseException]] = []
+        self._refusing = False  # a TLS shutdown of a refused connection is under way
+        self._refuse_timer: Any = None
 
     def connectionMade(self) -> None:
         set_nodelay(self.transport)
@@ -113,10 +117,24 @@ class DataProtocol(Protocol, TimeoutMixin):
         if self._tls is not None and self._tls.require_reuse:
             if not session_reused(self.transport.getHandle()):
                 log.warn("Refused a TLS data connection that did not resume the login's session")
+                self._refuse()
                 self._failed(TLSSessionNotReused())
-                self.close()
                 return
         self._made()
+
+    def _refuse(self) -> None:
+        """End a refused TLS connection with a TLS shutdown, not a reset.
+
+        The client then sees a clean end of data and goes on to read the 522 that
+        explains the refusal (ftplib's ``unwrap()`` breaks on a reset). One that
+        never answers our close_notify is cut after ``REFUSE_GRACE`` seconds.
+        """
+        self.aborted = True
+        self._refusing = True
+        self.transport.loseConnection()
+        clock = self._tls.clock if self._tls is not None else None
+        if clock is not None:
+            self._refuse_timer = clock.callLater(REFUSE_GRACE, self.transport.abortConnection)
 
     def _made(self) -> None:
         self._ready = True
@@ -183,7 +201,12 @@ class DataProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = CONNECTION_DONE) -> None:
         self.setTimeout(None)
+        if self._refuse_timer is not None and self._refuse_timer.active():
+            self._refuse_timer.cancel()
         if not self._ready:
+            if self._tls is not None and not self._refusing:
+                log.info("TLS handshake on a data connection failed: {why}",
+                         why=describe_tls_failure(reason))
             self._failed(DataConnectionError("TLS handshake failed." if self._tls else "closed."))
         self.lost = reason.value
         waiters, self._close_waiters = self._close_waiters, []
@@ -222,7 +245,7 @@ class DataProtocol(Protocol, TimeoutMixin):
         Whatever the transport then reports, the transfer did not complete.
         A connection the peer already closed is left as it ended.
         """
-        if self.lost is None:
+        if self.lost is None and not self._refusing:
             self.aborted = True
             if self.transport is not None:
                 self.transport.abortConnection()

@@ -132,7 +132,8 @@ DIRECTORY_NOT_EMPTY = Reply(550, "{}: Directory not empty.")
 INVALID_PATH = Reply(553, "File name not allowed.")
 PROT_REQUIRED = Reply(521, "Data connections must be protected: send PBSZ 0 and PROT P.")
 TLS_REUSE_REQUIRED = Reply(
-    522, "TLS data connection refused: it must resume the control connection's TLS session."
+    522, "TLS data connection refused: this server requires data connections to resume "
+    "the control connection's TLS session; enable TLS session reuse in the client."
 )
 TLS_REQUIRED = Reply(534, "Policy requires TLS: send AUTH TLS first.")
 CCC_REFUSED = Reply(534, "CCC refused: the control connection stays encrypted.")
