@@ -10,9 +10,10 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from twisted.internet import defer
+from twisted.internet import defer, error
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 
 from twisted_ftpd.auth import passwords, userdb
 from twisted_ftpd.config import ServerConfig
@@ -23,6 +24,8 @@ from twisted_ftpd.service import build_factory
 PEER = "192.0.2.7"
 LOCAL = "192.0.2.1"
 _HASHES: dict[str, str] = {}
+# Every Harness made by the running test; tests/conftest.py checks them afterwards.
+LIVE: list[Harness] = []
 
 
 def sync_run(f, *args, **kwargs) -> defer.Deferred:  # type: ignore[no-untyped-def]
@@ -59,6 +62,16 @@ class Harness:
                               **config)
         self.reactor = MemoryReactorClock()
         self.factory = build_factory(self.config, self.reactor, run=run)
+        self.protocols: list[FTPControlProtocol] = []  # every session, even closed ones
+        build = self.factory.buildProtocol
+
+        def record(*args, **kwargs):  # type: ignore[no-untyped-def]
+            proto = build(*args, **kwargs)
+            self.protocols.append(proto)
+            return proto
+
+        self.factory.buildProtocol = record  # type: ignore[method-assign]
+        LIVE.append(self)
 
     def connect(self, peer: str = PEER, local: str = LOCAL) -> Session:
         address = IPv6Address if ":" in peer else IPv4Address
@@ -67,6 +80,26 @@ class Harness:
                                     peerAddress=address("TCP", peer, 40000))
         proto.makeConnection(transport)
         return Session(self, proto, transport)
+
+    def hung_sessions(self) -> list[FTPControlProtocol]:
+        """Closed sessions whose last command never ended: a wait that outlived them."""
+        return [p for p in self.protocols if p._gone and not p.when_idle().called]
+
+    def leftover_timers(self) -> list[object]:
+        """Drop every session still connected; the delayed calls that survive them.
+
+        Whatever a session schedules (login delays, reply delays, closing grace,
+        handshake deadlines, data-connection timeouts) must die with it.
+        """
+        for proto in list(self.factory.sessions):
+            proto.connectionLost(Failure(error.ConnectionDone()))
+        # A StringTransport never reports the close it was asked for; a reactor would.
+        for call in self.reactor.getDelayedCalls():
+            owner = getattr(call.func, "__self__", None)
+            if (isinstance(owner, DataProtocol) and owner.lost is None
+                    and getattr(owner.transport, "disconnecting", False)):
+                owner.connectionLost(Failure(error.ConnectionDone()))
+        return [call for call in self.reactor.getDelayedCalls() if call.active()]
 
     def put(self, relative: str, data: bytes) -> Path:
         path = self.root / relative

@@ -233,3 +233,18 @@ def test_user_names_are_case_sensitive(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     s = h.connect()
     assert failed_login(h, s, "ALICE", "secret") == ["530 Login incorrect."]
+
+
+def test_client_leaving_during_the_login_delay_ends_the_command(tmp_path: Path) -> None:
+    """The delay's wait ends with the connection: the session goes idle at once (so a
+    server stopping now does not wait for it) and leaves no timer behind."""
+    h = Harness(tmp_path, login_delay=5.0)
+    s = h.connect()
+    assert s.send("USER alice")[0].startswith("331")
+    assert s.send("PASS wrong") == []  # answered only after the delay
+    assert not s.proto.when_idle().called
+    close(s.proto)
+    assert s.proto.when_idle().called
+    assert [c for c in h.reactor.getDelayedCalls() if c.active()] == []
+    h.reactor.advance(5.0)
+    assert s.take() == []  # nothing is written to the departed client

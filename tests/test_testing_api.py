@@ -407,3 +407,38 @@ def test_implicit_tls_port_option() -> None:
                                       timeout=SAFETY_TIMEOUT) as raw:
             with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
                 assert tls.recv(1024).startswith(b"220 ")
+
+
+def test_stop_returns_while_a_client_waits_out_a_failed_login() -> None:
+    """A client that sent a wrong password and stays connected does not hold stop()
+    for the rest of its login delay (before, stop() never returned)."""
+    thread = ServerThread(login_delay=600)
+    server = thread.start()
+    sock = socket.create_connection((server.host, server.port), timeout=SAFETY_TIMEOUT)
+    try:
+        replies = sock.makefile("rb")
+        assert replies.readline().startswith(b"220")
+        sock.sendall(b"USER alice\r\n")
+        assert replies.readline().startswith(b"331")
+        (session,) = server.sessions
+        delaying = threading.Event()
+        sleep = session.sleep
+
+        def noting_sleep(seconds: float) -> Any:  # runs on the server's thread
+            delaying.set()
+            return sleep(seconds)
+
+        session.sleep = noting_sleep
+        sock.sendall(b"PASS wrong\r\nNOOP\r\n")
+        assert delaying.wait(SAFETY_TIMEOUT)  # the failed login is waiting out its delay
+        stopper = threading.Thread(target=thread.stop, daemon=True)
+        stopper.start()
+        stopper.join(timeout=SAFETY_TIMEOUT)
+        assert not stopper.is_alive(), "stop() hung on the login delay"
+        try:
+            rest = replies.read()
+        except ConnectionResetError:  # a test server drops its sessions at once
+            rest = b""
+        assert rest == b""  # no reply to the delayed PASS, nor to the NOOP
+    finally:
+        sock.close()

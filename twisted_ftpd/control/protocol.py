@@ -106,6 +106,7 @@ class FTPControlProtocol(TLSSessionMixin, LineReceiver, TimeoutMixin):
         self._idle_waiters: list[defer.Deferred[None]] = []
         self.on_lost: list = []
         self._timers: set = set()
+        self._sleepers: dict[defer.Deferred[None], object] = {}  # sleep(): waiter → timer
         self._handshake_timer = None
         self._handshake_expired = False
         self.faults = Faults()
@@ -130,6 +131,8 @@ class FTPControlProtocol(TLSSessionMixin, LineReceiver, TimeoutMixin):
         for timer in list(self._timers):
             timer.cancel()
         self._timers.clear()
+        for waiter in list(self._sleepers):
+            waiter.cancel()
         self.close_data()
         self.end_login()
         for callback in self.on_lost:
@@ -381,10 +384,21 @@ class FTPControlProtocol(TLSSessionMixin, LineReceiver, TimeoutMixin):
             logout()
 
     def sleep(self, seconds: float) -> defer.Deferred[None]:
-        """Wait on the session's clock; the wait is cancelled if the client leaves."""
-        waiter: defer.Deferred[None] = defer.Deferred()
-        self._later(seconds, waiter.callback, None)
+        """Wait on the session's clock.
+
+        If the client leaves first, the wait fails with CancelledError, so the
+        command waiting on it ends (and with it ``when_idle``) instead of hanging.
+        """
+        if self._gone:
+            return defer.fail(defer.CancelledError())
+        waiter: defer.Deferred[None] = defer.Deferred(
+            lambda _: self._sleepers.pop(waiter).cancel())
+        self._sleepers[waiter] = self.clock.callLater(seconds, self._wake, waiter)
         return waiter
+
+    def _wake(self, waiter: defer.Deferred[None]) -> None:
+        del self._sleepers[waiter]
+        waiter.callback(None)
 
     def close_after(self, reply: Reply) -> None:
         self._closing = True
