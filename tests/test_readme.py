@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,28 +26,39 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert ci_lines[-1] == test_command  # nothing runs after it, so its status is CI's
 
 
-def test_readme_commands_set_up_their_own_virtual_environment() -> None:
-    # Debian's python3 refuses system-wide pip installs (externally-managed-environment)
-    # and its python3-twisted is too old: both commands must work there as they stand.
+def _steps(command: str) -> list[str]:
+    return [step.strip() for step in command.split("&&")]
+
+
+def test_readme_commands_do_all_set_up_themselves() -> None:
+    # A fresh Debian 12: no venv module (python3-venv), a python3 that refuses
+    # system-wide pip installs (externally-managed-environment) and a python3-twisted
+    # too old to use. Both commands must work there as they stand.
     for command in _readme_commands()[:2]:
-        steps = [step.strip() for step in command.split("&&")]
-        assert steps[:2] == ["python3 -m venv .venv", ". .venv/bin/activate"], command
-        assert any(step.startswith("pip install ") for step in steps[2:]), command
+        steps = _steps(command)
+        assert steps[0] == "apt-get update", command
+        assert steps[1].startswith("apt-get install -y python3-venv"), command
+        assert steps[2:4] == ["python3 -m venv .venv", ". .venv/bin/activate"], command
+        assert any(step.startswith("pip install ") for step in steps[4:]), command
 
 
-def test_readme_and_ci_install_the_venv_module_debian_lacks() -> None:
-    assert "apt-get install -y python3-venv" in (REPO / "README.md").read_text()
-    installs = [line.split() for line in (REPO / ".ci" / "run").read_text().splitlines()
-                if "apt-get install" in line]
-    assert any("python3-venv" in words for words in installs)
+def test_test_command_installs_every_client_the_tests_require() -> None:
+    installed = set(_steps(_readme_commands()[1])[1].split()[3:])
+    required = set()
+    for path in (REPO / "tests").rglob("*.py"):
+        required.update(re.findall(r'require_binary\("([\w-]+)"\)', path.read_text()))
+    packages = {"gnutls-cli": "gnutls-bin", "ncftpget": "ncftp", "ncftpput": "ncftp"}
+    assert required, "no require_binary calls found"
+    assert {packages.get(name, name) for name in required} <= installed
 
 
 def test_ci_does_not_prepare_the_environment_the_readme_command_makes() -> None:
-    # CI must hit what a user with a fresh checkout hits: no venv made beforehand.
+    # CI must hit what a user with a fresh checkout hits: nothing set up beforehand.
     ci_lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
                 if line.strip() and not line.lstrip().startswith("#")]
-    makes_venv = [line for line in ci_lines if "-m venv" in line or "activate" in line]
-    assert makes_venv == [ci_lines[-1]]
+    sets_up = [line for line in ci_lines if "-m venv" in line or "activate" in line
+               or "apt-get" in line or "pip " in line]
+    assert sets_up == [ci_lines[-1]]
 
 
 def _table_after(header: str) -> list[str]:
