@@ -5,8 +5,10 @@ synchronous runner in place of the thread pool, so every test is deterministic.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,13 +40,36 @@ def _hash(password: str) -> str:
     return _HASHES[password]
 
 
-def write_users(path: Path, users: dict[str, tuple[str, str]], anonymous: str | None) -> None:
-    """users: name → (password, perms); anonymous: its perms, or None for no anonymous."""
+def cheap_hash(password: str) -> str:
+    """A real ``$scrypt$`` hash at the lowest cost users.db accepts (ln=1, r=1, p=1).
+
+    The server's own verification checks it in microseconds instead of the ~40 ms
+    of the production cost, which every in-memory login used to pay. The tests of
+    the password module and the integration tests keep the real cost.
+    """
+    salt = hashlib.sha256(password.encode("utf-8", "surrogateescape")).digest()[:16]
+    key = hashlib.scrypt(password.encode("utf-8", "surrogateescape"), salt=salt, n=2, r=1, p=1,
+                         dklen=32)
+    encoded = f"$scrypt$ln=1,r=1,p=1${_b64(salt)}${_b64(key)}"
+    assert passwords.is_valid_hash(encoded), encoded
+    return encoded
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def write_users(path: Path, users: dict[str, tuple[str, str]], anonymous: str | None,
+                hasher: Callable[[str], str] = _hash) -> None:
+    """users: name → (password, perms); anonymous: its perms, or None for no anonymous.
+
+    Passwords are hashed at the production cost unless ``hasher`` says otherwise.
+    """
     lines = ["# test users"]
     if anonymous is not None:
         lines.append(f"anonymous::{anonymous}:")
     for name, (password, perms) in users.items():
-        lines.append(userdb.format_record(userdb.UserRecord(name, _hash(password), perms, "")))
+        lines.append(userdb.format_record(userdb.UserRecord(name, hasher(password), perms, "")))
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -57,7 +82,7 @@ class Harness:
         self.root.mkdir(exist_ok=True)
         users_file = tmp_path / "users.db"
         write_users(users_file, {"alice": ("secret", "elradfmwMT")} if users is None else users,
-                    anonymous)
+                    anonymous, hasher=cheap_hash)
         self.config = replace(ServerConfig(), root=str(self.root), users=str(users_file),
                               **config)
         self.reactor = MemoryReactorClock()

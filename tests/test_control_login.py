@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Harness, Session, close
-from twisted_ftpd.auth import passwords, userdb
+from tests.harness import Harness, Session, cheap_hash, close
+from twisted_ftpd.auth import userdb
 
 
 def logged_in(tmp_path: Path, **config) -> tuple[Harness, Session]:  # type: ignore[no-untyped-def]
@@ -197,7 +197,7 @@ def test_missing_home_directory_refuses_login(tmp_path: Path) -> None:
     h = Harness(tmp_path, users={"alice": ("secret", "elr")})
     missing = tmp_path / "no-such-home"
     userdb.set_user(h.config.users, userdb.UserRecord(
-        "bob", passwords.hash_password("pw"), "elr", str(missing)))
+        "bob", cheap_hash("pw"), "elr", str(missing)))
     s = h.connect()
     assert failed_login(h, s, "bob", "pw")[-1].startswith("530")
     assert not s.proto.session.logged_in
@@ -213,7 +213,7 @@ def test_home_directory_of_a_user_is_its_root(tmp_path: Path) -> None:
     (home / "mine.txt").write_bytes(b"bob's")
     h.put("root.txt", b"root")
     userdb.set_user(h.config.users, userdb.UserRecord(
-        "bob", passwords.hash_password("pw"), "elr", str(home)))
+        "bob", cheap_hash("pw"), "elr", str(home)))
     s = h.connect()
     s.login("bob", "pw")
     assert s.codes("TYPE I") == [200]
