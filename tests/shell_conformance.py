@@ -13,8 +13,8 @@ import stat
 from twisted.internet.testing import StringTransport
 from zope.interface.verify import verifyObject
 
-from twisted_ftpd import errors
 from twisted_ftpd.interfaces import FileInfo, IFTPShell, IReadFile, IWriteFile, Segments
+from twisted_ftpd.protocol import errors
 
 BIG = bytes(range(256)) * 2500  # 640,000 bytes: several read chunks for any sane backend
 

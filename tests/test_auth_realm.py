@@ -15,8 +15,8 @@ from zope.interface import Interface
 from twisted_ftpd.auth.passwords import hash_password
 from twisted_ftpd.auth.realm import FTPRealm
 from twisted_ftpd.auth.userdb import UserDB
-from twisted_ftpd.errors import HomeUnavailable
 from twisted_ftpd.interfaces import IFTPShell
+from twisted_ftpd.protocol.errors import HomeUnavailable
 
 H = hash_password("secret")
 

@@ -21,7 +21,7 @@ from twisted_ftpd import cert
 from twisted_ftpd.data import channel
 from twisted_ftpd.data.channel import DataProtocol, DataTLS
 from twisted_ftpd.data.connect import State
-from twisted_ftpd.errors import DataConnectionError, TLSSessionNotReused
+from twisted_ftpd.protocol.errors import DataConnectionError, TLSSessionNotReused
 
 
 class TLSTransport(StringTransport):

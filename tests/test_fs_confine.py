@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from twisted_ftpd import errors
 from twisted_ftpd.fs.confine import Confinement, display_path
+from twisted_ftpd.protocol import errors
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_ftpd import errors
 from twisted_ftpd.fs.files import CHUNK_SIZE, DEFAULT_MODE, ReadFile, WriteFile
+from twisted_ftpd.protocol import errors
 
 
 def sync_run(f, *args, **kwargs) -> defer.Deferred:

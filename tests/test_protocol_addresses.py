@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from twisted_ftpd.errors import FTPError
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.addresses import (
-    AddressError,
-    ForeignAddress,
-    PrivilegedPort,
-    UnsupportedProtocol,
     check_active_target,
     is_ipv6,
     normalize,
@@ -18,6 +13,13 @@ from twisted_ftpd.protocol.addresses import (
     parse_port,
     pasv_reply_address,
     same_host,
+)
+from twisted_ftpd.protocol.errors import (
+    AddressError,
+    ForeignAddress,
+    FTPError,
+    PrivilegedPort,
+    UnsupportedProtocol,
 )
 
 # --- error classes -----------------------------------------------------------

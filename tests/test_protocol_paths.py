@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from twisted_ftpd.errors import InvalidPath
 from twisted_ftpd.protocol import replies
+from twisted_ftpd.protocol.errors import InvalidPath
 from twisted_ftpd.protocol.paths import display, resolve
 
 

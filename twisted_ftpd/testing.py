@@ -33,11 +33,11 @@ from zope.interface import implementer
 
 from twisted_ftpd.auth.perms import ALL, READ_ONLY
 from twisted_ftpd.config import ServerConfig
-from twisted_ftpd.errors import FileNotFound
 from twisted_ftpd.faults import Faults
 from twisted_ftpd.fs.memory import MemoryFilesystem, MemoryShell
 from twisted_ftpd.fs.shell import FilesystemShell
 from twisted_ftpd.interfaces import IFTPShell
+from twisted_ftpd.protocol.errors import FileNotFound
 from twisted_ftpd.service import FTPService, thread_runner
 
 __all__ = ["FTPServerMixin", "RunningServer", "ServerThread", "start_server"]

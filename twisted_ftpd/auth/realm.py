@@ -13,8 +13,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from twisted_ftpd.auth.userdb import UserDB, UserRecord
-from twisted_ftpd.errors import HomeUnavailable
 from twisted_ftpd.interfaces import IFTPShell
+from twisted_ftpd.protocol.errors import HomeUnavailable
 
 ShellFactory = Callable[[str, str], object]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from twisted_ftpd.errors import FileNotFound, IsADirectory, NotADirectory
 from twisted_ftpd.protocol import replies
+from twisted_ftpd.protocol.errors import FileNotFound, IsADirectory, NotADirectory
 from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply, quote_path
 

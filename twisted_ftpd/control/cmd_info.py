@@ -8,11 +8,11 @@ import ipaddress
 import re
 from typing import Any
 
-from twisted_ftpd.errors import PermissionDenied
 from twisted_ftpd.listing.ls import list_lines, parse_list_args
 from twisted_ftpd.listing.mlsx import feat_line, mlst_reply_body, opts_reply_text, select_facts
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.commands import COMMANDS, FEATURES, TLS_FEATURES, help_text
+from twisted_ftpd.protocol.errors import PermissionDenied
 from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Phase

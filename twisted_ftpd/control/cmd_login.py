@@ -15,9 +15,9 @@ from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.logger import Logger
 
-from twisted_ftpd.errors import HomeUnavailable
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol import replies
+from twisted_ftpd.protocol.errors import HomeUnavailable
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Event, Phase
 

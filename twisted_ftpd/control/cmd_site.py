@@ -8,8 +8,8 @@ import re
 import time
 from typing import Any
 
-from twisted_ftpd.errors import PermissionDenied
 from twisted_ftpd.protocol import replies
+from twisted_ftpd.protocol.errors import PermissionDenied
 from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply
 

@@ -16,9 +16,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from twisted_ftpd.errors import FTPError
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.commands import COMMANDS, Arg, CommandSpec
+from twisted_ftpd.protocol.errors import FTPError
 from twisted_ftpd.protocol.parser import Command
 from twisted_ftpd.protocol.replies import Reply
 

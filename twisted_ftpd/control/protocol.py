@@ -26,17 +26,17 @@ from zope.interface import implementer
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.data.channel import DataProtocol, set_nodelay
 from twisted_ftpd.data.connect import PendingConnection
-from twisted_ftpd.errors import (
-    DataConnectionError,
-    InvalidPath,
-    ProtectionRequired,
-    TransferAborted,
-)
 from twisted_ftpd.faults import Faults
 from twisted_ftpd.interfaces import Segments
 from twisted_ftpd.listing.mlsx import FACTS
 from twisted_ftpd.protocol import paths, replies
 from twisted_ftpd.protocol.commands import COMMANDS
+from twisted_ftpd.protocol.errors import (
+    DataConnectionError,
+    InvalidPath,
+    ProtectionRequired,
+    TransferAborted,
+)
 from twisted_ftpd.protocol.parser import MAX_LINE_LENGTH, Command, parse
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Session

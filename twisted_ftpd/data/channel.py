@@ -27,14 +27,14 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_ftpd.errors import (
+from twisted_ftpd.interfaces import IWriteFile
+from twisted_ftpd.protocol.errors import (
     DataConnectionError,
     FTPError,
     LocalError,
     TLSSessionNotReused,
     TransferAborted,
 )
-from twisted_ftpd.interfaces import IWriteFile
 from twisted_ftpd.tls import describe_tls_failure, session_reused, start_tls
 
 log = Logger()

@@ -19,8 +19,8 @@ from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTCP, I
 from twisted.internet.protocol import ClientFactory, Factory
 from twisted.logger import Logger
 
-from twisted_ftpd.errors import DataConnectionError
 from twisted_ftpd.protocol.addresses import normalize, same_host
+from twisted_ftpd.protocol.errors import DataConnectionError
 
 from .channel import DataProtocol, DataTLS
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 
-from twisted_ftpd import errors
 from twisted_ftpd.interfaces import Segments
+from twisted_ftpd.protocol import errors
 
 _BAD_SEGMENTS = frozenset({"", ".", ".."})
 

@@ -18,8 +18,8 @@ from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from twisted_ftpd import errors
 from twisted_ftpd.interfaces import IReadFile, IWriteFile
+from twisted_ftpd.protocol import errors
 
 CHUNK_SIZE = 256 * 1024
 

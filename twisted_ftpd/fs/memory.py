@@ -16,10 +16,10 @@ from typing import BinaryIO, ParamSpec, TypeVar, cast
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
-from twisted_ftpd import errors
 from twisted_ftpd.fs.confine import display_path
 from twisted_ftpd.fs.files import ReadFile
 from twisted_ftpd.interfaces import FileInfo, IFTPShell, IWriteFile, Segments
+from twisted_ftpd.protocol import errors
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from twisted_ftpd import errors
 from twisted_ftpd.fs.confine import Confinement, display_path
 from twisted_ftpd.fs.files import ReadFile, Runner, WriteFile
 from twisted_ftpd.interfaces import FileInfo, IFTPShell, Segments
+from twisted_ftpd.protocol import errors
 
 _T = TypeVar("_T")
 

@@ -11,26 +11,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from twisted_ftpd.errors import FTPError
-from twisted_ftpd.protocol import replies
-
-
-class AddressError(FTPError):
-    """A malformed address argument (501)."""
-
-    template = replies.BAD_ARGUMENT
-
-
-class ForeignAddress(AddressError):
-    template = replies.FOREIGN_ADDRESS
-
-
-class PrivilegedPort(AddressError):
-    template = replies.PRIVILEGED_PORT
-
-
-class UnsupportedProtocol(AddressError):
-    template = replies.PROTOCOL_NOT_SUPPORTED
+from twisted_ftpd.protocol.errors import (
+    AddressError,
+    ForeignAddress,
+    PrivilegedPort,
+    UnsupportedProtocol,
+)
 
 
 def normalize(host: str) -> str:

@@ -1,7 +1,9 @@
 """Errors that carry their FTP reply, and the one place OSErrors become them.
 
-Handlers and shells raise (or fail Deferreds with) these; the dispatcher turns
-any of them into a reply, so no handler formats error text itself.
+Handlers, shells and the address codecs raise (or fail Deferreds with) these;
+the dispatcher turns any of them into a reply, so no handler formats error text
+itself. Every FTPError subclass is defined here, beside the reply table it
+draws on; like the rest of ``protocol/`` it needs only the standard library.
 """
 
 from __future__ import annotations
@@ -104,6 +106,30 @@ class HomeUnavailable(FTPError):
     """The user's home directory is missing or unusable; login cannot finish (530)."""
 
     template = replies.HOME_UNAVAILABLE
+
+
+class AddressError(FTPError):
+    """A malformed PORT/EPRT address argument (501)."""
+
+    template = replies.BAD_ARGUMENT
+
+
+class ForeignAddress(AddressError):
+    """An active data connection to a host other than the control peer (FTP bounce)."""
+
+    template = replies.FOREIGN_ADDRESS
+
+
+class PrivilegedPort(AddressError):
+    """An active data connection to a port below 1024."""
+
+    template = replies.PRIVILEGED_PORT
+
+
+class UnsupportedProtocol(AddressError):
+    """An EPRT network protocol other than 1 (IPv4) or 2 (IPv6) (522)."""
+
+    template = replies.PROTOCOL_NOT_SUPPORTED
 
 
 _ERRNO_MAP: dict[int, type[FTPError]] = {
