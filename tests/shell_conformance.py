@@ -13,8 +13,9 @@ import stat
 from twisted.internet.testing import StringTransport
 from zope.interface.verify import verifyObject
 
-from twisted_ftpd.interfaces import FileInfo, IFTPShell, IReadFile, IWriteFile, Segments
+from twisted_ftpd.interfaces import IFTPShell, IReadFile, IWriteFile
 from twisted_ftpd.protocol import errors
+from twisted_ftpd.protocol.values import FileInfo, Segments
 
 BIG = bytes(range(256)) * 2500  # 640,000 bytes: several read chunks for any sane backend
 

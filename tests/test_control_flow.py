@@ -28,8 +28,9 @@ from tests.harness import LOCAL, PEER, Harness, Session, close
 from twisted_ftpd import cert
 from twisted_ftpd.control import protocol as control_protocol
 from twisted_ftpd.data.channel import DataProtocol, Receiver, finish_sending
-from twisted_ftpd.interfaces import FileInfo, IWriteFile
+from twisted_ftpd.interfaces import IWriteFile
 from twisted_ftpd.protocol.errors import FileNotFound, TransferAborted
+from twisted_ftpd.protocol.values import FileInfo
 
 HELLO = b"0123456789" * 30  # 300 bytes
 

@@ -13,8 +13,8 @@ from twisted.python.failure import Failure
 
 from tests.harness import Harness, Session, close
 from twisted_ftpd.control.protocol import MAX_QUEUED
-from twisted_ftpd.interfaces import FileInfo
 from twisted_ftpd.protocol.errors import FileNotFound
+from twisted_ftpd.protocol.values import FileInfo
 
 
 def logged_in(tmp_path: Path, **config) -> tuple[Harness, Session]:  # type: ignore[no-untyped-def]

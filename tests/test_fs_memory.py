@@ -16,8 +16,9 @@ from tests.test_fs_files import PausingConsumer
 from twisted_ftpd.fs import memory
 from twisted_ftpd.fs.files import CHUNK_SIZE
 from twisted_ftpd.fs.memory import MemoryFilesystem, MemoryReadFile, MemoryShell
-from twisted_ftpd.interfaces import IReadFile, IWriteFile, Segments
+from twisted_ftpd.interfaces import IReadFile, IWriteFile
 from twisted_ftpd.protocol import errors
+from twisted_ftpd.protocol.values import Segments
 
 
 class Clock:

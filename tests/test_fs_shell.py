@@ -17,8 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.shell_conformance import ShellConformanceMixin
 from twisted_ftpd.fs import files, shell
 from twisted_ftpd.fs.shell import FilesystemShell
-from twisted_ftpd.interfaces import Segments
 from twisted_ftpd.protocol import errors
+from twisted_ftpd.protocol.values import Segments
 
 
 def sync_run(f, *args, **kwargs) -> defer.Deferred:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from twisted_ftpd.interfaces import FileInfo
 from twisted_ftpd.listing.ls import SIX_MONTHS, list_line, list_lines, name_lines, parse_list_args
+from twisted_ftpd.protocol.values import FileInfo
 
 NOW = calendar.timegm((2024, 3, 5, 14, 3, 59))  # Tue Mar 5 14:03:59 2024 UTC
 DAY = 86400

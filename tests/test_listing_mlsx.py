@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from twisted_ftpd.interfaces import FileInfo
 from twisted_ftpd.listing.mlsx import (
     FACTS,
     facts_line,
@@ -21,6 +20,7 @@ from twisted_ftpd.listing.mlsx import (
     perm_fact,
     select_facts,
 )
+from twisted_ftpd.protocol.values import FileInfo
 
 MTIME = calendar.timegm((2024, 1, 2, 3, 4, 5))  # 2024-01-02 03:04:05 UTC
 FULL = "elradfmwMT"

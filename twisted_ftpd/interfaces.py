@@ -1,48 +1,23 @@
 """The seams between the FTP protocol and storage: shell, readable and writable files.
 
-Paths cross these interfaces as tuples of name segments relative to the user's
-home (``()`` is the home itself), already normalised by
+This module holds only the zope Interfaces. The values that cross them are
+plain types in ``twisted_ftpd.protocol.values`` (imported here, so the
+contracts below can name them): paths are ``Segments``, tuples of names
+relative to the user's home (``()`` is the home itself), already normalised by
 ``twisted_ftpd.protocol.paths``: no ``.``/``..``/empty segments, no NUL, no
-``/``. Every operation that may touch a disk returns a Deferred so a backend can
-run it off the reactor thread. Failures are ``twisted_ftpd.errors.FTPError``
-subclasses, which already know their FTP reply.
+``/``; entries are ``FileInfo``. Every operation that may touch a disk returns
+a Deferred so a backend can run it off the reactor thread. Failures are
+``twisted_ftpd.protocol.errors.FTPError`` subclasses, which already know their
+FTP reply.
 """
 
 from __future__ import annotations
 
-import stat as statmod
-from dataclasses import dataclass
-
 from zope.interface import Attribute, Interface
 
-Segments = tuple[str, ...]
+from twisted_ftpd.protocol.values import FileInfo, Segments
 
-
-@dataclass(frozen=True)
-class FileInfo:
-    """What LIST/MLSD/SIZE/MDTM need to know about one directory entry."""
-
-    name: str
-    mode: int  # full st_mode: file type bits and permission bits
-    size: int
-    mtime: float  # seconds since the epoch, UTC
-    nlink: int = 1
-    owner: str = "ftp"
-    group: str = "ftp"
-    link_target: str | None = None  # set when the entry itself is a symbolic link
-    unique: str = ""  # stable identity (device/inode), for MLSD's "unique" fact
-
-    @property
-    def is_dir(self) -> bool:
-        return statmod.S_ISDIR(self.mode)
-
-    @property
-    def is_file(self) -> bool:
-        return statmod.S_ISREG(self.mode)
-
-    @property
-    def is_link(self) -> bool:
-        return statmod.S_ISLNK(self.mode)
+__all__ = ["FileInfo", "IFTPShell", "IReadFile", "IWriteFile", "Segments"]
 
 
 class IReadFile(Interface):
@@ -56,7 +31,7 @@ class IReadFile(Interface):
 
         @return: Deferred firing with the number of bytes sent once the last chunk
             has been written to the consumer; failing with
-            L{twisted_ftpd.errors.TransferAborted} if the consumer stops it, or an
+            L{twisted_ftpd.protocol.errors.TransferAborted} if the consumer stops it, or an
             FTPError on a read error. The file is closed either way.
         """
 

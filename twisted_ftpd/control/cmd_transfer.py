@@ -14,13 +14,14 @@ from typing import Any
 
 from twisted_ftpd.data.ascii import AsciiConsumer, AsciiWriteFile
 from twisted_ftpd.data.channel import Receiver, finish_sending, send_lines
-from twisted_ftpd.interfaces import IWriteFile, Segments
+from twisted_ftpd.interfaces import IWriteFile
 from twisted_ftpd.listing.ls import list_lines, name_lines, parse_list_args
 from twisted_ftpd.listing.mlsx import mlsd_lines
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.errors import RestartPastEnd
 from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply
+from twisted_ftpd.protocol.values import Segments
 
 from .dispatch import handles
 

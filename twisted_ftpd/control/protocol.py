@@ -27,7 +27,6 @@ from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.data.channel import DataProtocol, set_nodelay
 from twisted_ftpd.data.connect import PendingConnection
 from twisted_ftpd.faults import Faults
-from twisted_ftpd.interfaces import Segments
 from twisted_ftpd.listing.mlsx import FACTS
 from twisted_ftpd.protocol import paths, replies
 from twisted_ftpd.protocol.commands import COMMANDS
@@ -40,6 +39,7 @@ from twisted_ftpd.protocol.errors import (
 from twisted_ftpd.protocol.parser import MAX_LINE_LENGTH, Command, parse
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Session
+from twisted_ftpd.protocol.values import Segments
 from twisted_ftpd.tls import TLSCredentials, hang_up
 
 from . import (

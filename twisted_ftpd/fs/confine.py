@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 
-from twisted_ftpd.interfaces import Segments
 from twisted_ftpd.protocol import errors
+from twisted_ftpd.protocol.values import Segments
 
 _BAD_SEGMENTS = frozenset({"", ".", ".."})
 

@@ -18,8 +18,9 @@ from zope.interface import implementer
 
 from twisted_ftpd.fs.confine import display_path
 from twisted_ftpd.fs.files import ReadFile
-from twisted_ftpd.interfaces import FileInfo, IFTPShell, IWriteFile, Segments
+from twisted_ftpd.interfaces import IFTPShell, IWriteFile
 from twisted_ftpd.protocol import errors
+from twisted_ftpd.protocol.values import FileInfo, Segments
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")

@@ -19,8 +19,9 @@ from zope.interface import implementer
 
 from twisted_ftpd.fs.confine import Confinement, display_path
 from twisted_ftpd.fs.files import ReadFile, Runner, WriteFile
-from twisted_ftpd.interfaces import FileInfo, IFTPShell, Segments
+from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol import errors
+from twisted_ftpd.protocol.values import FileInfo, Segments
 
 _T = TypeVar("_T")
 

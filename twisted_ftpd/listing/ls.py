@@ -11,7 +11,7 @@ import stat
 import time
 from collections.abc import Iterable, Iterator
 
-from twisted_ftpd.interfaces import FileInfo
+from twisted_ftpd.protocol.values import FileInfo
 
 SIX_MONTHS = 180 * 24 * 60 * 60
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

@@ -23,7 +23,7 @@ import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
-from twisted_ftpd.interfaces import FileInfo
+from twisted_ftpd.protocol.values import FileInfo
 
 FACTS = ("type", "size", "modify", "perm", "unix.mode", "unique")
 

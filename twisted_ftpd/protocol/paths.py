@@ -9,8 +9,8 @@ clients send backslashes), so no spelling of a path can climb out of the home.
 
 from __future__ import annotations
 
-from twisted_ftpd.interfaces import Segments
 from twisted_ftpd.protocol.errors import InvalidPath
+from twisted_ftpd.protocol.values import Segments
 
 
 def resolve(cwd: Segments, arg: str) -> Segments:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from twisted_ftpd.interfaces import Segments
+from twisted_ftpd.protocol.values import Segments
 
 
 class Phase(enum.Enum):
