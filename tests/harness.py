@@ -8,6 +8,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shutil
+import tempfile
+import unittest
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +35,17 @@ LIVE: list[Harness] = []
 
 def sync_run(f, *args, **kwargs) -> defer.Deferred:  # type: ignore[no-untyped-def]
     return defer.maybeDeferred(f, *args, **kwargs)
+
+
+def temp_dir(case: unittest.TestCase) -> Path:
+    """A fresh empty directory for one test case, removed after it.
+
+    For trial-style classes: pytest's ``tmp_path`` fixture does not reach them under
+    ``python -m twisted.trial``, and ``mktemp()`` writes below the working directory.
+    """
+    path = Path(tempfile.mkdtemp(prefix="twisted-ftpd-test-"))
+    case.addCleanup(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def _hash(password: str) -> str:

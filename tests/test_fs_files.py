@@ -6,19 +6,14 @@ from __future__ import annotations
 import io
 import os
 import stat
-from pathlib import Path
 
-import pytest
 from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.harness import sync_run, temp_dir
 from twisted_ftpd.fs.files import CHUNK_SIZE, DEFAULT_MODE, ReadFile, WriteFile
 from twisted_ftpd.protocol import errors
-
-
-def sync_run(f, *args, **kwargs) -> defer.Deferred:
-    return defer.maybeDeferred(f, *args, **kwargs)
 
 
 class PausingConsumer:
@@ -48,9 +43,8 @@ class BrokenFile(io.BytesIO):
 
 
 class TestReadFile(SynchronousTestCase):
-    @pytest.fixture(autouse=True)
-    def _tmp(self, tmp_path: Path) -> None:
-        self.tmp = tmp_path
+    def setUp(self) -> None:
+        self.tmp = temp_dir(self)
 
     def open(self, data: bytes) -> tuple[ReadFile, io.BufferedReader]:
         path = self.tmp / "f"
@@ -127,9 +121,8 @@ class TestReadFile(SynchronousTestCase):
 
 
 class TestWriteFile(SynchronousTestCase):
-    @pytest.fixture(autouse=True)
-    def _tmp(self, tmp_path: Path) -> None:
-        self.tmp = tmp_path
+    def setUp(self) -> None:
+        self.tmp = temp_dir(self)
 
     def start(self, name: str, offset: int | None = None) -> WriteFile:
         return WriteFile.open(str(self.tmp / name), offset, run=sync_run, display_path="/" + name)

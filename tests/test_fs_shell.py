@@ -8,12 +8,13 @@ import os
 import stat
 import subprocess
 import sys
+import unittest
 from pathlib import Path
 
-import pytest
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.harness import sync_run, temp_dir
 from tests.shell_conformance import ShellConformanceMixin
 from twisted_ftpd.fs import files, shell
 from twisted_ftpd.fs.shell import FilesystemShell
@@ -21,15 +22,11 @@ from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.values import Segments
 
 
-def sync_run(f, *args, **kwargs) -> defer.Deferred:
-    return defer.maybeDeferred(f, *args, **kwargs)
-
-
 class FilesystemShellTestCase(SynchronousTestCase):
     """Gives each test an empty home (``self.home``) and a sibling ``self.outside``."""
 
-    @pytest.fixture(autouse=True)
-    def _dirs(self, tmp_path: Path) -> None:
+    def setUp(self) -> None:
+        tmp_path = temp_dir(self)
         self.home = tmp_path / "home"
         self.home.mkdir()
         self.outside = tmp_path / "outside"
@@ -64,6 +61,7 @@ class TestConformance(ShellConformanceMixin, FilesystemShellTestCase):
 
 class TestConfinementThroughShell(FilesystemShellTestCase):
     def setUp(self) -> None:
+        super().setUp()
         (self.outside / "secret").write_bytes(b"secret")
         (self.home / "inside.txt").write_bytes(b"inside")
         os.symlink(self.outside / "secret", self.home / "file_out")
@@ -251,7 +249,7 @@ class TestFilesystemOnly(FilesystemShellTestCase):
         self.assertEqual(stat.S_IMODE(os.stat(self.home / "g").st_mode), files.DEFAULT_MODE)
         self.assertEqual(sorted(os.listdir(self.home)), ["f", "g"])
 
-    @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits")
+    @unittest.skipIf(os.geteuid() == 0, "root ignores permission bits")
     def test_oserrors_become_ftp_errors(self) -> None:
         locked = self.home / "locked"
         locked.mkdir()
