@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_config,tests.integration.test_launchers -*-
 """Assemble a running server from options: portal, factory and listening port.
 
 Shared by ``python server.py``, ``twistd ftpd`` and in-process use, so all three

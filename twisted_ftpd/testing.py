@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_testing -*-
+# -*- test-case-name: tests.test_testing_api,tests.test_testing_faults,tests.test_testing_trial -*-
 """A real FTP server inside other people's test suites.
 
 ``start_server()`` runs the full server in-process on 127.0.0.1, on a free port,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_control_info -*-
+# -*- test-case-name: tests.test_control_table,tests.test_control_rfc3659 -*-
 """Commands that describe the server, the session and single files over the control
 channel: SYST, FEAT, HELP, OPTS, NOOP, HOST, STAT, MLST."""
 

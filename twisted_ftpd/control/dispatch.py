@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_control_dispatch -*-
+# -*- test-case-name: tests.test_control_gating,tests.test_control_table -*-
 """From a parsed command to a reply: table gating, the handler call, errors to replies.
 
 Handlers register with ``@handles``; they return a Reply, or a coroutine or

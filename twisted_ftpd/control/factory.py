@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_control_protocol -*-
+# -*- test-case-name: tests.test_control_session,tests.test_control_security -*-
 """Builds control connections and keeps track of the live ones."""
 
 from __future__ import annotations

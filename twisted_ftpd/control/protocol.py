@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_control_protocol -*-
+# -*- test-case-name: tests.test_control_lines,tests.test_control_flow -*-
 """The control connection: bytes in, commands run one at a time, replies out.
 
 Lines are always read, even while a command is still running (a slow disk, a

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_data_channel -*-
+# -*- test-case-name: tests.test_data_tls,tests.test_control_transfer,tests.test_control_abort -*-
 """One data connection, and moving bytes over it with backpressure both ways.
 
 A ``DataProtocol`` exists from the moment the TCP connection is up, which may

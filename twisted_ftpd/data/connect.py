@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_data_connect -*-
+# -*- test-case-name: tests.test_control_data,tests.test_data_tls -*-
 """Setting up a data connection: passive (we listen) or active (we dial the client).
 
 Each is a small explicit state machine. A passive listener accepts exactly one
