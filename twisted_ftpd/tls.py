@@ -13,7 +13,6 @@ transfer by racing to the passive port.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,6 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 class TLSConfigError(ValueError):
     """The certificate or key cannot be used; the message is meant for the operator."""
-
-
-@dataclass(frozen=True)
-class TLSPolicy:
-    """What the server demands of clients; checked by the control channel."""
-
-    required: bool = False  # no login (and no transfer) without TLS
-    require_reuse: bool = True  # data connections must resume this login's session
-    handshake_timeout: float = 30.0
 
 
 class TLSCredentials:
