@@ -24,6 +24,7 @@ from twisted_ftpd.auth import passwords, userdb
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.control.protocol import FTPControlProtocol
 from twisted_ftpd.data.channel import DataProtocol
+from twisted_ftpd.faults import Faults
 from twisted_ftpd.service import build_factory
 
 PEER = "192.0.2.7"
@@ -101,6 +102,8 @@ class Harness:
                               **config)
         self.reactor = MemoryReactorClock()
         self.factory = build_factory(self.config, self.reactor, run=run)
+        self.faults = Faults()  # hooked in as the test server does
+        self.factory.session_hooks.append(self.faults.install)
         self.protocols: list[FTPControlProtocol] = []  # every session, even closed ones
         build = self.factory.buildProtocol
 
@@ -122,7 +125,7 @@ class Harness:
 
     def hung_sessions(self) -> list[FTPControlProtocol]:
         """Closed sessions whose last command never ended: a wait that outlived them."""
-        return [p for p in self.protocols if p._gone and not p.when_idle().called]
+        return [p for p in self.protocols if p.gone and not p.when_idle().called]
 
     def leftover_timers(self) -> list[object]:
         """Drop every session still connected; the delayed calls that survive them.

@@ -29,7 +29,7 @@ def hidden(root: Path) -> list[str]:
 
 def record_stop_listening(s: Session) -> list[bool]:
     """Make the pending passive listener record its stopListening calls."""
-    port = s.proto.pending_data.port
+    port = s.proto.data.pending.port
     calls: list[bool] = []
     original = port.stopListening
 
@@ -71,7 +71,7 @@ def test_abor_closes_a_pending_passive_listener(tmp_path: Path) -> None:
     stopped = record_stop_listening(s)
     assert s.send("ABOR") == ["225 No transfer to abort."]
     assert stopped == [True]
-    assert s.proto.pending_data is None
+    assert s.proto.data.pending is None
     late, _ = s.open_passive()  # the old listener accepts nobody any more
     assert late is None
     assert s.codes("RETR f") == [425]
@@ -97,7 +97,7 @@ def test_abor_during_retr_is_426_then_226(tmp_path: Path, telnet: bool) -> None:
     assert transport.disconnected  # abortConnection, not a flushing loseConnection
     close(proto, error.ConnectionAborted())  # what the reactor reports after an abort
     assert s.take() == [ABORTED, ABOR_OK]
-    assert s.proto.transfer is None and s.proto.pending_data is None
+    assert s.proto.data.transfer is None and s.proto.data.pending is None
     assert s.codes("NOOP") == [200]
     retr_works(h, s)
 
@@ -260,7 +260,7 @@ def test_stat_of_a_directory_lists_it_on_the_control_channel(tmp_path: Path) -> 
     body = reply[1:-1]
     assert all(line.startswith(" ") for line in body)
     assert [LS_LINE.match(line).group(1) for line in body] == ["a.txt", "b.txt"]
-    assert s.proto.pending_data is not None  # no data connection was used
+    assert s.proto.data.pending is not None  # no data connection was used
 
 
 def test_stat_of_a_file_is_one_line(tmp_path: Path) -> None:

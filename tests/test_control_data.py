@@ -95,7 +95,7 @@ def test_epsv_all_locks_out_other_setups(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     assert s.send("EPSV ALL") == ["200 EPSV ALL accepted."]
     assert s.codes("PASV", "PORT 192,0,2,7,4,1", "EPRT |1|192.0.2.7|5000|") == [503] * 3
-    assert h.reactor.tcpServers == [] and s.proto.pending_data is None
+    assert h.reactor.tcpServers == [] and s.proto.data.pending is None
     assert s.codes("EPSV") == [229]
     h.put("f", b"epsv")
     assert s.codes("RETR f") == [150]
@@ -173,7 +173,7 @@ def test_pasv_without_connection_times_out(tmp_path: Path) -> None:
     assert reply[-1].startswith("425 "), reply
     assert [r[:3] for r in reply] in (["425"], ["150", "425"])
     assert s.codes("NOOP") == [200]
-    assert s.proto.transfer is None and s.proto.pending_data is None
+    assert s.proto.data.transfer is None and s.proto.data.pending is None
 
 
 def test_retr_waiting_for_a_passive_connection_times_out(tmp_path: Path) -> None:
@@ -229,7 +229,7 @@ def test_eprt_ipv6(tmp_path: Path) -> None:
 def test_active_connection_to_another_host_is_501(tmp_path: Path, line: str) -> None:
     h, s = logged_in(tmp_path)
     assert s.send(line) == ["501 Data connection to a foreign address refused."]
-    assert s.proto.pending_data is None
+    assert s.proto.data.pending is None
     h.put("f", b"x")
     assert s.codes("RETR f") == [425]
     assert h.reactor.tcpClients == []
@@ -240,7 +240,7 @@ def test_active_connection_to_another_host_is_501(tmp_path: Path, line: str) -> 
 def test_active_connection_to_a_privileged_port_is_504(tmp_path: Path, line: str) -> None:
     _, s = logged_in(tmp_path)
     assert s.send(line) == ["504 Data connection to a privileged port refused."]
-    assert s.proto.pending_data is None
+    assert s.proto.data.pending is None
 
 
 def test_active_port_1024_is_allowed(tmp_path: Path) -> None:
@@ -257,7 +257,7 @@ def test_active_port_1024_is_allowed(tmp_path: Path) -> None:
 def test_malformed_active_address_is_501(tmp_path: Path, line: str) -> None:
     _, s = logged_in(tmp_path)
     assert s.codes(line) == [501]
-    assert s.proto.pending_data is None
+    assert s.proto.data.pending is None
 
 
 def test_eprt_unknown_protocol_is_522(tmp_path: Path) -> None:
@@ -280,7 +280,7 @@ def test_active_connection_refused_is_425_after_150(tmp_path: Path) -> None:
     reply = s.take()
     assert len(reply) == 1 and reply[0].startswith("425 "), reply
     assert s.codes("NOOP") == [200]
-    assert s.proto.pending_data is None and s.proto.transfer is None
+    assert s.proto.data.pending is None and s.proto.data.transfer is None
 
 
 def test_active_connect_timeout_is_425(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from zope.interface import implementer
 from tests.harness import LOCAL, PEER, Harness, Session, close
 from twisted_ftpd import cert
 from twisted_ftpd.control import protocol as control_protocol
+from twisted_ftpd.control import scheduler
 from twisted_ftpd.data.channel import DataProtocol, Receiver, finish_sending
 from twisted_ftpd.interfaces import IWriteFile
 from twisted_ftpd.protocol.errors import FileNotFound, TransferAborted
@@ -127,26 +128,26 @@ def hidden(root: Path) -> list[str]:
 
 def test_control_protocol_is_registered_as_streaming_producer(tmp_path: Path) -> None:
     s = Harness(tmp_path).connect()
-    assert s.transport.producer is s.proto
+    assert s.transport.producer is s.proto.output
     assert s.transport.streaming is True
 
 
 def test_paused_output_holds_replies_until_resumed(tmp_path: Path) -> None:
     s = Harness(tmp_path).connect()
-    s.proto.pauseProducing()  # the transport's write buffer is full
+    s.proto.output.pauseProducing()  # the transport's write buffer is full
     s.proto.dataReceived(b"NOOP\r\nNOOP\r\n")
     assert s.take() == []
     # Reading goes on: only the output is full, and the queue is still short.
     assert s.transport.producerState == "producing"
-    s.proto.resumeProducing()
+    s.proto.output.resumeProducing()
     assert codes_of(s.take()) == [200, 200]
     assert s.codes("NOOP") == [200]
 
 
 def test_long_queue_behind_paused_output_pauses_reading(tmp_path: Path) -> None:
     s = Harness(tmp_path).connect()
-    max_queued = control_protocol.MAX_QUEUED
-    s.proto.pauseProducing()
+    max_queued = scheduler.MAX_QUEUED
+    s.proto.output.pauseProducing()
     s.proto.dataReceived(b"NOOP\r\n" * max_queued)
     assert s.take() == []
     assert s.transport.producerState == "producing"  # exactly MAX_QUEUED wait: still reading
@@ -154,7 +155,7 @@ def test_long_queue_behind_paused_output_pauses_reading(tmp_path: Path) -> None:
     s.proto.dataReceived(b"NOOP\r\n" * (total - max_queued - 1) + b"SYST\r\n")
     assert s.take() == []
     assert s.transport.producerState == "paused"  # more than MAX_QUEUED: reading stops
-    s.proto.resumeProducing()
+    s.proto.output.resumeProducing()
     replies = s.take()
     assert codes_of(replies) == [200] * (total - 1) + [215]
     assert s.transport.producerState == "producing"
@@ -170,12 +171,12 @@ def test_pause_during_a_pipeline_stops_the_rest_in_order(tmp_path: Path) -> None
         written.append(data)
         original(data)
         if len(written) == 2:
-            s.proto.pauseProducing()  # the buffer fills after the second reply
+            s.proto.output.pauseProducing()  # the buffer fills after the second reply
 
     s.transport.write = write  # type: ignore[method-assign]
     s.proto.dataReceived(b"NOOP\r\nHELP NOOP\r\nSYST\r\nPWD\r\n")
     assert codes_of(s.take()) == [200, 214]
-    s.proto.resumeProducing()
+    s.proto.output.resumeProducing()
     assert codes_of(s.take()) == [215, 530]
 
 
@@ -197,7 +198,7 @@ def test_5000_noops_behind_a_running_command(tmp_path: Path, outcome: str) -> No
         first = 250
     replies = s.take()
     assert codes_of(replies) == [first] + [200] * 5000
-    assert not s.proto._queue
+    assert len(s.proto.scheduler) == 0
     assert s.transport.producerState == "producing"
     expected = "/x" if outcome == "directory" else "/"
     assert s.send("PWD") == [f'257 "{expected}" is the current directory.']
@@ -232,13 +233,13 @@ def test_pipelined_abor_waits_for_the_stor_150(tmp_path: Path) -> None:
     manual_login(s, runner)
     s.pasv()
     seen_at_abort: list[bytes] = []
-    original = s.proto.abort_transfer
+    original = s.proto.data.abort
 
     def abort_transfer() -> None:
         seen_at_abort.append(s.transport.value())
         original()
 
-    s.proto.abort_transfer = abort_transfer  # type: ignore[method-assign]
+    s.proto.data.abort = abort_transfer  # type: ignore[method-assign]
     s.proto.dataReceived(b"STOR new\r\nABOR\r\n")
     assert seen_at_abort == []  # not while the file is still being opened
     runner.flush()
@@ -465,7 +466,7 @@ def test_auth_234_is_written_at_once_and_before_starttls_with_reply_delay(
         tmp_path: Path, pem: str) -> None:
     h = Harness(tmp_path, tls_cert=pem)
     s, transport = connect_recording(h)
-    h.factory.faults.reply_delay = 5
+    h.faults.reply_delay = 5
     transport.events.clear()
     s.proto.dataReceived(b"AUTH TLS\r\n")
     assert transport.value().startswith(b"234 ")  # no clock advance needed
@@ -477,7 +478,7 @@ def test_auth_234_is_written_at_once_and_before_starttls_with_reply_delay(
 def test_other_replies_still_honour_reply_delay(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     s = h.connect()
-    h.factory.faults.reply_delay = 5
+    h.faults.reply_delay = 5
     assert s.send("NOOP") == []
     h.reactor.advance(5)
     assert codes_of(s.take()) == [200]

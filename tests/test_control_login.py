@@ -156,7 +156,7 @@ def test_rein_closes_a_pending_data_connection(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     s.pasv()
     assert s.codes("REIN") == [220]
-    assert s.proto.pending_data is None
+    assert s.proto.data.pending is None
     s.login()
     h.put("f", b"x")
     assert s.codes("RETR f") == [425]

@@ -144,7 +144,7 @@ def test_mlsd_of_a_file_is_501_without_150(tmp_path: Path) -> None:
     populate(h)
     s.pasv()
     assert s.send("MLSD f.txt") == ["501 /f.txt: Not a directory (use MLST for a file)."]
-    assert s.proto.pending_data is None  # the data setup was used up
+    assert s.proto.data.pending is None  # the data setup was used up
     assert s.codes("NOOP") == [200]
 
 

@@ -81,7 +81,7 @@ def protected(s: Session, level: str = "P") -> None:
 
 
 def handshake_timers(h: Harness, s: Session) -> list[object]:
-    return [c for c in h.reactor.getDelayedCalls() if c.func == s.proto._handshake_timed_out]
+    return [c for c in h.reactor.getDelayedCalls() if c is s.proto.tls.deadline]
 
 
 # -- FEAT and AUTH ----------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def test_feat_has_no_tls_features_without_tls(tmp_path: Path) -> None:
 def test_auth_without_tls_configured_is_502(tmp_path: Path) -> None:
     s = Harness(tmp_path).connect()
     assert s.codes("AUTH TLS") == [502]
-    assert s.proto.tls_options is None
+    assert s.proto.tls.options is None
 
 
 @pytest.mark.parametrize("line", ["PBSZ 0", "PROT P"])
@@ -118,7 +118,7 @@ def test_auth_unknown_mechanism_is_504(tmp_path: Path, pem: str) -> None:
     s, transport = tls_connect(harness(tmp_path, pem))
     assert s.codes("AUTH XYZ") == [504]
     assert transport.tls_starts == []
-    assert s.proto.tls_options is None
+    assert s.proto.tls.options is None
 
 
 def test_auth_tls_replies_234_in_clear_then_starts_tls_once(tmp_path: Path, pem: str) -> None:
@@ -131,7 +131,7 @@ def test_auth_tls_replies_234_in_clear_then_starts_tls_once(tmp_path: Path, pem:
     assert transport.value().endswith(b"\r\n")
     assert len(transport.tls_starts) == 1
     factory, normal = transport.tls_starts[0]
-    assert factory is s.proto.tls_options
+    assert factory is s.proto.tls.options
     assert normal is True  # the server side of the handshake
     factory.getContext()  # a real, usable context factory
     assert s.take() == ["234 AUTH TLS successful; starting TLS."]
@@ -179,7 +179,7 @@ def test_auth_after_user_is_503(tmp_path: Path, pem: str) -> None:
     assert s.codes("USER alice") == [331]
     assert s.codes("AUTH TLS") == [503]
     assert transport.tls_starts == []
-    assert s.proto.tls_options is None
+    assert s.proto.tls.options is None
 
 
 def test_auth_after_login_is_503(tmp_path: Path, pem: str) -> None:
@@ -255,7 +255,7 @@ def test_ccc_is_refused_534(tmp_path: Path, pem: str) -> None:
     secured(s)
     s.login()
     assert s.codes("CCC") == [534]
-    assert s.proto.secure is True
+    assert s.proto.tls.secure is True
 
 
 def test_ccc_before_login_needs_login(tmp_path: Path, pem: str) -> None:
@@ -291,7 +291,7 @@ def test_completed_handshake_cancels_the_timer(tmp_path: Path, pem: str) -> None
     s, transport = tls_connect(h)
     s.codes("AUTH TLS")
     s.proto.handshakeCompleted()
-    assert s.proto.secure is True
+    assert s.proto.tls.secure is True
     assert handshake_timers(h, s) == []
     h.reactor.advance(10.0)
     assert not transport.aborted
@@ -312,8 +312,8 @@ def test_each_login_gets_its_own_context(tmp_path: Path, pem: str) -> None:
     b, _ = tls_connect(h)
     secured(a)
     secured(b)
-    assert a.proto.tls_options is not b.proto.tls_options
-    assert a.proto.tls_options.getContext() is not b.proto.tls_options.getContext()
+    assert a.proto.tls.options is not b.proto.tls.options
+    assert a.proto.tls.options.getContext() is not b.proto.tls.options.getContext()
 
 
 # -- tls_required -------------------------------------------------------------------------------
@@ -355,7 +355,7 @@ def test_tls_required_transfer_without_prot_p_is_521(tmp_path: Path, pem: str,
     secured(s)
     s.login()
     s.pasv()
-    pending = s.proto.pending_data
+    pending = s.proto.data.pending
     lines = s.send(line)
     assert [int(x[:3]) for x in lines] == [521]
     assert pending.state is State.CLOSED
@@ -418,7 +418,7 @@ def test_per_user_tls_required_leaves_other_users_alone(tmp_path: Path, pem: str
     h = per_user_harness(tmp_path, pem)
     s, _ = tls_connect(h)
     s.login("alice", "secret")
-    assert s.proto.protection_required is False
+    assert s.proto.tls.protection_required(s.proto.session) is False
     h.put("f", b"data")
     s.pasv()
     assert s.codes("RETR f") == [150]
@@ -430,7 +430,7 @@ def test_per_user_tls_required_allows_that_user_over_tls(tmp_path: Path, pem: st
     s, _ = tls_connect(h)
     secured(s)
     s.login("bob", "hunter2")
-    assert s.proto.protection_required is True
+    assert s.proto.tls.protection_required(s.proto.session) is True
     s.pasv()
     assert s.codes("RETR f") == [521]
     assert s.send("PBSZ 0") == ["200 PBSZ=0"]
@@ -447,7 +447,7 @@ def test_per_user_requirement_is_forgotten_after_rein(tmp_path: Path, pem: str) 
     s.login("bob", "hunter2")
     assert s.codes("REIN") == [220]
     s.login("alice", "secret")
-    assert s.proto.protection_required is False
+    assert s.proto.tls.protection_required(s.proto.session) is False
 
 
 # -- implicit FTPS ------------------------------------------------------------------------------
@@ -461,7 +461,7 @@ def test_implicit_tls_starts_before_the_banner(tmp_path: Path, pem: str) -> None
     assert kinds.count("startTLS") == 1
     assert ("write", b"220 " + h.config.banner.encode() + b"\r\n") in transport.events
     assert s.greeting == ["220 " + h.config.banner]
-    assert transport.tls_starts == [(s.proto.tls_options, True)]
+    assert transport.tls_starts == [(s.proto.tls.options, True)]
 
 
 def test_implicit_tls_defaults_to_prot_p(tmp_path: Path, pem: str) -> None:
@@ -471,8 +471,8 @@ def test_implicit_tls_defaults_to_prot_p(tmp_path: Path, pem: str) -> None:
     s.proto.handshakeCompleted()
     s.login()
     s.pasv()
-    tls = s.proto.pending_data.tls
-    assert isinstance(tls, DataTLS) and tls.options is s.proto.tls_options
+    tls = s.proto.data.pending.tls
+    assert isinstance(tls, DataTLS) and tls.options is s.proto.tls.options
 
 
 def test_implicit_tls_has_a_handshake_timeout(tmp_path: Path, pem: str) -> None:
@@ -508,10 +508,10 @@ def test_pasv_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: s
     s.login()
     protected(s)
     s.pasv()
-    pending = s.proto.pending_data
+    pending = s.proto.data.pending
     assert isinstance(pending, PassiveConnection)
     assert isinstance(pending.tls, DataTLS)
-    assert pending.tls.options is s.proto.tls_options
+    assert pending.tls.options is s.proto.tls.options
     assert pending.tls.require_reuse is reuse
 
 
@@ -523,10 +523,10 @@ def test_port_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: s
     s.login()
     protected(s)
     assert s.codes("PORT 192,0,2,7,200,10") == [200]
-    pending = s.proto.pending_data
+    pending = s.proto.data.pending
     assert isinstance(pending, ActiveConnection)
     assert isinstance(pending.tls, DataTLS)
-    assert pending.tls.options is s.proto.tls_options
+    assert pending.tls.options is s.proto.tls.options
     assert pending.tls.require_reuse is reuse
 
 
@@ -536,7 +536,7 @@ def test_epsv_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: s
     s.login()
     protected(s)
     assert s.codes("EPSV") == [229]
-    assert s.proto.pending_data.tls.options is s.proto.tls_options
+    assert s.proto.data.pending.tls.options is s.proto.tls.options
 
 
 def test_pasv_with_prot_c_is_clear(tmp_path: Path, pem: str) -> None:
@@ -545,14 +545,14 @@ def test_pasv_with_prot_c_is_clear(tmp_path: Path, pem: str) -> None:
     s.login()
     protected(s, "C")
     s.pasv()
-    assert s.proto.pending_data.tls is None
+    assert s.proto.data.pending.tls is None
 
 
 def test_pasv_without_auth_is_clear(tmp_path: Path, pem: str) -> None:
     s, _ = tls_connect(harness(tmp_path, pem))
     s.login()
     s.pasv()
-    assert s.proto.pending_data.tls is None
+    assert s.proto.data.pending.tls is None
 
 
 @pytest.mark.parametrize(("first", "then"), [("P", "C"), ("C", "P")])
@@ -565,11 +565,11 @@ def test_prot_changed_between_pasv_and_retr_is_425(tmp_path: Path, pem: str, fir
     s.login()
     protected(s, first)
     s.pasv()
-    pending = s.proto.pending_data
+    pending = s.proto.data.pending
     assert s.codes(f"PROT {then}") == [200]
     assert s.codes("RETR f") == [425]
     assert pending.state is State.CLOSED
-    assert s.proto.pending_data is None
+    assert s.proto.data.pending is None
     assert s.codes("NOOP") == [200]
 
 
@@ -581,7 +581,7 @@ def test_prot_changed_between_port_and_retr_is_425(tmp_path: Path, pem: str) -> 
     s.login()
     protected(s, "P")
     assert s.codes("PORT 192,0,2,7,200,10") == [200]
-    pending = s.proto.pending_data
+    pending = s.proto.data.pending
     assert s.codes("PROT C") == [200]
     assert s.codes("RETR f") == [425]
     assert pending.state is State.CLOSED

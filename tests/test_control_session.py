@@ -12,7 +12,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from tests.harness import Harness, Session, close
-from twisted_ftpd.control.protocol import MAX_QUEUED
+from twisted_ftpd.control.scheduler import MAX_QUEUED
 from twisted_ftpd.protocol.errors import FileNotFound
 from twisted_ftpd.protocol.values import FileInfo
 

@@ -72,7 +72,7 @@ def test_retr_missing_file_is_550_without_150(tmp_path: Path) -> None:
     s.pasv()
     assert s.send("RETR nope") == ["550 /nope: No such file or directory."]
     # The data setup is used up; the listener is released.
-    assert s.proto.pending_data is None
+    assert s.proto.data.pending is None
     h.put("nope", b"x")
     assert s.codes("RETR nope") == [425]
 
@@ -151,7 +151,7 @@ def test_retr_broken_mid_way_is_426_and_session_goes_on(tmp_path: Path) -> None:
     close(proto, error.ConnectionLost())
     assert s.take() == ["426 Connection closed; transfer aborted."]
     assert s.codes("NOOP", "PWD") == [200, 257]
-    assert s.proto.transfer is None
+    assert s.proto.data.transfer is None
 
 
 # -- STOR ----------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ def test_rest_past_eof_then_stor_is_554(tmp_path: Path) -> None:
     assert s.codes("REST 5") == [350]
     assert s.send("STOR f") == ["554 Invalid REST parameter: 5 is past the end of the file."]
     assert (h.root / "f").read_bytes() == b"0123"
-    assert s.proto.pending_data is None
+    assert s.proto.data.pending is None
     assert s.proto.session.rest_offset == 0
 
 
@@ -425,7 +425,7 @@ def test_list_of_a_missing_path_is_550_without_150(tmp_path: Path) -> None:
     _, s = logged_in(tmp_path)
     replies, lines = listing(s, "LIST nope")
     assert replies == ["550 /nope: No such file or directory."]
-    assert s.proto.pending_data is None
+    assert s.proto.data.pending is None
 
 
 def test_nlst_formatting(tmp_path: Path) -> None:

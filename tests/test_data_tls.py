@@ -232,7 +232,7 @@ def test_passive_retr_over_tls(tmp_path: Path, pem: str, reuse: Reuse) -> None:
     s.pasv()
     assert s.codes("RETR f.bin") == [150]
     proto, transport = open_passive(h)
-    assert transport.tls_starts == [(s.proto.tls_options, True)]
+    assert transport.tls_starts == [(s.proto.tls.options, True)]
     assert transport.value() == b""  # nothing sent before the handshake
     proto.handshakeCompleted()
     assert reuse.asked == [transport.handle]
@@ -247,7 +247,7 @@ def test_active_retr_over_tls_is_the_tls_server(tmp_path: Path, pem: str,
     assert s.codes("PORT 192,0,2,7,200,10") == [200]
     assert s.codes("RETR f.bin") == [150]
     proto, transport = open_active(h)
-    assert transport.tls_starts == [(s.proto.tls_options, False)]
+    assert transport.tls_starts == [(s.proto.tls.options, False)]
     assert transport.value() == b""
     proto.handshakeCompleted()
     assert transport.value() == PAYLOAD
@@ -276,7 +276,7 @@ def test_data_connection_that_does_not_resume_is_522(tmp_path: Path, pem: str, r
         s.pasv()
     else:
         assert s.codes("PORT 192,0,2,7,200,10") == [200]
-    pending = s.proto.pending_data
+    pending = s.proto.data.pending
     assert s.codes("RETR f.bin") == [150]
     proto, transport = open_passive(h) if mode == "passive" else open_active(h)
     proto.handshakeCompleted()

@@ -92,7 +92,7 @@ def test_pre_login_commands_exactly() -> None:
 def test_rfc775_aliases_match_base(alias: str, base: str) -> None:
     a, b = COMMANDS[alias], COMMANDS[base]
     assert (a.arg, a.perm, a.login) == (b.arg, b.perm, b.login)
-    assert (a.implemented, a.during_transfer) == (b.implemented, b.during_transfer)
+    assert (a.implemented, a.beside) == (b.implemented, b.beside)
     assert "RFC 775" in a.help
 
 

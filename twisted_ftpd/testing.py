@@ -32,6 +32,7 @@ from twisted.internet.threads import blockingCallFromThread
 from zope.interface import implementer
 
 from twisted_ftpd.auth.perms import ALL, READ_ONLY
+from twisted_ftpd.auth.userdb import ANONYMOUS_NAMES
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.faults import Faults
 from twisted_ftpd.fs.memory import MemoryFilesystem, MemoryShell
@@ -43,7 +44,6 @@ from twisted_ftpd.service import FTPService, thread_runner
 __all__ = ["FTPServerMixin", "RunningServer", "ServerThread", "start_server"]
 
 DEFAULT_USERS = {"alice": "secret"}
-ANONYMOUS_NAMES = ("anonymous", "ftp")
 Users = Mapping[str, str | tuple[str, str]]
 # Where a test server differs from a production one. Failed logins are answered at
 # once, and protected data connections need not resume the login's TLS session:
@@ -90,8 +90,10 @@ class RunningServer:
 
     def __init__(self, service: FTPService, users: dict[str, str], root: Path | None,
                  memory: MemoryFilesystem | None, cert: str | None,
-                 cleanup: Callable[[], None], call: Callable[..., Any] | None = None) -> None:
+                 cleanup: Callable[[], None], call: Callable[..., Any] | None = None,
+                 faults: Faults | None = None) -> None:
         self.service = service
+        self._faults = faults if faults is not None else Faults()
         self.users = users
         self.root = root
         self.memory = memory
@@ -136,7 +138,7 @@ class RunningServer:
     def faults(self) -> Faults:
         """Switch on failures: ``reply_delay``, ``drop_data_after(n)``,
         ``refuse_next_data_connection()``."""
-        return self.service.factory.faults
+        return self._faults
 
     def put_file(self, path: str, data: bytes) -> None:
         """Create (or replace) ``path`` under the root, with parent directories."""
@@ -264,9 +266,12 @@ def _start(root_path: Path, scratch: str, passwords: dict[str, str], perms: dict
                           passive_ports=passive_ports, tls_cert=cert,
                           **{**TEST_DEFAULTS, **options})
     service = FTPService(config, reactor, portal=portal)
+    faults = Faults()
+    service.factory.session_hooks.append(faults.install)
     service.startService()
     return RunningServer(service, passwords, None if memory else root_path, fs, cert,
-                         cleanup=lambda: shutil.rmtree(scratch, ignore_errors=True))
+                         cleanup=lambda: shutil.rmtree(scratch, ignore_errors=True),
+                         faults=faults)
 
 
 def _write_certificate(directory: str) -> str:

@@ -9,44 +9,45 @@ checked against the control peer before it is accepted.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted_ftpd.data.connect import ActiveConnection, PassiveConnection
 from twisted_ftpd.protocol import addresses, replies
 from twisted_ftpd.protocol.replies import Reply
 
+from .context import CommandContext
 from .dispatch import handles
 
 
-def _active(ctx: Any, host: str, port: int) -> Reply:
+def _active(ctx: CommandContext, host: str, port: int) -> Reply:
     if ctx.session.epsv_all:
         return replies.EPSV_ALL_REFUSED
     addresses.check_active_target(host, port, ctx.peer_host)
-    ctx.set_pending_data(ActiveConnection(ctx.reactor, ctx.clock, ctx.config.data_timeout,
-                                          host, port, ctx.local_host, tls=ctx.data_tls()))
+    tls = ctx.tls.data_tls(ctx.session)
+    ctx.data.set_pending(ActiveConnection(ctx.reactor, ctx.clock, ctx.config.data_timeout,
+                                          host, port, ctx.local_host, tls=tls))
     return replies.PORT_OK
 
 
-def _passive(ctx: Any) -> PassiveConnection:
+def _passive(ctx: CommandContext) -> PassiveConnection:
     pending = PassiveConnection(ctx.reactor, ctx.clock, ctx.config.data_timeout,
                                 ctx.local_host, ctx.peer_host,
-                                ctx.config.passive_port_candidates(), tls=ctx.data_tls())
-    ctx.set_pending_data(pending)
+                                ctx.config.passive_port_candidates(),
+                                tls=ctx.tls.data_tls(ctx.session))
+    ctx.data.set_pending(pending)
     return pending
 
 
 @handles("PORT")
-def ftp_port(ctx: Any, arg: str) -> Reply:
+def ftp_port(ctx: CommandContext, arg: str) -> Reply:
     return _active(ctx, *addresses.parse_port(arg))
 
 
 @handles("EPRT")
-def ftp_eprt(ctx: Any, arg: str) -> Reply:
+def ftp_eprt(ctx: CommandContext, arg: str) -> Reply:
     return _active(ctx, *addresses.parse_eprt(arg))
 
 
 @handles("PASV")
-def ftp_pasv(ctx: Any, arg: str) -> Reply:
+def ftp_pasv(ctx: CommandContext, arg: str) -> Reply:
     if ctx.session.epsv_all:
         return replies.EPSV_ALL_REFUSED
     if addresses.is_ipv6(ctx.local_host):
@@ -57,7 +58,7 @@ def ftp_pasv(ctx: Any, arg: str) -> Reply:
 
 
 @handles("EPSV")
-def ftp_epsv(ctx: Any, arg: str) -> Reply:
+def ftp_epsv(ctx: CommandContext, arg: str) -> Reply:
     word = arg.strip().upper()
     if word == "ALL":
         ctx.session.epsv_all = True
@@ -71,7 +72,7 @@ def ftp_epsv(ctx: Any, arg: str) -> Reply:
 
 
 @handles("TYPE")
-def ftp_type(ctx: Any, arg: str) -> Reply:
+def ftp_type(ctx: CommandContext, arg: str) -> Reply:
     words = arg.upper().split()
     if words in (["A"], ["A", "N"]):
         ctx.session.type = "A"
@@ -85,12 +86,12 @@ def ftp_type(ctx: Any, arg: str) -> Reply:
 
 
 @handles("MODE")
-def ftp_mode(ctx: Any, arg: str) -> Reply:
+def ftp_mode(ctx: CommandContext, arg: str) -> Reply:
     return _one_of(arg, "S", "BCZ", replies.MODE_SET)
 
 
 @handles("STRU")
-def ftp_stru(ctx: Any, arg: str) -> Reply:
+def ftp_stru(ctx: CommandContext, arg: str) -> Reply:
     return _one_of(arg, "F", "RP", replies.STRU_SET)
 
 
@@ -104,7 +105,7 @@ def _one_of(arg: str, served: str, known: str, ok: Reply) -> Reply:
 
 
 @handles("REST")
-def ftp_rest(ctx: Any, arg: str) -> Reply:
+def ftp_rest(ctx: CommandContext, arg: str) -> Reply:
     text = arg.strip()
     if not text.isdigit() or not text.isascii():
         return replies.BAD_ARGUMENT

@@ -9,18 +9,18 @@ thread), and returns a reply; errors are FTPErrors that carry their own reply.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.errors import FileNotFound, IsADirectory, NotADirectory
 from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply, quote_path
 
+from .context import CommandContext
 from .dispatch import handles
 
 
 @handles("CWD", "XCWD")
-async def ftp_cwd(ctx: Any, arg: str) -> Reply:
+async def ftp_cwd(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg)
     info = await ctx.shell.stat(path)
     if not info.is_dir:
@@ -30,37 +30,37 @@ async def ftp_cwd(ctx: Any, arg: str) -> Reply:
 
 
 @handles("CDUP", "XCUP")
-def ftp_cdup(ctx: Any, arg: str) -> Reply:
+def ftp_cdup(ctx: CommandContext, arg: str) -> Reply:
     ctx.session.cwd = ctx.session.cwd[:-1]
     return replies.CWD_OK(display(ctx.session.cwd))
 
 
 @handles("PWD", "XPWD")
-def ftp_pwd(ctx: Any, arg: str) -> Reply:
+def ftp_pwd(ctx: CommandContext, arg: str) -> Reply:
     return replies.CURRENT_DIR(quote_path(display(ctx.session.cwd)))
 
 
 @handles("MKD", "XMKD")
-async def ftp_mkd(ctx: Any, arg: str) -> Reply:
+async def ftp_mkd(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg, creating=True)
     await ctx.shell.make_dir(path)
     return replies.PATH_CREATED(quote_path(display(path)))
 
 
 @handles("RMD", "XRMD")
-async def ftp_rmd(ctx: Any, arg: str) -> Reply:
+async def ftp_rmd(ctx: CommandContext, arg: str) -> Reply:
     await ctx.shell.remove_dir(ctx.resolve(arg))
     return replies.RMD_OK
 
 
 @handles("DELE")
-async def ftp_dele(ctx: Any, arg: str) -> Reply:
+async def ftp_dele(ctx: CommandContext, arg: str) -> Reply:
     await ctx.shell.remove_file(ctx.resolve(arg))
     return replies.DELE_OK
 
 
 @handles("RNFR")
-async def ftp_rnfr(ctx: Any, arg: str) -> Reply:
+async def ftp_rnfr(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg)
     await ctx.shell.lstat(path)  # a link is renamed as a link, wherever it points
     ctx.session.rename_from = path
@@ -68,7 +68,7 @@ async def ftp_rnfr(ctx: Any, arg: str) -> Reply:
 
 
 @handles("RNTO")
-async def ftp_rnto(ctx: Any, arg: str) -> Reply:
+async def ftp_rnto(ctx: CommandContext, arg: str) -> Reply:
     source, ctx.session.rename_from = ctx.session.rename_from, None
     if source is None:
         return replies.RNFR_FIRST
@@ -77,7 +77,7 @@ async def ftp_rnto(ctx: Any, arg: str) -> Reply:
 
 
 @handles("SIZE")
-async def ftp_size(ctx: Any, arg: str) -> Reply:
+async def ftp_size(ctx: CommandContext, arg: str) -> Reply:
     if ctx.session.type == "A":
         # The ASCII size would need a read of the whole file; refuse like pyftpdlib.
         return replies.SIZE_IN_ASCII
@@ -91,7 +91,7 @@ async def ftp_size(ctx: Any, arg: str) -> Reply:
 
 
 @handles("MDTM")
-async def ftp_mdtm(ctx: Any, arg: str) -> Reply:
+async def ftp_mdtm(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg)
     info = await ctx.shell.stat(path)
     if info.is_dir:

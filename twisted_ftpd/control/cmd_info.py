@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
 
 from twisted_ftpd.listing.ls import list_lines, parse_list_args
 from twisted_ftpd.listing.mlsx import feat_line, mlst_reply_body, opts_reply_text, select_facts
@@ -17,6 +16,7 @@ from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Phase
 
+from .context import CommandContext
 from .dispatch import handles
 
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
@@ -41,26 +41,26 @@ def _valid_host(name: str) -> bool:
 
 
 @handles("SYST")
-def ftp_syst(ctx: Any, arg: str) -> Reply:
+def ftp_syst(ctx: CommandContext, arg: str) -> Reply:
     return replies.SYSTEM
 
 
 @handles("NOOP")
-def ftp_noop(ctx: Any, arg: str) -> Reply:
+def ftp_noop(ctx: CommandContext, arg: str) -> Reply:
     return replies.NOOP_OK
 
 
 @handles("FEAT")
-def ftp_feat(ctx: Any, arg: str) -> Reply:
+def ftp_feat(ctx: CommandContext, arg: str) -> Reply:
     features = [*FEATURES, feat_line(ctx.session.mlst_facts)]
-    if ctx.tls is not None:
+    if ctx.tls.configured:
         features += TLS_FEATURES
     features.sort()
     return replies.FEATURES("\n".join(" " + feature for feature in features))
 
 
 @handles("HELP")
-def ftp_help(ctx: Any, arg: str) -> Reply:
+def ftp_help(ctx: CommandContext, arg: str) -> Reply:
     verb = arg.strip().upper()
     if not verb:
         return replies.HELP(help_text())
@@ -71,7 +71,7 @@ def ftp_help(ctx: Any, arg: str) -> Reply:
 
 
 @handles("OPTS")
-def ftp_opts(ctx: Any, arg: str) -> Reply:
+def ftp_opts(ctx: CommandContext, arg: str) -> Reply:
     option, _, value = arg.strip().partition(" ")
     option = option.upper()
     if option == "UTF8":
@@ -85,7 +85,7 @@ def ftp_opts(ctx: Any, arg: str) -> Reply:
 
 
 @handles("HOST")
-def ftp_host(ctx: Any, arg: str) -> Reply:
+def ftp_host(ctx: CommandContext, arg: str) -> Reply:
     """RFC 7151: names the virtual host before login; one site serves every name."""
     if ctx.session.phase is not Phase.CONNECTED:
         return replies.HOST_TOO_LATE
@@ -97,9 +97,9 @@ def ftp_host(ctx: Any, arg: str) -> Reply:
 
 
 @handles("STAT")
-async def ftp_stat(ctx: Any, arg: str) -> Reply:
-    if ctx.in_transfer:
-        return replies.TRANSFER_STATUS(ctx.transfer.bytes_moved if ctx.transfer else 0)
+async def ftp_stat(ctx: CommandContext, arg: str) -> Reply:
+    if ctx.data.in_transfer:
+        return replies.TRANSFER_STATUS(ctx.data.transfer.bytes_moved if ctx.data.transfer else 0)
     if not arg.strip():
         return replies.STATUS(_session_status(ctx))
     if "l" not in ctx.permissions:
@@ -112,9 +112,9 @@ async def ftp_stat(ctx: Any, arg: str) -> Reply:
     return replies.FILE_STATUS("\n".join([f"Status of {display(path)}:", *body, "End of status."]))
 
 
-def _session_status(ctx: Any) -> str:
+def _session_status(ctx: CommandContext) -> str:
     session = ctx.session
-    pending = ctx.pending_data
+    pending = ctx.data.pending
     if pending is None:
         data = "none"
     elif hasattr(pending, "port_number"):
@@ -133,7 +133,7 @@ def _session_status(ctx: Any) -> str:
 
 
 @handles("MLST")
-async def ftp_mlst(ctx: Any, arg: str) -> Reply:
+async def ftp_mlst(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg)
     info = await ctx.shell.stat(path)
     body = mlst_reply_body(info, display(path), ctx.session.mlst_facts, ctx.permissions)

@@ -9,32 +9,31 @@ without blocking anyone else.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.logger import Logger
 
+from twisted_ftpd.auth.userdb import ANONYMOUS_NAMES
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.errors import HomeUnavailable
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Event, Phase
 
+from .context import CommandContext
 from .dispatch import handles
 
 log = Logger()
-ANONYMOUS_NAMES = ("anonymous", "ftp")
 
 
 @handles("USER")
-async def ftp_user(ctx: Any, arg: str) -> Reply:
+async def ftp_user(ctx: CommandContext, arg: str) -> Reply:
     session = ctx.session
     if session.logged_in:
         return replies.ALREADY_LOGGED_IN
-    requires_tls = ctx.tls is not None and (
+    requires_tls = ctx.tls.configured and (
         ctx.config.tls_required or await _user_requires_tls(ctx, arg))
-    if requires_tls and not ctx.secure:
+    if requires_tls and not ctx.tls.secure:
         return replies.TLS_REQUIRED
     session.fire(Event.USER)
     session.user_requires_tls = requires_tls
@@ -44,7 +43,7 @@ async def ftp_user(ctx: Any, arg: str) -> Reply:
     return replies.NEED_PASSWORD(arg)
 
 
-async def _user_requires_tls(ctx: Any, name: str) -> bool:
+async def _user_requires_tls(ctx: CommandContext, name: str) -> bool:
     """The user file may demand TLS per user (``tls=required``)."""
     if ctx.lookup_user is None:
         return False
@@ -53,7 +52,7 @@ async def _user_requires_tls(ctx: Any, name: str) -> bool:
 
 
 @handles("PASS")
-async def ftp_pass(ctx: Any, arg: str) -> Reply | None:
+async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     session = ctx.session
     if session.logged_in:
         return replies.ALREADY_LOGGED_IN
@@ -73,7 +72,7 @@ async def ftp_pass(ctx: Any, arg: str) -> Reply | None:
     except Exception:
         log.failure("Login for {user!r} failed unexpectedly", user=session.user)
         return await _login_failed(ctx, replies.LOGIN_INCORRECT)
-    if ctx._gone:
+    if ctx.gone:
         logout()
         return None
     session.fire(Event.LOGIN_OK)
@@ -83,7 +82,7 @@ async def ftp_pass(ctx: Any, arg: str) -> Reply | None:
     return replies.LOGGED_IN
 
 
-async def _login_failed(ctx: Any, reply: Reply) -> Reply | None:
+async def _login_failed(ctx: CommandContext, reply: Reply) -> Reply | None:
     session = ctx.session
     log.info("Failed login for {user!r} from {peer}", user=session.user, peer=ctx.peer_host)
     session.failed_logins += 1
@@ -97,14 +96,14 @@ async def _login_failed(ctx: Any, reply: Reply) -> Reply | None:
 
 
 @handles("REIN")
-def ftp_rein(ctx: Any, arg: str) -> Reply:
-    ctx.close_data()
+def ftp_rein(ctx: CommandContext, arg: str) -> Reply:
+    ctx.data.close()
     ctx.end_login()
     ctx.session.fire(Event.REIN)
     return replies.REIN_OK
 
 
 @handles("QUIT")
-def ftp_quit(ctx: Any, arg: str) -> None:
-    ctx.close_data()
+def ftp_quit(ctx: CommandContext, arg: str) -> None:
+    ctx.data.close()
     ctx.close_after(replies.GOODBYE)

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Phase
 
+from .context import CommandContext
 from .dispatch import handles
 
 # RFC 4217 names TLS; SSL is the old name clients still send (curl sends it first),
@@ -17,13 +16,13 @@ MECHANISMS = ("TLS", "SSL", "TLS-C", "TLS-P")
 
 
 @handles("AUTH")
-def ftp_auth(ctx: Any, arg: str) -> Reply | None:
-    if ctx.tls is None:
+def ftp_auth(ctx: CommandContext, arg: str) -> Reply | None:
+    if not ctx.tls.configured:
         return replies.NOT_IMPLEMENTED("AUTH")
     mechanism = arg.strip().upper()
     if mechanism not in MECHANISMS:
         return replies.AUTH_MECHANISM_UNKNOWN(mechanism)
-    if ctx.tls_options is not None:
+    if ctx.tls.started:
         return replies.ALREADY_SECURE
     if ctx.session.phase is not Phase.CONNECTED:
         return replies.BAD_SEQUENCE
@@ -33,8 +32,8 @@ def ftp_auth(ctx: Any, arg: str) -> Reply | None:
 
 
 @handles("PBSZ")
-def ftp_pbsz(ctx: Any, arg: str) -> Reply:
-    if ctx.tls_options is None:
+def ftp_pbsz(ctx: CommandContext, arg: str) -> Reply:
+    if not ctx.tls.started:
         return replies.AUTH_FIRST
     if not (arg.strip().isascii() and arg.strip().isdigit()):
         return replies.BAD_ARGUMENT
@@ -43,13 +42,13 @@ def ftp_pbsz(ctx: Any, arg: str) -> Reply:
 
 
 @handles("PROT")
-def ftp_prot(ctx: Any, arg: str) -> Reply:
-    if ctx.tls_options is None:
+def ftp_prot(ctx: CommandContext, arg: str) -> Reply:
+    if not ctx.tls.started:
         return replies.AUTH_FIRST
     if not ctx.session.pbsz:
         return replies.PBSZ_FIRST
     level = arg.strip().upper()
-    if level == "C" and ctx.protection_required:
+    if level == "C" and ctx.tls.protection_required(ctx.session):
         return replies.PROT_REQUIRED
     if level in ("C", "P"):
         ctx.session.prot = level
@@ -60,7 +59,7 @@ def ftp_prot(ctx: Any, arg: str) -> Reply:
 
 
 @handles("CCC")
-def ftp_ccc(ctx: Any, arg: str) -> Reply:
+def ftp_ccc(ctx: CommandContext, arg: str) -> Reply:
     # Dropping TLS mid-connection would expose later commands and cannot be done
     # on a live Twisted TLS transport, so CCC is always refused.
     return replies.CCC_REFUSED

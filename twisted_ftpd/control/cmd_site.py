@@ -6,13 +6,13 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from typing import Any
 
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.errors import PermissionDenied
 from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply
 
+from .context import CommandContext
 from .dispatch import handles
 
 SITE_HELP = "SITE commands:\n CHMOD <mode> <path>\n HELP\nEnd of SITE help."
@@ -21,7 +21,7 @@ _MFMT_TIME = re.compile(r"(\d{14})(?:\.\d{1,3})?")
 
 
 @handles("SITE")
-async def ftp_site(ctx: Any, arg: str) -> Reply:
+async def ftp_site(ctx: CommandContext, arg: str) -> Reply:
     command, _, rest = arg.strip().partition(" ")
     command = command.upper()
     if command == "HELP":
@@ -38,7 +38,7 @@ async def ftp_site(ctx: Any, arg: str) -> Reply:
 
 
 @handles("MFMT")
-async def ftp_mfmt(ctx: Any, arg: str) -> Reply:
+async def ftp_mfmt(ctx: CommandContext, arg: str) -> Reply:
     """draft-somers-ftp-mfxx: ``MFMT YYYYMMDDHHMMSS path``, time in UTC."""
     stamp, _, target = arg.strip().partition(" ")
     match = _MFMT_TIME.fullmatch(stamp)

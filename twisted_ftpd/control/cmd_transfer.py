@@ -23,45 +23,46 @@ from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.values import Segments
 
+from .context import CommandContext
 from .dispatch import handles
 
 
-def _mode(ctx: Any) -> str:
+def _mode(ctx: CommandContext) -> str:
     return "ASCII" if ctx.session.type == "A" else "BINARY"
 
 
-async def _check_rest(ctx: Any, path: Segments, offset: int) -> None:
+async def _check_rest(ctx: CommandContext, path: Segments, offset: int) -> None:
     if offset and offset > (await ctx.shell.stat(path)).size:
         raise RestartPastEnd(offset)
 
 
 @handles("RETR")
-async def ftp_retr(ctx: Any, arg: str) -> Reply:
+async def ftp_retr(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg)
     offset = ctx.session.take_rest()
-    pending = ctx.take_pending_data()
+    pending = ctx.take_data()
     try:
         await _check_rest(ctx, path, offset)
         source = await ctx.shell.open_for_reading(path, offset)
         ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
         try:
-            proto = await ctx.open_data(pending)
+            proto = await ctx.data.open(pending)
         except Exception:
             source.close()
             raise
         await source.send(AsciiConsumer(proto) if ctx.session.type == "A" else proto)
         await finish_sending(proto)
     finally:
-        ctx.end_transfer()
+        ctx.data.end_transfer()
     return replies.TRANSFER_COMPLETE
 
 
-async def _receive(ctx: Any, pending: Any, target: IWriteFile) -> Reply:
+async def _receive(ctx: CommandContext, pending: Any, target: IWriteFile) -> Reply:
     """The shared second half of STOR, APPE and STOU, once the file is open."""
     if ctx.session.type == "A":
         target = AsciiWriteFile(target)
     try:
-        await Receiver(await ctx.open_data(pending), target).run()
+        await Receiver(await ctx.data.open(pending), target).run()
     except Exception:
         await target.abort()  # a no-op when the receiver already settled the file
         raise
@@ -69,34 +70,34 @@ async def _receive(ctx: Any, pending: Any, target: IWriteFile) -> Reply:
 
 
 @handles("STOR")
-async def ftp_stor(ctx: Any, arg: str) -> Reply:
+async def ftp_stor(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg, creating=True)
     offset = ctx.session.take_rest()
-    pending = ctx.take_pending_data()
+    pending = ctx.take_data()
     try:
         await _check_rest(ctx, path, offset)
         target = await ctx.shell.open_for_writing(path, offset or None)
         ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
         return await _receive(ctx, pending, target)
     finally:
-        ctx.end_transfer()
+        ctx.data.end_transfer()
 
 
 @handles("APPE")
-async def ftp_appe(ctx: Any, arg: str) -> Reply:
+async def ftp_appe(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg, creating=True)
     ctx.session.take_rest()  # REST has no meaning for APPE
-    pending = ctx.take_pending_data()
+    pending = ctx.take_data()
     try:
         target = await ctx.shell.open_for_appending(path)
         ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
         return await _receive(ctx, pending, target)
     finally:
-        ctx.end_transfer()
+        ctx.data.end_transfer()
 
 
 @handles("STOU")
-async def ftp_stou(ctx: Any, arg: str) -> Reply:
+async def ftp_stou(ctx: CommandContext, arg: str) -> Reply:
     # An argument (not in RFC 959, sent by some clients) suggests the name's start.
     if arg.strip():
         path = ctx.resolve(arg, creating=True)
@@ -104,45 +105,45 @@ async def ftp_stou(ctx: Any, arg: str) -> Reply:
     else:
         directory, prefix = ctx.session.cwd, "ftpd."
     ctx.session.take_rest()
-    pending = ctx.take_pending_data()
+    pending = ctx.take_data()
     try:
         name, target = await ctx.shell.open_unique(directory, prefix)
         ctx.reply(replies.UNIQUE_FILE(name))  # RFC 1123 4.1.2.9
         return await _receive(ctx, pending, target)
     finally:
-        ctx.end_transfer()
+        ctx.data.end_transfer()
 
 
 @handles("ABOR")
-async def ftp_abor(ctx: Any, arg: str) -> Reply:
-    if not ctx.in_transfer:
-        ctx.set_pending_data(None)
+async def ftp_abor(ctx: CommandContext, arg: str) -> Reply:
+    if not ctx.data.in_transfer:
+        ctx.data.set_pending(None)
         return replies.ABOR_NOTHING
-    ctx.abort_transfer()
+    ctx.data.abort()
     await ctx.when_idle()  # the transfer's own 426 goes first (RFC 959 4.1.3)
     return replies.ABOR_OK
 
 
 @handles("ALLO")
-def ftp_allo(ctx: Any, arg: str) -> Reply:
+def ftp_allo(ctx: CommandContext, arg: str) -> Reply:
     return replies.ALLO_OK
 
 
 @handles("LIST")
-def ftp_list(ctx: Any, arg: str) -> Any:
+def ftp_list(ctx: CommandContext, arg: str) -> Any:
     return _listing(ctx, arg, names_only=False)
 
 
 @handles("NLST")
-def ftp_nlst(ctx: Any, arg: str) -> Any:
+def ftp_nlst(ctx: CommandContext, arg: str) -> Any:
     return _listing(ctx, arg, names_only=True)
 
 
-async def _listing(ctx: Any, arg: str, names_only: bool) -> Reply:
+async def _listing(ctx: CommandContext, arg: str, names_only: bool) -> Reply:
     ctx.session.take_rest()  # a REST before a listing is spent on it, not on a later RETR
     _, target = parse_list_args(arg)
     path = ctx.resolve(target)
-    pending = ctx.take_pending_data()
+    pending = ctx.take_data()
     try:
         info = await ctx.shell.stat(path)
         entries = await ctx.shell.list_dir(path) if info.is_dir else [info]
@@ -150,20 +151,20 @@ async def _listing(ctx: Any, arg: str, names_only: bool) -> Reply:
         lines = name_lines(entries) if names_only else list_lines(entries, now)
         await _send_listing(ctx, pending, lines)
     finally:
-        ctx.end_transfer()
+        ctx.data.end_transfer()
     return replies.TRANSFER_COMPLETE
 
 
-async def _send_listing(ctx: Any, pending: Any, lines: Iterator[str]) -> None:
+async def _send_listing(ctx: CommandContext, pending: Any, lines: Iterator[str]) -> None:
     ctx.reply(replies.DATA_OPEN_TRANSFER("ASCII", "file list"))
-    await send_lines(await ctx.open_data(pending), lines)
+    await send_lines(await ctx.data.open(pending), lines)
 
 
 @handles("MLSD")
-async def ftp_mlsd(ctx: Any, arg: str) -> Reply:
+async def ftp_mlsd(ctx: CommandContext, arg: str) -> Reply:
     ctx.session.take_rest()
     path = ctx.resolve(arg)
-    pending = ctx.take_pending_data()
+    pending = ctx.take_data()
     try:
         info = await ctx.shell.stat(path)
         if not info.is_dir:
@@ -173,5 +174,5 @@ async def ftp_mlsd(ctx: Any, arg: str) -> Reply:
         lines = mlsd_lines(info, parent, entries, ctx.session.mlst_facts, ctx.permissions)
         await _send_listing(ctx, pending, lines)
     finally:
-        ctx.end_transfer()
+        ctx.data.end_transfer()
     return replies.TRANSFER_COMPLETE

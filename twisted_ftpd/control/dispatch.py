@@ -22,10 +22,12 @@ from twisted_ftpd.protocol.errors import FTPError
 from twisted_ftpd.protocol.parser import Command
 from twisted_ftpd.protocol.replies import Reply
 
+from .context import CommandContext
+
 log = Logger()
 
 HandlerResult = Reply | None | defer.Deferred | Coroutine[Any, Any, Reply | None]
-Handler = Callable[[Any, str], HandlerResult]
+Handler = Callable[[CommandContext, str], HandlerResult]
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -69,7 +71,7 @@ def failure_reply(failure: Failure) -> Reply:
     return replies.LOCAL_ERROR
 
 
-def run(ctx: Any, command: Command) -> defer.Deferred[Reply | None]:
+def run(ctx: CommandContext, command: Command) -> defer.Deferred[Reply | None]:
     """Gate and run one command; the Deferred fires with the final reply (never fails)."""
     if command.verb != "RNTO":
         ctx.session.rename_from = None  # RNTO must come right after RNFR
@@ -87,8 +89,8 @@ def run(ctx: Any, command: Command) -> defer.Deferred[Reply | None]:
     return defer.maybeDeferred(lambda: result).addErrback(_failure_reply_for, ctx)
 
 
-def _failure_reply_for(failure: Failure, ctx: Any) -> Reply:
-    if getattr(ctx, "_gone", False) and not isinstance(failure.value, FTPError):
+def _failure_reply_for(failure: Failure, ctx: CommandContext) -> Reply:
+    if ctx.gone and not isinstance(failure.value, FTPError):
         # The client left mid-command and its session was torn down under the
         # handler; nobody will read this reply, and it is not a server fault.
         return replies.LOCAL_ERROR

@@ -11,7 +11,6 @@ from twisted.internet.interfaces import IAddress, IReactorTCP, IReactorTime
 from twisted.internet.protocol import ServerFactory
 
 from twisted_ftpd.config import ServerConfig
-from twisted_ftpd.faults import Faults
 from twisted_ftpd.tls import TLSCredentials
 
 from .protocol import FTPControlProtocol
@@ -30,14 +29,16 @@ class FTPFactory(ServerFactory):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.sessions: set[FTPControlProtocol] = set()
-        self.faults = Faults()  # switched on only by twisted_ftpd.testing
+        # Called with every new session before it starts (the test server's faults).
+        self.session_hooks: list[Callable[[FTPControlProtocol], None]] = []
 
     def buildProtocol(self, addr: IAddress, implicit_tls: bool = False) -> FTPControlProtocol:
         proto = FTPControlProtocol(self.portal, self.config, self.reactor, self.clock,
                                    tls=self.tls, implicit_tls=implicit_tls,
                                    lookup_user=self.lookup_user)
         proto.factory = self
-        proto.faults = self.faults
+        for hook in self.session_hooks:
+            hook(proto)
         self.sessions.add(proto)
         proto.on_lost.append(self.sessions.discard)
         return proto

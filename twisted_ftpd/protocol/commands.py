@@ -12,6 +12,14 @@ import enum
 from dataclasses import dataclass
 
 
+class Beside(enum.Enum):
+    """May the command run while a transfer holds the channel (RFC 959 4.1.3)?"""
+
+    NEVER = "never"  # waits for the transfer to end
+    AT_HEAD = "at head"  # when it is next in line (NOOP, STAT, HELP)
+    ANYWHERE = "anywhere"  # even ahead of commands queued before it (ABOR)
+
+
 class Arg(enum.Enum):
     NONE = "none"  # an argument is a syntax error
     OPTIONAL = "optional"
@@ -25,7 +33,7 @@ class CommandSpec:
     help: str
     login: bool = True  # must the session be logged in?
     perm: str = ""  # permission letter needed (pyftpdlib vocabulary), "" for none
-    during_transfer: bool = False  # may run while a transfer holds the channel
+    beside: Beside = Beside.NEVER  # may it run while a transfer holds the channel?
     implemented: bool = True
 
 
@@ -60,7 +68,7 @@ _SPECS = [
     CommandSpec("REST", _A.REQUIRED, "REST <offset>: restart the next RETR or STOR there."),
     CommandSpec("RNFR", _A.REQUIRED, "RNFR <name>: rename from.", perm="f"),
     CommandSpec("RNTO", _A.REQUIRED, "RNTO <name>: rename to.", perm="f"),
-    CommandSpec("ABOR", _A.NONE, "ABOR: abort a transfer.", during_transfer=True),
+    CommandSpec("ABOR", _A.NONE, "ABOR: abort a transfer.", beside=Beside.ANYWHERE),
     CommandSpec("DELE", _A.REQUIRED, "DELE <file>: delete a file.", perm="d"),
     CommandSpec("RMD", _A.REQUIRED, "RMD <dir>: remove a directory.", perm="d"),
     CommandSpec("XRMD", _A.REQUIRED, "XRMD <dir>: remove a directory (RFC 775).", perm="d"),
@@ -74,10 +82,10 @@ _SPECS = [
     CommandSpec("MLST", _A.OPTIONAL, "MLST [path]: machine facts.", perm="l"),
     CommandSpec("SITE", _A.REQUIRED, "SITE <cmd>: site commands."),
     CommandSpec("SYST", _A.NONE, "SYST: system type.", login=False),
-    CommandSpec("STAT", _A.OPTIONAL, "STAT [path]: status.", during_transfer=True),
+    CommandSpec("STAT", _A.OPTIONAL, "STAT [path]: status.", beside=Beside.AT_HEAD),
     CommandSpec("HELP", _A.OPTIONAL, "HELP [cmd]: this help.", login=False,
-                during_transfer=True),
-    CommandSpec("NOOP", _A.NONE, "NOOP: do nothing.", login=False, during_transfer=True),
+                beside=Beside.AT_HEAD),
+    CommandSpec("NOOP", _A.NONE, "NOOP: do nothing.", login=False, beside=Beside.AT_HEAD),
     CommandSpec("FEAT", _A.NONE, "FEAT: list extensions (RFC 2389).", login=False),
     CommandSpec("OPTS", _A.REQUIRED, "OPTS <cmd> [args]: set options (RFC 2389).",
                 login=False),

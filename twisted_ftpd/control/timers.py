@@ -1,0 +1,62 @@
+# -*- test-case-name: tests.test_control_timers -*-
+"""Every timer and wait a control connection starts, cancelled in one place when it ends.
+
+A wait that outlives its connection is a command that never finishes, and a server
+that waits for its sessions to go idle (a test server stopping, a clean shutdown)
+would wait for ever; so nothing here survives ``cancel_all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+
+class SessionTimers:
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self._calls: set[IDelayedCall] = set()
+        self._sleepers: dict[defer.Deferred[None], IDelayedCall] = {}
+        self.cancelled = False
+
+    def later(self, seconds: float, f: Callable[..., object], *args: object) -> IDelayedCall | None:
+        """Call ``f(*args)`` in ``seconds``, unless the session ends first."""
+        if self.cancelled:
+            return None
+
+        def fire() -> None:
+            self._calls.discard(call)
+            f(*args)
+
+        call = self.clock.callLater(seconds, fire)
+        self._calls.add(call)
+        return call
+
+    def cancel(self, call: IDelayedCall | None) -> None:
+        if call is not None and call in self._calls:
+            self._calls.discard(call)
+            call.cancel()
+
+    def sleep(self, seconds: float) -> defer.Deferred[None]:
+        """Fires after ``seconds``; fails with CancelledError if the session ends first."""
+        if self.cancelled:
+            return defer.fail(defer.CancelledError())
+        waiter: defer.Deferred[None] = defer.Deferred(
+            lambda _: self._sleepers.pop(waiter).cancel())
+        self._sleepers[waiter] = self.clock.callLater(seconds, self._wake, waiter)
+        return waiter
+
+    def _wake(self, waiter: defer.Deferred[None]) -> None:
+        del self._sleepers[waiter]
+        waiter.callback(None)
+
+    def cancel_all(self) -> None:
+        """The session is gone: cancel every call and end every wait."""
+        self.cancelled = True
+        calls, self._calls = self._calls, set()
+        for call in calls:
+            call.cancel()
+        for waiter in list(self._sleepers):
+            waiter.cancel()
