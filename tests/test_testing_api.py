@@ -20,7 +20,6 @@ import pytest
 from twisted_ftpd.testing import RunningServer, ServerThread
 
 SAFETY_TIMEOUT = 30  # seconds; a safety net for sockets and threads, never a wait
-SYNC_ROUNDS = 50  # NOOP round-trips allowed for the server to catch up
 
 
 @contextlib.contextmanager
@@ -275,13 +274,11 @@ def test_sessions_tracks_live_control_connections() -> None:
         snapshot.clear()  # a copy: changing it changes nothing
         assert len(server.sessions) == 2
 
+        gone = threading.Event()
+        first_session.on_lost.append(lambda session: gone.set())  # before it can happen
         assert first.quit().startswith("221")
         first.close()
-        # The watcher's round-trips let the server finish with the first session.
-        for _ in range(SYNC_ROUNDS):
-            if first_session not in server.sessions:
-                break
-            watcher.voidcmd("NOOP")
+        assert gone.wait(SAFETY_TIMEOUT)  # the server has finished with the first session
         assert server.sessions == {watcher_session}
         watcher.quit()
 

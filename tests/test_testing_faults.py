@@ -7,6 +7,7 @@ import ftplib
 import io
 import os
 import select
+import threading
 from typing import Any
 
 import pytest
@@ -16,7 +17,6 @@ from twisted_ftpd.faults import Faults
 from twisted_ftpd.testing import RunningServer
 
 SAFETY_TIMEOUT = 30  # seconds; a safety net for sockets, never a wait
-SYNC_ROUNDS = 1000  # round-trips to the server's reactor allowed for it to catch up
 BIG = os.urandom(100_000)
 MODES = pytest.mark.parametrize("passive", [True, False], ids=["passive", "active"])
 
@@ -37,6 +37,26 @@ def retr(ftp: ftplib.FTP, path: str, into: list[bytes] | None = None) -> bytes:
 
 def in_reactor(server: RunningServer, f: Any, *args: Any) -> Any:
     return blockingCallFromThread(server.service.reactor, f, *args)
+
+
+def next_line_handled(server: RunningServer) -> threading.Event:
+    """Set once the (only) session has read and handled the next complete line it gets."""
+    handled = threading.Event()
+    (session,) = server.sessions
+
+    def hook() -> None:
+        received = session.dataReceived
+
+        def noting(data: bytes) -> None:
+            received(data)
+            if b"\n" in data:
+                session.dataReceived = received
+                handled.set()
+
+        session.dataReceived = noting
+
+    in_reactor(server, hook)
+    return handled
 
 
 @pytest.fixture
@@ -87,11 +107,10 @@ def test_reply_delay_holds_the_reply_back(ftp_server: RunningServer, ftp: ftplib
                 if delay - 10 < call.getTime() - now <= delay]
 
     ftp_server.faults.reply_delay = delay
+    handled = next_line_handled(ftp_server)
     ftp.putcmd("NOOP")
-    for _ in range(SYNC_ROUNDS):
-        held = in_reactor(ftp_server, held_replies)
-        if held:
-            break
+    assert handled.wait(SAFETY_TIMEOUT)  # the server has read the NOOP and answered it
+    held = in_reactor(ftp_server, held_replies)
     assert len(held) == 1
     readable, _, _ = select.select([ftp.sock], [], [], 0)
     assert readable == []  # nothing has been sent yet

@@ -22,7 +22,7 @@ SAFETY_TIMEOUT = 120  # seconds; a safety net, never a wait
 TRIAL_MODULE = r'''
 import os
 
-from twisted.internet import defer, error, reactor, task
+from twisted.internet import defer, error, reactor
 from twisted.internet.protocol import ClientCreator, Protocol
 from twisted.protocols.ftp import (CommandFailed, ConnectionLost, FTPClient, FTPClientBasic,
                                     FTPFileListProtocol)
@@ -83,6 +83,22 @@ def store(client, path, data):
     consumer.write(data)
     consumer.finish()
     yield done
+
+
+def next_line_handled(server):
+    """Fires once the (only) session has read and handled the next complete line it gets."""
+    handled = defer.Deferred()
+    (session,) = server.sessions
+    received = session.dataReceived
+
+    def noting(data):
+        received(data)
+        if b"\n" in data:
+            session.dataReceived = received
+            handled.callback(None)
+
+    session.dataReceived = noting
+    return handled
 
 
 @defer.inlineCallbacks
@@ -229,14 +245,12 @@ class FaultTests(FTPServerMixin, unittest.TestCase):
         # The client leaves while a reply is held back: the session's end cancels it
         # (trial would report a pending DelayedCall otherwise).
         server.faults.reply_delay = 60
+        handled = next_line_handled(server)
         held = client.queueStringCommand("NOOP")
-        for _ in range(1000):
-            if any(50 < call.getTime() - reactor.seconds() <= 60  # not the 300 s idle timer
-                   for call in reactor.getDelayedCalls()):
-                break
-            yield task.deferLater(reactor, 0, lambda: None)
-        else:
-            self.fail("the NOOP reply was never held back")
+        yield handled  # the server has read the NOOP and answered it
+        self.assertTrue(any(50 < call.getTime() - reactor.seconds() <= 60  # not the idle timer
+                            for call in reactor.getDelayedCalls()),
+                        "the NOOP reply was never held back")
         client.transport.loseConnection()
         yield self.assertFailure(held, ConnectionLost)
         yield client.lost
