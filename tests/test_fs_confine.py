@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from twisted_ftpd.fs.confine import Confinement, display_path
+from twisted_ftpd.fs.confine import Confinement
 from twisted_ftpd.protocol import errors
 
 
@@ -18,11 +18,6 @@ def home(tmp_path: Path) -> Path:
     (tmp_path / "home" / "sub" / "f").write_bytes(b"x")
     (tmp_path / "outside").mkdir()
     return tmp_path / "home"
-
-
-def test_display_path() -> None:
-    assert display_path(()) == "/"
-    assert display_path(("a", "b c")) == "/a/b c"
 
 
 def test_resolve_plain_paths(home: Path) -> None:

@@ -127,3 +127,8 @@ def test_display(segments: tuple[str, ...], text: str) -> None:
 )
 def test_display_round_trips_through_resolve(segments: tuple[str, ...]) -> None:
     assert resolve(("elsewhere",), display(segments)) == segments
+
+
+def test_display_home_and_spaces() -> None:
+    assert display(()) == "/"
+    assert display(("a", "b c")) == "/a/b c"

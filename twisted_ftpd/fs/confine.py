@@ -12,14 +12,10 @@ from __future__ import annotations
 import os
 
 from twisted_ftpd.protocol import errors
+from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.values import Segments
 
 _BAD_SEGMENTS = frozenset({"", ".", ".."})
-
-
-def display_path(segments: Segments) -> str:
-    """The path as the client sees it, for error replies and logs."""
-    return "/" + "/".join(segments)
 
 
 class Confinement:
@@ -48,7 +44,7 @@ class Confinement:
                 or os.sep in segment
                 or "\0" in segment
             ):
-                raise errors.InvalidPath(display_path(tuple(map(str, segments))))
+                raise errors.InvalidPath(display(tuple(map(str, segments))))
 
     def resolve(self, segments: Segments) -> str:
         """The real (symlink-free) OS path of ``segments``; PermissionDenied if outside.
@@ -59,7 +55,7 @@ class Confinement:
         self.check_segments(segments)
         real = os.path.realpath(os.path.join(self.real_root, *segments))
         if not self.contains(real):
-            raise errors.PermissionDenied(display_path(segments))
+            raise errors.PermissionDenied(display(segments))
         return real
 
     def resolve_entry(self, segments: Segments) -> str:
@@ -84,5 +80,5 @@ class Confinement:
         """
         leaf = self.resolve_entry(segments)
         if os.path.islink(leaf) and not self.contains(os.path.realpath(leaf)):
-            raise errors.PermissionDenied(display_path(segments))
+            raise errors.PermissionDenied(display(segments))
         return leaf

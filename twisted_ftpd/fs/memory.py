@@ -16,10 +16,10 @@ from typing import BinaryIO, ParamSpec, TypeVar, cast
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
-from twisted_ftpd.fs.confine import display_path
 from twisted_ftpd.fs.files import ReadFile
 from twisted_ftpd.interfaces import IFTPShell, IWriteFile
 from twisted_ftpd.protocol import errors
+from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.values import FileInfo, Segments
 
 _P = ParamSpec("_P")
@@ -249,14 +249,14 @@ class MemoryShell:
     def list_dir(self, path: Segments) -> list[FileInfo]:
         children = self._node(path).children
         if children is None:
-            raise errors.NotADirectory(display_path(path))
+            raise errors.NotADirectory(display(path))
         return [children[name].info(name) for name in sorted(children)]
 
     @_fired
     def make_dir(self, path: Segments) -> None:
         entries = self._entries(path)
         if path[-1] in entries:
-            raise errors.FileExists(display_path(path))
+            raise errors.FileExists(display(path))
         entries[path[-1]] = _Node(DIR_MODE, self._clock())
         self._touch(path[:-1])
 
@@ -273,8 +273,8 @@ class MemoryShell:
         old_entries = self._entries(source)
         node = old_entries.get(source[-1])
         if node is None:
-            raise errors.FileNotFound(display_path(source))
-        new_entries, shown = self._entries(destination), display_path(destination)
+            raise errors.FileNotFound(display(source))
+        new_entries, shown = self._entries(destination), display(destination)
         old, new = self._absolute(source), self._absolute(destination)
         if old == new:
             return
@@ -296,7 +296,7 @@ class MemoryShell:
 
     @_fired
     def open_for_reading(self, path: Segments, offset: int = 0) -> MemoryReadFile:
-        node, shown = self._node(path), display_path(path)
+        node, shown = self._node(path), display(path)
         if node.children is not None:
             raise errors.IsADirectory(shown)
         if offset < 0:
@@ -313,7 +313,7 @@ class MemoryShell:
 
     @_fired
     def open_unique(self, directory: Segments, prefix: str) -> tuple[str, MemoryWriteFile]:
-        entries = self.fs.directory(self._absolute(directory), display_path(directory))
+        entries = self.fs.directory(self._absolute(directory), display(directory))
         while (name := prefix + "".join(random.choices(_UNIQUE_CHARS, k=6))) in entries:
             pass
         self._absolute((name,))  # a prefix with "/" or NUL cannot make a name
@@ -338,24 +338,24 @@ class MemoryShell:
         for name in path:
             if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name
                     or "\0" in name or len(os.fsencode(name)) > NAME_MAX):
-                raise errors.InvalidPath(display_path(tuple(map(str, path))))
+                raise errors.InvalidPath(display(tuple(map(str, path))))
         return self.home + tuple(path)
 
     def _node(self, path: Segments) -> _Node:
-        return self.fs.walk(self._absolute(path), display_path(path))
+        return self.fs.walk(self._absolute(path), display(path))
 
     def _entries(self, path: Segments) -> dict[str, _Node]:
         """The directory holding ``path``, which cannot be the home itself."""
         absolute = self._absolute(path)
         if not path:
             raise errors.PermissionDenied("/")
-        return self.fs.directory(absolute[:-1], display_path(path))
+        return self.fs.directory(absolute[:-1], display(path))
 
     def _touch(self, directory: Segments) -> None:
         self.fs.touch(self.home + directory, self._clock())
 
     def _remove(self, path: Segments, *, directory: bool) -> None:
-        entries, shown = self._entries(path), display_path(path)
+        entries, shown = self._entries(path), display(path)
         node = entries.get(path[-1])
         if node is None:
             raise errors.FileNotFound(shown)
@@ -369,7 +369,7 @@ class MemoryShell:
         self._touch(path[:-1])
 
     def _open(self, path: Segments, offset: int | None, *, append: bool) -> MemoryWriteFile:
-        shown = display_path(path)
+        shown = display(path)
         if not path:
             raise errors.IsADirectory(shown)
         entries = self._entries(path)

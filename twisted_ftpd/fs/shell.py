@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from twisted_ftpd.fs.confine import Confinement, display_path
+from twisted_ftpd.fs.confine import Confinement
 from twisted_ftpd.fs.files import ReadFile, Runner, WriteFile
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol import errors
+from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.values import FileInfo, Segments
 
 _T = TypeVar("_T")
@@ -87,7 +88,7 @@ class FilesystemShell:
         self._confine = Confinement(root)
 
     def _call(self, path: Segments, f: Callable[..., Any], *args: Any) -> Deferred:
-        return self._run(_guarded, display_path(path), f, *args)
+        return self._run(_guarded, display(path), f, *args)
 
     # IFTPShell
 
@@ -147,7 +148,7 @@ class FilesystemShell:
     def _list_dir(self, path: Segments) -> list[FileInfo]:
         real = self._confine.resolve(path)
         if not statmod.S_ISDIR(os.stat(real).st_mode):
-            raise errors.NotADirectory(display_path(path))
+            raise errors.NotADirectory(display(path))
         infos = []
         with os.scandir(real) as entries:
             for entry in entries:
@@ -167,25 +168,25 @@ class FilesystemShell:
         try:
             os.rmdir(self._confine.resolve_parent(path))
         except FileExistsError as e:  # some systems say EEXIST for "not empty"
-            raise errors.DirectoryNotEmpty(display_path(path)) from e
+            raise errors.DirectoryNotEmpty(display(path)) from e
 
     def _remove_file(self, path: Segments) -> None:
         # A link is removed as a link, even one pointing out of the home.
         target = self._confine.resolve_entry(path)
         if statmod.S_ISDIR(os.lstat(target).st_mode):
-            raise errors.IsADirectory(display_path(path))
+            raise errors.IsADirectory(display(path))
         os.unlink(target)
 
     def _rename(self, source: Segments, destination: Segments) -> None:
         # The source is moved as it is (a link out of the home stays a link out,
         # still refused wherever it is followed); the destination must be inside.
-        old = _guarded(display_path(source), self._confine.resolve_entry, source)
-        _guarded(display_path(source), os.lstat, old)
+        old = _guarded(display(source), self._confine.resolve_entry, source)
+        _guarded(display(source), os.lstat, old)
         new = self._confine.resolve_parent(destination)
         os.replace(old, new)
 
     def _open_for_reading(self, path: Segments, offset: int) -> ReadFile:
-        shown = display_path(path)
+        shown = display(path)
         real = self._confine.resolve(path)
         _require_plain_file(os.stat(real).st_mode, shown)
         # Checked before opening, and O_NONBLOCK keeps a swapped-in fifo from hanging.
@@ -203,7 +204,7 @@ class FilesystemShell:
 
     def _open_for_writing(self, path: Segments, offset: int | None,
                           append: bool = False) -> WriteFile:
-        shown = display_path(path)
+        shown = display(path)
         if not path:
             raise errors.IsADirectory(shown)
         target = self._confine.resolve_parent(path)
@@ -214,9 +215,9 @@ class FilesystemShell:
     def _open_unique(self, directory: Segments, prefix: str) -> tuple[str, WriteFile]:
         real = self._confine.resolve(directory)
         if not statmod.S_ISDIR(os.stat(real).st_mode):
-            raise errors.NotADirectory(display_path(directory))
+            raise errors.NotADirectory(display(directory))
         return WriteFile.create_unique(real, prefix, run=self._run,
-                                       display_dir=display_path(directory))
+                                       display_dir=display(directory))
 
     def _set_mtime(self, path: Segments, mtime: float) -> None:
         real = self._confine.resolve(path)
