@@ -4,7 +4,8 @@
 A data connection must belong to the control connection's peer: an active
 connection to any other host (the FTP bounce attack, RFC 2577) or to a
 privileged port is refused. IPv4-mapped IPv6 addresses (what a dual-stack
-listener reports for IPv4 clients) compare equal to their IPv4 form.
+listener reports for IPv4 clients) compare equal to their IPv4 form. The errors
+raised here (``AddressError`` and its subclasses) are in ``protocol.errors``.
 """
 
 from __future__ import annotations
