@@ -10,8 +10,10 @@ import pytest
 from tests.harness import Harness, Session
 from twisted_ftpd.control import dispatch
 from twisted_ftpd.protocol import replies
-from twisted_ftpd.protocol.commands import COMMANDS, Arg, CommandSpec
+from twisted_ftpd.protocol.commands import COMMANDS, SITE_COMMANDS, Arg, CommandSpec, features
 from twisted_ftpd.protocol.parser import Command
+from twisted_ftpd.protocol.session import Phase
+from twisted_ftpd.protocol.session import Session as SessionState
 
 
 def logged_in(tmp_path: Path, **config) -> tuple[Harness, Session]:  # type: ignore[no-untyped-def]
@@ -162,7 +164,8 @@ def test_unimplemented_gate_is_checked_before_permissions() -> None:
     # No unserved verb in the table needs a letter any more, so check the gate itself:
     # an unserved verb needing "a", for a user who lacks it, is still 502, not 550.
     spec = CommandSpec("APPE", Arg.REQUIRED, "APPE <file>.", perm="a", implemented=False)
-    refusal = dispatch.gate(spec, Command("APPE", "x"), True, "elr")
+    refusal = dispatch.gate(spec, Command("APPE", "x"),
+                            dispatch.GateState(Phase.LOGGED_IN, "elr", False, False, False))
     assert refusal == replies.NOT_IMPLEMENTED("APPE")
     assert refusal.code == 502
 
@@ -276,3 +279,78 @@ def test_anonymous_read_only_cannot_write(tmp_path: Path) -> None:
     assert s.codes("STOR up.txt", "DELE pub.txt", "RNFR pub.txt", "MKD d") == [550] * 4
     assert os.listdir(h.root) == ["pub.txt"]
     assert s.codes("TYPE I", "SIZE pub.txt") == [200, 213]
+
+
+# -- order rules from the table -----------------------------------------------------------
+
+
+def _state(phase: Phase = Phase.LOGGED_IN, permissions: str = "elradfmwMT", *,
+           tls_configured: bool = True, tls_started: bool = False,
+           epsv_all: bool = False) -> dispatch.GateState:
+    return dispatch.GateState(phase, permissions, tls_configured, tls_started, epsv_all)
+
+
+def _gate(line: str, state: dispatch.GateState) -> int | None:
+    verb, _, arg = line.partition(" ")
+    refusal = dispatch.gate(COMMANDS.get(verb), Command(verb, arg), state)
+    return None if refusal is None else refusal.code
+
+
+@pytest.mark.parametrize(("line", "phase", "code"), [
+    ("USER bob", Phase.LOGGED_IN, 503),
+    ("USER bob", Phase.USER_GIVEN, None),
+    ("PASS pw", Phase.CONNECTED, 503),
+    ("PASS pw", Phase.LOGGED_IN, 503),
+    ("PASS pw", Phase.USER_GIVEN, None),
+    ("HOST example.org", Phase.USER_GIVEN, 503),
+    ("HOST example.org", Phase.CONNECTED, None),
+    ("AUTH TLS", Phase.LOGGED_IN, 503),
+    ("AUTH TLS", Phase.CONNECTED, None),
+])
+def test_login_phase_rules(line: str, phase: Phase, code: int | None) -> None:
+    assert _gate(line, _state(phase)) == code
+
+
+def test_tls_rules() -> None:
+    assert _gate("AUTH TLS", _state(Phase.CONNECTED, tls_configured=False)) == 502
+    assert _gate("AUTH TLS", _state(Phase.CONNECTED, tls_started=True)) == 503
+    assert _gate("PBSZ 0", _state(Phase.CONNECTED)) == 503  # AUTH first
+    assert _gate("PROT P", _state(Phase.CONNECTED)) == 503
+    assert _gate("PROT P", _state(Phase.CONNECTED, tls_started=True)) is None
+
+
+@pytest.mark.parametrize("line", ["PORT 1,2,3,4,5,6", "EPRT |1|1.2.3.4|5000|", "PASV"])
+def test_epsv_all_blocks_the_other_set_ups(line: str) -> None:
+    assert _gate(line, _state(epsv_all=True)) == 503
+    assert _gate(line, _state()) is None
+    assert _gate("EPSV", _state(epsv_all=True)) is None
+
+
+def test_stat_needs_list_permission_only_with_a_path() -> None:
+    assert _gate("STAT", _state(permissions="e")) is None
+    assert _gate("STAT /", _state(permissions="e")) == 550
+    assert _gate("STAT /", _state(permissions="el")) is None
+
+
+def test_site_sub_commands_are_gated_as_their_own_entries() -> None:
+    spec, sub = dispatch.site_command(Command("SITE", "chmod 644 f"))
+    assert spec is SITE_COMMANDS["CHMOD"] and sub.arg == "644 f"
+    assert dispatch.gate(spec, sub, _state(permissions="elr")).code == 550
+    assert dispatch.gate(spec, sub, _state(permissions="elrM")) is None
+    assert dispatch.site_command(Command("SITE", "NOPE"))[0] is None
+
+
+def test_feat_is_derived_from_the_table() -> None:
+    with_tls = features(True)
+    assert {"AUTH TLS", "PBSZ", "PROT"} <= set(with_tls)
+    assert not {"AUTH TLS", "PBSZ", "PROT"} & set(features(False))
+    assert with_tls == sorted(spec.feature for spec in COMMANDS.values() if spec.feature)
+
+
+def test_rnfr_lasts_exactly_one_command() -> None:
+    session = SessionState()
+    session.rename_from = ("a",)
+    session.command_starting("RNTO")
+    assert session.rename_from == ("a",)
+    session.command_starting("NOOP")
+    assert session.rename_from is None

@@ -18,8 +18,6 @@ from .dispatch import handles
 
 
 def _active(ctx: CommandContext, host: str, port: int) -> Reply:
-    if ctx.session.epsv_all:
-        return replies.EPSV_ALL_REFUSED
     addresses.check_active_target(host, port, ctx.peer_host)
     tls = ctx.tls.data_tls(ctx.session)
     ctx.data.set_pending(ActiveConnection(ctx.reactor, ctx.clock, ctx.config.data_timeout,
@@ -48,8 +46,6 @@ def ftp_eprt(ctx: CommandContext, arg: str) -> Reply:
 
 @handles("PASV")
 def ftp_pasv(ctx: CommandContext, arg: str) -> Reply:
-    if ctx.session.epsv_all:
-        return replies.EPSV_ALL_REFUSED
     if addresses.is_ipv6(ctx.local_host):
         return replies.PASV_IPV6
     pending = _passive(ctx)

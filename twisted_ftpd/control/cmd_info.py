@@ -10,11 +10,10 @@ import re
 from twisted_ftpd.listing.ls import list_lines, parse_list_args
 from twisted_ftpd.listing.mlsx import feat_line, mlst_reply_body, opts_reply_text, select_facts
 from twisted_ftpd.protocol import replies
-from twisted_ftpd.protocol.commands import COMMANDS, FEATURES, TLS_FEATURES, help_text
-from twisted_ftpd.protocol.errors import PermissionDenied
+from twisted_ftpd.protocol.commands import COMMANDS, help_text
+from twisted_ftpd.protocol.commands import features as features_of
 from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply
-from twisted_ftpd.protocol.session import Phase
 
 from .context import CommandContext
 from .dispatch import handles
@@ -52,10 +51,8 @@ def ftp_noop(ctx: CommandContext, arg: str) -> Reply:
 
 @handles("FEAT")
 def ftp_feat(ctx: CommandContext, arg: str) -> Reply:
-    features = [*FEATURES, feat_line(ctx.session.mlst_facts)]
-    if ctx.tls.configured:
-        features += TLS_FEATURES
-    features.sort()
+    mlst = feat_line(ctx.session.mlst_facts)
+    features = [mlst if f == "MLST" else f for f in features_of(ctx.tls.configured)]
     return replies.FEATURES("\n".join(" " + feature for feature in features))
 
 
@@ -87,8 +84,6 @@ def ftp_opts(ctx: CommandContext, arg: str) -> Reply:
 @handles("HOST")
 def ftp_host(ctx: CommandContext, arg: str) -> Reply:
     """RFC 7151: names the virtual host before login; one site serves every name."""
-    if ctx.session.phase is not Phase.CONNECTED:
-        return replies.HOST_TOO_LATE
     name = arg.strip()
     if not _valid_host(name):
         return replies.BAD_ARGUMENT
@@ -102,8 +97,6 @@ async def ftp_stat(ctx: CommandContext, arg: str) -> Reply:
         return replies.TRANSFER_STATUS(ctx.data.transfer.bytes_moved if ctx.data.transfer else 0)
     if not arg.strip():
         return replies.STATUS(_session_status(ctx))
-    if "l" not in ctx.permissions:
-        raise PermissionDenied()
     _, target = parse_list_args(arg)
     path = ctx.resolve(target)
     info = await ctx.shell.stat(path)

@@ -18,7 +18,7 @@ from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.errors import HomeUnavailable
 from twisted_ftpd.protocol.replies import Reply
-from twisted_ftpd.protocol.session import Event, Phase
+from twisted_ftpd.protocol.session import Event
 
 from .context import CommandContext
 from .dispatch import handles
@@ -29,8 +29,6 @@ log = Logger()
 @handles("USER")
 async def ftp_user(ctx: CommandContext, arg: str) -> Reply:
     session = ctx.session
-    if session.logged_in:
-        return replies.ALREADY_LOGGED_IN
     requires_tls = ctx.tls.configured and (
         ctx.config.tls_required or await _user_requires_tls(ctx, arg))
     if requires_tls and not ctx.tls.secure:
@@ -54,11 +52,7 @@ async def _user_requires_tls(ctx: CommandContext, name: str) -> bool:
 @handles("PASS")
 async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     session = ctx.session
-    if session.logged_in:
-        return replies.ALREADY_LOGGED_IN
-    if session.phase is not Phase.USER_GIVEN:
-        return replies.USER_FIRST
-    session.fire(Event.PASS)
+    session.fire(Event.PASS)  # the table let PASS through only after USER
     name = session.user.lower() if session.user.lower() in ANONYMOUS_NAMES else session.user
     credentials = UsernamePassword(
         name.encode("utf-8", "surrogateescape"), arg.encode("utf-8", "surrogateescape")

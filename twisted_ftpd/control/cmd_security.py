@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.replies import Reply
-from twisted_ftpd.protocol.session import Phase
 
 from .context import CommandContext
 from .dispatch import handles
@@ -17,15 +16,9 @@ MECHANISMS = ("TLS", "SSL", "TLS-C", "TLS-P")
 
 @handles("AUTH")
 def ftp_auth(ctx: CommandContext, arg: str) -> Reply | None:
-    if not ctx.tls.configured:
-        return replies.NOT_IMPLEMENTED("AUTH")
     mechanism = arg.strip().upper()
     if mechanism not in MECHANISMS:
         return replies.AUTH_MECHANISM_UNKNOWN(mechanism)
-    if ctx.tls.started:
-        return replies.ALREADY_SECURE
-    if ctx.session.phase is not Phase.CONNECTED:
-        return replies.BAD_SEQUENCE
     ctx.reply(replies.AUTH_OK(mechanism), immediate=True)  # in clear, before the handshake
     ctx.start_tls()
     return None
@@ -33,8 +26,6 @@ def ftp_auth(ctx: CommandContext, arg: str) -> Reply | None:
 
 @handles("PBSZ")
 def ftp_pbsz(ctx: CommandContext, arg: str) -> Reply:
-    if not ctx.tls.started:
-        return replies.AUTH_FIRST
     if not (arg.strip().isascii() and arg.strip().isdigit()):
         return replies.BAD_ARGUMENT
     ctx.session.pbsz = True  # TLS has no buffer; the size is always 0 (RFC 4217 9)
@@ -43,8 +34,6 @@ def ftp_pbsz(ctx: CommandContext, arg: str) -> Reply:
 
 @handles("PROT")
 def ftp_prot(ctx: CommandContext, arg: str) -> Reply:
-    if not ctx.tls.started:
-        return replies.AUTH_FIRST
     if not ctx.session.pbsz:
         return replies.PBSZ_FIRST
     level = arg.strip().upper()

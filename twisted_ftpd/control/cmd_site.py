@@ -8,7 +8,6 @@ import re
 import time
 
 from twisted_ftpd.protocol import replies
-from twisted_ftpd.protocol.errors import PermissionDenied
 from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply
 
@@ -26,9 +25,7 @@ async def ftp_site(ctx: CommandContext, arg: str) -> Reply:
     command = command.upper()
     if command == "HELP":
         return replies.HELP(SITE_HELP)
-    if command == "CHMOD":
-        if "M" not in ctx.permissions:
-            raise PermissionDenied()
+    if command == "CHMOD":  # the table's SITE CHMOD entry checked the M permission
         mode, _, target = rest.strip().partition(" ")
         if not target or not _OCTAL_MODE.fullmatch(mode):
             return replies.BAD_ARGUMENT

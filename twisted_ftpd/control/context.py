@@ -13,9 +13,9 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
 
 from twisted_ftpd.config import ServerConfig
-from twisted_ftpd.interfaces import Segments
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Session
+from twisted_ftpd.protocol.values import Segments
 
 if TYPE_CHECKING:
     from twisted.cred.portal import Portal

@@ -10,6 +10,7 @@ is decided here, once, from ``protocol.commands.COMMANDS``.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import defer
@@ -17,10 +18,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_ftpd.protocol import replies
-from twisted_ftpd.protocol.commands import COMMANDS, Arg, CommandSpec
+from twisted_ftpd.protocol.commands import COMMANDS, SITE_COMMANDS, Arg, CommandSpec, TLSNeed
 from twisted_ftpd.protocol.errors import FTPError
 from twisted_ftpd.protocol.parser import Command
 from twisted_ftpd.protocol.replies import Reply
+from twisted_ftpd.protocol.session import Phase
 
 from .context import CommandContext
 
@@ -44,23 +46,54 @@ def handles(*verbs: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def gate(spec: CommandSpec | None, command: Command, logged_in: bool,
-         permissions: str) -> Reply | None:
+@dataclass(frozen=True)
+class GateState:
+    """What the gate looks at: the session's state when the command starts."""
+
+    phase: Phase
+    permissions: str
+    tls_configured: bool
+    tls_started: bool
+    epsv_all: bool
+
+
+def gate(spec: CommandSpec | None, command: Command, state: GateState) -> Reply | None:
     """The refusal a command gets before its handler runs, or None to run it."""
     if spec is None:
         return replies.SYNTAX_ERROR
-    if spec.login and not logged_in:
+    if spec.login and state.phase is not Phase.LOGGED_IN:
         return replies.NOT_LOGGED_IN
-    if not spec.implemented or spec.verb not in HANDLERS:
+    if not spec.implemented or spec.verb.split(" ", 1)[0] not in HANDLERS:
         return replies.NOT_IMPLEMENTED(spec.verb)
     has_arg = command.arg.strip() != ""
     if spec.arg is Arg.REQUIRED and not has_arg:
         return replies.ARG_REQUIRED(spec.verb)
     if spec.arg is Arg.NONE and has_arg:
         return replies.NO_ARGUMENT(spec.verb)
-    if spec.perm and spec.perm not in permissions:
+    if spec.perm and spec.perm not in state.permissions:
         return replies.PERMISSION_DENIED
+    if spec.perm_with_arg and has_arg and spec.perm_with_arg not in state.permissions:
+        return replies.PERMISSION_DENIED
+    if spec.tls is TLSNeed.BEFORE and not state.tls_configured:
+        return replies.NOT_IMPLEMENTED(spec.verb)
+    if spec.tls is TLSNeed.BEFORE and state.tls_started:
+        return replies.ALREADY_SECURE
+    if spec.tls is TLSNeed.AFTER and not state.tls_started:
+        return replies.AUTH_FIRST
+    if state.phase in spec.refuse_in:
+        return spec.refuse_in[state.phase]
+    if spec.epsv_all_blocks and state.epsv_all:
+        return replies.EPSV_ALL_REFUSED
     return None
+
+
+def site_command(command: Command) -> tuple[CommandSpec | None, Command]:
+    """``SITE CHMOD 644 f``: the table entry of ``SITE CHMOD`` and its argument ``644 f``.
+
+    SITE's handler serves them all ("SITE CHMOD" is not a handler of its own).
+    """
+    word, _, rest = command.arg.strip().partition(" ")
+    return SITE_COMMANDS.get(word.upper()), Command(f"SITE {word.upper()}", rest.strip())
 
 
 def failure_reply(failure: Failure) -> Reply:
@@ -73,10 +106,14 @@ def failure_reply(failure: Failure) -> Reply:
 
 def run(ctx: CommandContext, command: Command) -> defer.Deferred[Reply | None]:
     """Gate and run one command; the Deferred fires with the final reply (never fails)."""
-    if command.verb != "RNTO":
-        ctx.session.rename_from = None  # RNTO must come right after RNFR
-    spec = COMMANDS.get(command.verb)
-    refusal = gate(spec, command, ctx.session.logged_in, ctx.permissions)
+    ctx.session.command_starting(command.verb)
+    state = GateState(ctx.session.phase, ctx.permissions, ctx.tls.configured,
+                      ctx.tls.started, ctx.session.epsv_all)
+    refusal = gate(COMMANDS.get(command.verb), command, state)
+    if refusal is None and command.verb == "SITE":
+        sub_spec, sub = site_command(command)
+        if sub_spec is not None:
+            refusal = gate(sub_spec, sub, state)
     if refusal is not None:
         return defer.succeed(refusal)
     handler = HANDLERS[command.verb]

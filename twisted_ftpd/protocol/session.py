@@ -89,6 +89,11 @@ class Session:
         self.rest_offset = 0
         self.user_requires_tls = False
 
+    def command_starting(self, verb: str) -> None:
+        """RNFR's name lasts exactly one command: the RNTO right after it (RFC 959)."""
+        if verb != "RNTO":
+            self.rename_from = None
+
     def take_rest(self) -> int:
         """The pending REST offset, consumed by the transfer that uses it."""
         offset, self.rest_offset = self.rest_offset, 0
