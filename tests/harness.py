@@ -11,9 +11,10 @@ import os
 import shutil
 import tempfile
 import unittest
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from twisted.internet import defer, error
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -28,6 +29,7 @@ from twisted_ftpd.faults import Faults
 from twisted_ftpd.service import build_factory
 
 PEER = "192.0.2.7"
+ALL_PERMS = "elradfmwMT"
 LOCAL = "192.0.2.1"
 _HASHES: dict[str, str] = {}
 # Every Harness made by the running test; tests/conftest.py checks them afterwards.
@@ -96,7 +98,7 @@ class Harness:
         self.root = tmp_path / "root"
         self.root.mkdir(exist_ok=True)
         users_file = tmp_path / "users.db"
-        write_users(users_file, {"alice": ("secret", "elradfmwMT")} if users is None else users,
+        write_users(users_file, {"alice": ("secret", ALL_PERMS)} if users is None else users,
                     anonymous, hasher=cheap_hash)
         self.config = replace(ServerConfig(), root=str(self.root), users=str(users_file),
                               **config)
@@ -115,10 +117,18 @@ class Harness:
         self.factory.buildProtocol = record  # type: ignore[method-assign]
         LIVE.append(self)
 
-    def connect(self, peer: str = PEER, local: str = LOCAL) -> Session:
+    def connect(self, peer: str = PEER, local: str = LOCAL,
+                transport_class: type[StringTransport] = StringTransport,
+                implicit_tls: bool = False) -> Session:
+        """A new control session from ``peer`` to ``local`` over a ``transport_class``
+        (``RecordingTransport`` for one that records TLS starts, aborts and writes);
+        ``implicit_tls`` as if it came in on the implicit-FTPS port."""
         address = IPv6Address if ":" in peer else IPv4Address
-        proto = self.factory.buildProtocol(address("TCP", peer, 40000))
-        transport = StringTransport(hostAddress=address("TCP", local, 52305),
+        if implicit_tls:
+            proto = self.factory.buildProtocol(address("TCP", peer, 40000), implicit_tls=True)
+        else:
+            proto = self.factory.buildProtocol(address("TCP", peer, 40000))
+        transport = transport_class(hostAddress=address("TCP", local, 52305),
                                     peerAddress=address("TCP", peer, 40000))
         proto.makeConnection(transport)
         return Session(self, proto, transport)
@@ -192,21 +202,151 @@ class Session:
         port, factory, _, _ = self.harness.reactor.tcpServers[-1]
         return factory, port
 
-    def open_passive(self, peer: str = PEER) -> tuple[DataProtocol | None, StringTransport]:
+    def open_passive(self, peer: str = PEER,
+                     transport_class: type[StringTransport] = StringTransport,
+                     ) -> tuple[DataProtocol | None, StringTransport]:
         """Connect to the last passive listener from ``peer``."""
         _, factory, _, _ = self.harness.reactor.tcpServers[-1]
         address = IPv6Address if ":" in peer else IPv4Address
         proto = factory.buildProtocol(address("TCP", peer, 50000))
-        transport = StringTransport(peerAddress=address("TCP", peer, 50000))
+        transport = transport_class(peerAddress=address("TCP", peer, 50000))
         if proto is not None:
             proto.makeConnection(transport)
         return proto, transport
 
+    def open_active(self, index: int = -1,
+                    transport_class: type[StringTransport] = StringTransport,
+                    ) -> tuple[DataProtocol, StringTransport]:
+        """Complete a connectTCP the server asked for (the last one by default)."""
+        host, port, factory, _, _ = self.harness.reactor.tcpClients[index]
+        proto = factory.buildProtocol(IPv4Address("TCP", host, port))
+        transport = transport_class(peerAddress=IPv4Address("TCP", host, port))
+        proto.makeConnection(transport)
+        return proto, transport
+
+    def start(self, *lines: str | bytes, codes: Sequence[int] = (150,),
+              ) -> tuple[DataProtocol, StringTransport]:
+        """PASV, then ``lines`` (answered with ``codes``: a transfer's 150 by default),
+        then connect to the passive listener: the data connection's protocol and transport."""
+        self.pasv()
+        assert self.codes(*lines) == list(codes), lines
+        proto, transport = self.open_passive()
+        assert proto is not None
+        return proto, transport
+
+    def finish(self, proto: DataProtocol, reason: Exception | None = None) -> list[str]:
+        """Close the data connection (cleanly, or for ``reason``); the replies that follow."""
+        close(proto, reason)
+        return self.take()
+
+    def download(self, line: str | bytes, may_refuse: bool = False) -> tuple[list[str], bytes]:
+        """PASV, ``line`` (RETR...), connect, read, close: (every reply, the bytes sent).
+
+        The command must be answered 150 unless ``may_refuse``; then a refusal gives
+        its replies and no bytes."""
+        self.pasv()
+        replies = self.send(line)
+        if may_refuse and not (replies and replies[0].startswith("150")):
+            return replies, b""
+        assert replies and replies[0].startswith("150"), replies
+        proto, transport = self.open_passive()
+        assert proto is not None
+        data = transport.value()
+        return replies + self.finish(proto), data
+
+    def upload(self, line: str, *chunks: bytes, may_refuse: bool = False) -> list[str]:
+        """PASV, ``line`` (STOR, APPE, STOU...), connect, send ``chunks``, close: every
+        reply. The command must be answered 150 unless ``may_refuse``."""
+        self.pasv()
+        replies = self.send(line)
+        if may_refuse and not (replies and replies[0].startswith("150")):
+            return replies
+        assert replies and replies[0].startswith("150"), replies
+        proto, _ = self.open_passive()
+        assert proto is not None
+        for chunk in chunks:
+            proto.dataReceived(chunk)
+        return replies + self.finish(proto)
+
+    def listing(self, line: str, may_refuse: bool = False) -> tuple[list[str], list[str]]:
+        """Like ``download``, for LIST/NLST/MLSD: (every reply, the listing's lines),
+        each line CRLF-terminated."""
+        replies, data = self.download(line, may_refuse)
+        assert data == b"" or data.endswith(b"\r\n"), data
+        return replies, lines_of(data)
+
+
+class RecordingTransport(StringTransport):
+    """A StringTransport that records startTLS, aborts and the order of writes around them."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.tls_starts: list[tuple[object, bool]] = []
+        self.events: list[tuple[str, object]] = []
+        self.abort_calls = 0
+        self.handle = object()
+
+    @property
+    def aborted(self) -> bool:
+        return self.abort_calls > 0
+
+    def write(self, data: bytes) -> None:
+        self.events.append(("write", data))
+        super().write(data)
+
+    def abortConnection(self) -> None:  # noqa: N802
+        self.abort_calls += 1
+        self.events.append(("abortConnection", None))
+        super().abortConnection()
+
+    def startTLS(self, contextFactory: object, normal: bool = True) -> None:  # noqa: N802
+        self.tls_starts.append((contextFactory, normal))
+        self.events.append(("startTLS", contextFactory))
+
+    def getHandle(self) -> object:  # noqa: N802
+        return self.handle
+
+
+class ManualRunner:
+    """A ``run`` for the harness that holds every blocking call until ``flush()``:
+    disk access and password checks then complete only when the test says so."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Callable[..., Any], tuple, dict, defer.Deferred]] = []
+
+    def __call__(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred:
+        d: defer.Deferred = defer.Deferred()
+        self.calls.append((f, args, kwargs, d))
+        return d
+
+    def flush(self) -> None:
+        """Run held calls (and any they lead to) until none is left."""
+        while self.calls:
+            f, args, kwargs, d = self.calls.pop(0)
+            try:
+                result = f(*args, **kwargs)
+            except BaseException:
+                d.errback(Failure())
+            else:
+                d.callback(result)
+
+
+def logged_in(tmp_path: Path, perms: str = ALL_PERMS, peer: str = PEER, local: str = LOCAL,
+              **options) -> tuple[Harness, Session]:  # type: ignore[no-untyped-def]
+    """A harness (``options`` as for Harness) and a session from ``peer`` logged in as
+    alice, with ``perms``."""
+    h = Harness(tmp_path, users={"alice": ("secret", perms)}, **options)
+    s = h.connect(peer=peer, local=local)
+    s.login()
+    return h, s
+
+
+def hidden(root: Path) -> list[str]:
+    """The dot files in ``root``: where uploads in progress would show."""
+    return [name for name in os.listdir(root) if name.startswith(".")]
+
 
 def close(proto: DataProtocol, reason: Exception | None = None) -> None:
-    from twisted.internet import error
-    from twisted.python.failure import Failure
-
     proto.connectionLost(Failure(reason or error.ConnectionDone()))
 
 

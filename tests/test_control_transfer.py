@@ -11,19 +11,7 @@ from pathlib import Path
 import pytest
 from twisted.internet import error
 
-from tests.harness import PEER, Harness, Session, close, lines_of
-
-
-def logged_in(tmp_path: Path, **config) -> tuple[Harness, Session]:  # type: ignore[no-untyped-def]
-    h = Harness(tmp_path, **config)
-    s = h.connect()
-    s.login()
-    return h, s
-
-
-def hidden(root: Path) -> list[str]:
-    return [name for name in os.listdir(root) if name.startswith(".")]
-
+from tests.harness import PEER, Harness, Session, close, hidden, logged_in
 
 PAYLOAD = bytes(range(256)) * 40 + b"\r\n\n\r tail"
 
@@ -59,12 +47,8 @@ def test_retr_sends_exact_bytes_and_226_only_after_clean_close(tmp_path: Path) -
 def test_retr_empty_file(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("empty", b"")
-    s.pasv()
-    assert s.codes("RETR empty") == [150]
-    proto, transport = s.open_passive()
-    assert transport.value() == b""
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    replies, data = s.download("RETR empty")
+    assert replies[1:] == ["226 Transfer complete."] and data == b""
 
 
 def test_retr_missing_file_is_550_without_150(tmp_path: Path) -> None:
@@ -102,11 +86,7 @@ def test_other_transfers_without_data_setup_are_425(tmp_path: Path, line: str) -
 def test_each_transfer_needs_a_fresh_data_setup(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"abc")
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, _ = s.open_passive()
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.download("RETR f")[0][1:] == ["226 Transfer complete."]
     assert s.codes("RETR f") == [425]
 
 
@@ -118,14 +98,9 @@ def test_rest_then_retr_sends_from_the_offset(tmp_path: Path) -> None:
     assert s.codes("RETR f") == [150]
     proto, transport = s.open_passive()
     assert transport.value() == b"456789"
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
     # The offset was used up by that transfer.
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, transport = s.open_passive()
-    assert transport.value() == b"0123456789"
-    close(proto)
+    assert s.download("RETR f")[1] == b"0123456789"
 
 
 @pytest.mark.parametrize("arg", ["-1", "abc", "1.5", "٣"])
@@ -145,11 +120,8 @@ def test_rest_past_eof_then_retr_is_554(tmp_path: Path) -> None:
 def test_retr_broken_mid_way_is_426_and_session_goes_on(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", PAYLOAD)
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, _ = s.open_passive()
-    close(proto, error.ConnectionLost())
-    assert s.take() == ["426 Connection closed; transfer aborted."]
+    proto, _ = s.start("RETR f")
+    assert s.finish(proto, error.ConnectionLost()) == ["426 Connection closed; transfer aborted."]
     assert s.codes("NOOP", "PWD") == [200, 257]
     assert s.proto.data.transfer is None
 
@@ -165,57 +137,37 @@ def test_stor_writes_the_bytes(tmp_path: Path) -> None:
     proto.dataReceived(PAYLOAD[:1000])
     proto.dataReceived(PAYLOAD[1000:])
     assert s.take() == []
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
     assert (h.root / "up.bin").read_bytes() == from_crlf(PAYLOAD)
     assert hidden(h.root) == []
 
 
-def test_stor_replaces_an_existing_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("old", "new", "stored"), [
+    (None, b"", b""),  # an empty upload creates an empty file
+    (b"old content, longer than the new one", b"new", b"new"),  # replaced, not overwritten
+], ids=["empty-upload-creates", "replaces-an-existing-file"])
+def test_stor_stores_exactly_the_upload(tmp_path: Path, old: bytes | None, new: bytes,
+                                        stored: bytes) -> None:
     h, s = logged_in(tmp_path)
-    h.put("f", b"old content, longer than the new one")
-    s.pasv()
-    assert s.codes("STOR f") == [150]
-    proto, _ = s.open_passive()
-    proto.dataReceived(b"new")
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
-    assert (h.root / "f").read_bytes() == b"new"
+    if old is not None:
+        h.put("f", old)
+    assert s.upload("STOR f", new)[1:] == ["226 Transfer complete."]
+    assert (h.root / "f").read_bytes() == stored
     assert os.listdir(h.root) == ["f"]
 
 
-def test_stor_empty_upload_creates_an_empty_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("old", "new", "stored"), [
+    (b"0123456789", b"abc", b"0123abc"),  # inside the file: written at the offset
+    (b"0123", b"4567", b"01234567"),  # at the end of the file: appended
+], ids=["inside-the-file", "at-eof-appends"])
+def test_rest_then_stor_writes_at_the_offset(tmp_path: Path, old: bytes, new: bytes,
+                                             stored: bytes) -> None:
     h, s = logged_in(tmp_path)
-    s.pasv()
-    assert s.codes("STOR empty") == [150]
-    proto, _ = s.open_passive()
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
-    assert (h.root / "empty").read_bytes() == b""
-
-
-def test_rest_then_stor_writes_at_the_offset(tmp_path: Path) -> None:
-    h, s = logged_in(tmp_path)
-    h.put("f", b"0123456789")
-    s.pasv()
-    assert s.codes("REST 4", "STOR f") == [350, 150]
-    proto, _ = s.open_passive()
-    proto.dataReceived(b"abc")
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
-    assert (h.root / "f").read_bytes() == b"0123abc"
-
-
-def test_rest_at_eof_then_stor_appends(tmp_path: Path) -> None:
-    h, s = logged_in(tmp_path)
-    h.put("f", b"0123")
-    s.pasv()
-    assert s.codes("REST 4", "STOR f") == [350, 150]
-    proto, _ = s.open_passive()
-    proto.dataReceived(b"4567")
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
-    assert (h.root / "f").read_bytes() == b"01234567"
+    h.put("f", old)
+    proto, _ = s.start("REST 4", "STOR f", codes=[350, 150])
+    proto.dataReceived(new)
+    assert s.finish(proto) == ["226 Transfer complete."]
+    assert (h.root / "f").read_bytes() == stored
 
 
 def test_rest_past_eof_then_stor_is_554(tmp_path: Path) -> None:
@@ -236,40 +188,21 @@ def test_rest_then_stor_of_a_missing_file_is_550(tmp_path: Path) -> None:
     assert os.listdir(h.root) == []
 
 
-def test_stor_broken_mid_way_is_426_and_session_goes_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("old", "sent", "kept"), [
+    (None, b"partial", b"partial"),  # a new file keeps the partial data
+    (b"precious", b"half of the repl", b"precious"),  # an existing file is left alone
+], ids=["new-file-keeps-partial-data", "existing-file-is-kept"])
+def test_stor_broken_mid_way_is_426_and_session_goes_on(tmp_path: Path, old: bytes | None,
+                                                        sent: bytes, kept: bytes) -> None:
     h, s = logged_in(tmp_path)
-    s.pasv()
-    assert s.codes("STOR f") == [150]
-    proto, _ = s.open_passive()
-    proto.dataReceived(b"partial")
-    close(proto, error.ConnectionLost())
-    assert s.take() == ["426 Connection closed; transfer aborted."]
+    if old is not None:
+        h.put("f", old)
+    proto, _ = s.start("STOR f")
+    proto.dataReceived(sent)
+    assert s.finish(proto, error.ConnectionLost()) == ["426 Connection closed; transfer aborted."]
     assert s.codes("NOOP") == [200]
-
-
-def test_broken_stor_over_an_existing_file_keeps_the_old_file(tmp_path: Path) -> None:
-    h, s = logged_in(tmp_path)
-    h.put("f", b"precious")
-    s.pasv()
-    assert s.codes("STOR f") == [150]
-    proto, _ = s.open_passive()
-    proto.dataReceived(b"half of the repl")
-    close(proto, error.ConnectionLost())
-    assert s.take() == ["426 Connection closed; transfer aborted."]
-    assert (h.root / "f").read_bytes() == b"precious"
+    assert (h.root / "f").read_bytes() == kept
     assert os.listdir(h.root) == ["f"]
-
-
-def test_broken_stor_of_a_new_file_keeps_the_partial_data(tmp_path: Path) -> None:
-    h, s = logged_in(tmp_path)
-    s.pasv()
-    assert s.codes("STOR new") == [150]
-    proto, _ = s.open_passive()
-    proto.dataReceived(b"partial")
-    close(proto, error.ConnectionLost())
-    assert s.take() == ["426 Connection closed; transfer aborted."]
-    assert (h.root / "new").read_bytes() == b"partial"
-    assert os.listdir(h.root) == ["new"]
 
 
 def test_data_sent_before_stor_is_stored(tmp_path: Path) -> None:
@@ -281,8 +214,7 @@ def test_data_sent_before_stor_is_stored(tmp_path: Path) -> None:
     assert s.codes("STOR f") == [150]
     assert transport.producerState == "producing"
     proto.dataReceived(b"and late")
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
     assert (h.root / "f").read_bytes() == b"early and late"
 
 
@@ -313,10 +245,8 @@ def test_stor_without_parent_directory_is_550(tmp_path: Path) -> None:
 
 
 def test_stor_by_read_only_user_is_550_without_150(tmp_path: Path) -> None:
-    h = Harness(tmp_path, users={"ro": ("pw", "elr")})
+    h, s = logged_in(tmp_path, perms="elr")
     h.put("f", b"keep")
-    s = h.connect()
-    s.login("ro", "pw")
     s.pasv()
     assert s.send("STOR f") == ["550 Permission denied."]
     assert s.send("STOR g") == ["550 Permission denied."]
@@ -328,18 +258,6 @@ def test_stor_by_read_only_user_is_550_without_150(tmp_path: Path) -> None:
 
 
 WHEN = calendar.timegm((2021, 3, 4, 5, 6, 7))
-
-
-def listing(s: Session, line: str) -> tuple[list[str], list[str]]:
-    s.pasv()
-    replies = s.send(line)
-    if not replies or not replies[0].startswith("150"):
-        return replies, []
-    proto, transport = s.open_passive()
-    data = transport.value()
-    assert data == b"" or data.endswith(b"\r\n")
-    close(proto)
-    return replies + s.take(), lines_of(data)
 
 
 def populated(tmp_path: Path, **config) -> tuple[Harness, Session]:  # type: ignore[no-untyped-def]
@@ -362,7 +280,7 @@ def parse_line(line: str) -> tuple[str, int, str, str]:
 
 def test_list_formatting(tmp_path: Path) -> None:
     _, s = populated(tmp_path)
-    replies, lines = listing(s, "LIST")
+    replies, lines = s.listing("LIST")
     assert replies == ["150 Opening ASCII mode data connection for file list.",
                        "226 Transfer complete."]
     parsed = [parse_line(line) for line in lines]
@@ -378,22 +296,22 @@ def test_list_recent_files_show_the_time(tmp_path: Path) -> None:
     os.utime(h.put("a.txt", b"hello"), (WHEN, WHEN))
     s = h.connect()
     s.login()
-    _, lines = listing(s, "LIST")
+    _, lines = s.listing("LIST")
     assert [parse_line(line)[2:] for line in lines] == [("Mar 04 05:06", "a.txt")]
 
 
 @pytest.mark.parametrize("line", ["LIST -la", "LIST -l", "LIST -a", "LIST -la .", "LIST /"])
 def test_list_flags_and_current_directory(tmp_path: Path, line: str) -> None:
     _, s = populated(tmp_path)
-    _, plain = listing(s, "LIST")
-    replies, lines = listing(s, line)
+    _, plain = s.listing("LIST")
+    replies, lines = s.listing(line)
     assert replies[-1] == "226 Transfer complete."
     assert lines == plain
 
 
 def test_list_flags_with_a_directory(tmp_path: Path) -> None:
     _, s = populated(tmp_path)
-    replies, lines = listing(s, "LIST -a sub")
+    replies, lines = s.listing("LIST -a sub")
     assert replies[-1].startswith("226")
     assert [parse_line(line)[3] for line in lines] == ["inner.txt"]
     assert parse_line(lines[0])[1] == 3
@@ -401,14 +319,14 @@ def test_list_flags_with_a_directory(tmp_path: Path) -> None:
 
 def test_list_of_a_file_is_one_line(tmp_path: Path) -> None:
     _, s = populated(tmp_path)
-    _, lines = listing(s, "LIST a.txt")
+    _, lines = s.listing("LIST a.txt")
     assert len(lines) == 1 and parse_line(lines[0])[1:] == (5, "Mar 04  2021", "a.txt")
 
 
 def test_list_of_an_empty_directory(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     (h.root / "empty").mkdir()
-    replies, lines = listing(s, "LIST empty")
+    replies, lines = s.listing("LIST empty")
     assert replies[-1] == "226 Transfer complete." and lines == []
 
 
@@ -416,48 +334,45 @@ def test_list_shows_symlinks_with_their_target(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("target", b"x")
     (h.root / "ln").symlink_to("target")
-    _, lines = listing(s, "LIST")
+    _, lines = s.listing("LIST")
     assert [parse_line(line)[3] for line in lines] == ["ln -> target", "target"]
     assert parse_line(lines[0])[0].startswith("l")
 
 
 def test_list_of_a_missing_path_is_550_without_150(tmp_path: Path) -> None:
     _, s = logged_in(tmp_path)
-    replies, lines = listing(s, "LIST nope")
+    replies, lines = s.listing("LIST nope", may_refuse=True)
     assert replies == ["550 /nope: No such file or directory."]
     assert s.proto.data.pending is None
 
 
 def test_nlst_formatting(tmp_path: Path) -> None:
     _, s = populated(tmp_path)
-    replies, lines = listing(s, "NLST")
+    replies, lines = s.listing("NLST")
     assert replies[-1] == "226 Transfer complete."
     assert lines == [".hidden", "a.txt", "sub"]
-    _, lines = listing(s, "NLST sub")
+    _, lines = s.listing("NLST sub")
     assert lines == ["inner.txt"]
-    _, lines = listing(s, "NLST a.txt")
+    _, lines = s.listing("NLST a.txt")
     assert lines == ["a.txt"]
 
 
 def test_nlst_missing_is_550(tmp_path: Path) -> None:
     _, s = logged_in(tmp_path)
-    assert listing(s, "NLST nope")[0] == ["550 /nope: No such file or directory."]
+    assert s.listing("NLST nope", may_refuse=True)[0] == ["550 /nope: No such file or directory."]
 
 
 def test_list_is_relative_to_the_current_directory(tmp_path: Path) -> None:
     _, s = populated(tmp_path)
     assert s.codes("CWD sub") == [250]
-    _, lines = listing(s, "NLST")
+    _, lines = s.listing("NLST")
     assert lines == ["inner.txt"]
 
 
 def test_list_broken_mid_way_is_426(tmp_path: Path) -> None:
     _, s = populated(tmp_path)
-    s.pasv()
-    assert s.codes("LIST") == [150]
-    proto, _ = s.open_passive()
-    close(proto, error.ConnectionLost())
-    assert s.take() == ["426 Connection closed; transfer aborted."]
+    proto, _ = s.start("LIST")
+    assert s.finish(proto, error.ConnectionLost()) == ["426 Connection closed; transfer aborted."]
     assert s.codes("NOOP") == [200]
 
 
@@ -472,24 +387,20 @@ def test_commands_are_read_while_a_data_connection_is_pending(tmp_path: Path) ->
     assert s.codes("RETR f") == [150]
     proto, transport = s.open_passive()
     assert transport.value() == b"0123456789"
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
 
 
 def test_noop_is_answered_during_a_transfer_while_cwd_waits(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", PAYLOAD)
     (h.root / "sub").mkdir()
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, transport = s.open_passive()
+    proto, transport = s.start("RETR f")
     assert transport.value() == to_crlf(PAYLOAD)  # sent, not yet confirmed closed
     assert s.send("NOOP") == ["200 NOOP ok."]
     assert s.send("CWD sub") == []
     assert s.send("NOOP") == []  # behind CWD: replies stay in order
-    close(proto)
-    assert s.take() == ["226 Transfer complete.", "250 Directory changed to /sub.",
-                        "200 NOOP ok."]
+    assert s.finish(proto) == ["226 Transfer complete.", "250 Directory changed to /sub.",
+                               "200 NOOP ok."]
 
 
 def test_commands_sent_before_the_data_connection_opens_wait_for_it(tmp_path: Path) -> None:
@@ -499,60 +410,48 @@ def test_commands_sent_before_the_data_connection_opens_wait_for_it(tmp_path: Pa
     assert s.codes("RETR f") == [150]
     assert s.send("PWD") == []
     proto, _ = s.open_passive()
-    close(proto)
-    assert s.take() == ["226 Transfer complete.", '257 "/" is the current directory.']
+    assert s.finish(proto) == ["226 Transfer complete.", '257 "/" is the current directory.']
 
 
 def test_help_is_answered_during_a_transfer(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"abc")
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, _ = s.open_passive()
+    proto, _ = s.start("RETR f")
     assert s.codes("HELP NOOP") == [214]
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
 
 
 def test_stor_during_transfer_gets_noop_and_the_upload_completes(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
-    s.pasv()
-    assert s.codes("STOR f") == [150]
-    proto, _ = s.open_passive()
+    proto, _ = s.start("STOR f")
     proto.dataReceived(b"part1")
     assert s.codes("NOOP") == [200]
     proto.dataReceived(b"part2")
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
     assert (h.root / "f").read_bytes() == b"part1part2"
 
 
 def test_transfer_suspends_the_idle_timeout(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path, idle_timeout=10.0, stall_timeout=1000.0)
     h.put("f", b"abc")
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, _ = s.open_passive()
+    proto, _ = s.start("RETR f")
     h.reactor.advance(50)
     assert s.take() == [] and not s.transport.disconnecting
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
     h.reactor.advance(10)
     assert s.take()[0].startswith("421")
 
 
 def test_stalled_data_connection_is_dropped(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path, stall_timeout=20.0)
-    s.pasv()
-    assert s.codes("STOR f") == [150]
-    proto, transport = s.open_passive()
+    proto, transport = s.start("STOR f")
     proto.dataReceived(b"some")
     h.reactor.advance(19)
     assert not transport.disconnecting
     h.reactor.advance(1)
     assert transport.disconnecting  # aborted by the server
-    close(proto, error.ConnectionAborted())
-    assert s.take() == ["426 Connection closed; transfer aborted."]
+    assert s.finish(proto, error.ConnectionAborted()) == [
+        "426 Connection closed; transfer aborted."]
     assert s.codes("NOOP") == [200]
 
 
@@ -566,8 +465,7 @@ def test_retr_from_the_control_peer_only(tmp_path: Path) -> None:
     assert thief_transport.value() == b""
     proto, transport = s.open_passive(peer=PEER)
     assert transport.value() == b"secret data"
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
 
 
 # -- large transfers ------------------------------------------------------------------------
@@ -576,14 +474,11 @@ def test_retr_from_the_control_peer_only(tmp_path: Path) -> None:
 def test_large_upload_in_many_chunks_is_written_in_order(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     blob = os.urandom(64 * 1024) * 11 + b"end"  # several write blocks
-    s.pasv()
-    assert s.codes("STOR big") == [150]
-    proto, transport = s.open_passive()
+    proto, transport = s.start("STOR big")
     for i in range(0, len(blob), 50_000):
         proto.dataReceived(blob[i:i + 50_000])
     assert transport.producerState == "producing"  # writes finished, reading resumed
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
     assert (h.root / "big").read_bytes() == from_crlf(blob)
     assert hidden(h.root) == []
 
@@ -592,10 +487,7 @@ def test_large_download_is_sent_whole(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     blob = os.urandom(1024 * 1024 + 17)
     h.put("big", blob)
-    s.pasv()
-    assert s.codes("TYPE I", "RETR big") == [200, 150]
-    proto, transport = s.open_passive()
+    proto, transport = s.start("TYPE I", "RETR big", codes=[200, 150])
     assert transport.value() == blob
     assert transport.producer is None  # the file unregistered itself when done
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
