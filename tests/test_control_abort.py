@@ -8,23 +8,14 @@ from pathlib import Path
 
 import pytest
 from twisted.internet import error
+from twisted.internet.testing import StringTransport
 
-from tests.harness import Harness, Session, close
+from tests.harness import Harness, Session, hidden, logged_in
+from twisted_ftpd.data.channel import DataProtocol
 
 ABORTED = "426 Connection closed; transfer aborted."
 ABOR_OK = "226 ABOR successful; data connection closed."
 TELNET_ABOR = b"\xff\xf4\xff\xf2ABOR\r\n"  # IAC IP IAC DM, then ABOR
-
-
-def logged_in(tmp_path: Path, perms: str = "elradfmwMT") -> tuple[Harness, Session]:
-    h = Harness(tmp_path, users={"u": ("pw", perms)})
-    s = h.connect()
-    s.login("u", "pw")
-    return h, s
-
-
-def hidden(root: Path) -> list[str]:
-    return [name for name in os.listdir(root) if name.startswith(".")]
 
 
 def record_stop_listening(s: Session) -> list[bool]:
@@ -45,14 +36,20 @@ def send_abor(s: Session, telnet: bool) -> list[str]:
     return s.send(TELNET_ABOR if telnet else "ABOR")
 
 
+def abort_transfer(s: Session, proto: DataProtocol, transport: StringTransport,
+                   telnet: bool = False) -> None:
+    """ABOR while a transfer runs: no reply until the data connection is gone, then
+    426 for the transfer and 226 for ABOR."""
+    assert send_abor(s, telnet) == []  # both replies wait for the data connection to go
+    assert transport.disconnected  # abortConnection, not a flushing loseConnection
+    # ConnectionAborted is what the reactor reports after an abort.
+    assert s.finish(proto, error.ConnectionAborted()) == [ABORTED, ABOR_OK]
+
+
 def retr_works(h: Harness, s: Session) -> None:
     h.put("again", b"again")
-    s.pasv()
-    assert s.codes("RETR again") == [150]
-    proto, transport = s.open_passive()
-    assert transport.value() == b"again"
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    replies, data = s.download("RETR again")
+    assert replies[1:] == ["226 Transfer complete."] and data == b"again"
 
 
 # -- ABOR without a transfer ------------------------------------------------------------------
@@ -89,14 +86,9 @@ def test_abor_needs_login(tmp_path: Path) -> None:
 def test_abor_during_retr_is_426_then_226(tmp_path: Path, telnet: bool) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"x" * 1000)
-    s.pasv()
-    assert s.codes("TYPE I", "RETR f") == [200, 150]
-    proto, transport = s.open_passive()
+    proto, transport = s.start("TYPE I", "RETR f", codes=[200, 150])
     assert not transport.disconnected
-    assert send_abor(s, telnet) == []  # both replies wait for the data connection to go
-    assert transport.disconnected  # abortConnection, not a flushing loseConnection
-    close(proto, error.ConnectionAborted())  # what the reactor reports after an abort
-    assert s.take() == [ABORTED, ABOR_OK]
+    abort_transfer(s, proto, transport, telnet)
     assert s.proto.data.transfer is None and s.proto.data.pending is None
     assert s.codes("NOOP") == [200]
     retr_works(h, s)
@@ -105,59 +97,39 @@ def test_abor_during_retr_is_426_then_226(tmp_path: Path, telnet: bool) -> None:
 def test_abor_split_telnet_synch_works(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"x" * 1000)
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, transport = s.open_passive()
+    proto, transport = s.start("RETR f")
     s.proto.dataReceived(b"\xff\xf4")  # IAC IP alone (Session.send would add CRLF)
     assert s.take() == []
     assert s.send(b"\xff\xf2ABOR\r\n") == []  # then IAC DM with the command
     assert transport.disconnected
-    close(proto, error.ConnectionAborted())
-    assert s.take() == [ABORTED, ABOR_OK]
+    assert s.finish(proto, error.ConnectionAborted()) == [ABORTED, ABOR_OK]
 
 
 @pytest.mark.parametrize("telnet", [False, True], ids=["plain", "telnet"])
-def test_abor_during_stor_of_a_new_file_keeps_the_partial_data(tmp_path: Path,
-                                                                telnet: bool) -> None:
+@pytest.mark.parametrize(("kind", "old", "sent", "kept"), [
+    ("I", None, b"partial", b"partial"),  # a new file keeps the partial data
+    ("A", b"precious", b"half of the repl", b"precious"),  # an existing file is kept
+], ids=["new-file-keeps-the-partial-data", "existing-file-is-kept"])
+def test_abor_during_stor(tmp_path: Path, telnet: bool, kind: str, old: bytes | None,
+                          sent: bytes, kept: bytes) -> None:
     h, s = logged_in(tmp_path)
-    s.pasv()
-    assert s.codes("TYPE I", "STOR new") == [200, 150]
-    proto, transport = s.open_passive()
-    proto.dataReceived(b"partial")
-    assert send_abor(s, telnet) == []
-    assert transport.disconnected
-    close(proto, error.ConnectionAborted())
-    assert s.take() == [ABORTED, ABOR_OK]
-    assert (h.root / "new").read_bytes() == b"partial"
-    assert os.listdir(h.root) == ["new"]
-    assert s.codes("NOOP") == [200]
-
-
-def test_abor_during_stor_over_an_existing_file_keeps_the_old_file(tmp_path: Path) -> None:
-    h, s = logged_in(tmp_path)
-    h.put("f", b"precious")
-    s.pasv()
-    assert s.codes("STOR f") == [150]
-    proto, transport = s.open_passive()
-    proto.dataReceived(b"half of the repl")
-    assert s.send("ABOR") == []
-    assert transport.disconnected
-    close(proto, error.ConnectionAborted())
-    assert s.take() == [ABORTED, ABOR_OK]
-    assert (h.root / "f").read_bytes() == b"precious"
+    if old is not None:
+        h.put("f", old)
+    proto, transport = s.start(f"TYPE {kind}", "STOR f", codes=[200, 150])
+    proto.dataReceived(sent)
+    abort_transfer(s, proto, transport, telnet)
+    assert (h.root / "f").read_bytes() == kept
     assert os.listdir(h.root) == ["f"]
+    assert s.codes("NOOP") == [200]
 
 
 def test_abor_outcome_does_not_depend_on_how_the_close_is_reported(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"precious")
-    s.pasv()
-    assert s.codes("STOR f") == [150]
-    proto, _ = s.open_passive()
+    proto, _ = s.start("STOR f")
     proto.dataReceived(b"half")
     assert s.send("ABOR") == []
-    close(proto)  # ConnectionDone
-    assert s.take() == [ABORTED, ABOR_OK]
+    assert s.finish(proto) == [ABORTED, ABOR_OK]  # closed with ConnectionDone
     assert (h.root / "f").read_bytes() == b"precious"
 
 
@@ -191,13 +163,8 @@ def test_abor_while_stor_waits_for_the_passive_connection(tmp_path: Path) -> Non
 def test_abor_during_a_listing(tmp_path: Path, line: str) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"x")
-    s.pasv()
-    assert s.codes(line) == [150]
-    proto, transport = s.open_passive()
-    assert s.send("ABOR") == []
-    assert transport.disconnected
-    close(proto, error.ConnectionAborted())
-    assert s.take() == [ABORTED, ABOR_OK]
+    proto, transport = s.start(line)
+    abort_transfer(s, proto, transport)
     assert s.codes("NOOP") == [200]
 
 
@@ -213,11 +180,7 @@ def test_abor_while_an_active_connection_is_dialed(tmp_path: Path) -> None:
 def test_transfer_finished_before_abor_gives_226_then_225(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"data")
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, _ = s.open_passive()
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.download("RETR f")[0][1:] == ["226 Transfer complete."]
     assert s.send("ABOR") == ["225 No transfer to abort."]
 
 
@@ -235,7 +198,7 @@ def test_stat_without_argument_describes_the_session(tmp_path: Path) -> None:
     assert reply[0].startswith("211-") and reply[-1].startswith("211 ")
     assert len(reply) > 2
     body = "\n".join(reply)
-    assert "u" in re.findall(r"Logged in as (\S+)", body)
+    assert "alice" in re.findall(r"Logged in as (\S+)", body)
     assert "TYPE: ASCII" in body
     assert "Directory: /" in body
     assert s.codes("CWD d", "TYPE I") == [250, 200]
@@ -293,29 +256,23 @@ def test_stat_needs_login(tmp_path: Path) -> None:
 def test_stat_during_retr_reports_the_bytes_sent_at_once(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"y" * 1234)
-    s.pasv()
-    assert s.codes("TYPE I", "RETR f") == [200, 150]
-    proto, transport = s.open_passive()
+    proto, transport = s.start("TYPE I", "RETR f", codes=[200, 150])
     sent = len(transport.value())
     assert sent == 1234
     assert s.send("STAT") == [f"213 Status: {sent} bytes transferred."]
     assert s.send("STAT f") == [f"213 Status: {sent} bytes transferred."]
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
     assert s.codes("STAT") == [211]  # the transfer is over
 
 
 def test_stat_during_stor_reports_the_bytes_received(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
-    s.pasv()
-    assert s.codes("TYPE I", "STOR f") == [200, 150]
-    proto, _ = s.open_passive()
+    proto, _ = s.start("TYPE I", "STOR f", codes=[200, 150])
     proto.dataReceived(b"a" * 100)
     assert s.send("STAT") == ["213 Status: 100 bytes transferred."]
     proto.dataReceived(b"b" * 50)
     assert s.send("STAT") == ["213 Status: 150 bytes transferred."]
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
     assert (h.root / "f").read_bytes() == b"a" * 100 + b"b" * 50
 
 
@@ -326,5 +283,4 @@ def test_stat_while_waiting_for_the_data_connection_is_0_bytes(tmp_path: Path) -
     assert s.codes("RETR f") == [150]
     assert s.send("STAT") == ["213 Status: 0 bytes transferred."]
     proto, _ = s.open_passive()
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
