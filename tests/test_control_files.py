@@ -8,14 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Harness, Session, close, lines_of
-
-
-def logged_in(tmp_path: Path, **config) -> tuple[Harness, Session]:  # type: ignore[no-untyped-def]
-    h = Harness(tmp_path, **config)
-    s = h.connect()
-    s.login()
-    return h, s
+from tests.harness import Harness, Session, logged_in
 
 
 def pwd(s: Session) -> str:
@@ -24,39 +17,10 @@ def pwd(s: Session) -> str:
     return reply[0]
 
 
-def retr(s: Session, name: str | bytes) -> tuple[list[str], bytes]:
-    """PASV + RETR + connect + close; (all replies, bytes received)."""
-    s.pasv()
-    raw = name if isinstance(name, bytes) else name.encode()
-    replies = s.send(b"RETR " + raw + b"\r\n")
-    if not replies or not replies[0].startswith("150"):
-        return replies, b""
-    proto, transport = s.open_passive()
-    data = transport.value()
-    close(proto)
-    return replies + s.take(), data
-
-
-def stor(s: Session, name: str, data: bytes) -> list[str]:
-    s.pasv()
-    replies = s.send(f"STOR {name}")
-    if not replies or not replies[0].startswith("150"):
-        return replies
-    proto, _ = s.open_passive()
-    proto.dataReceived(data)
-    close(proto)
-    return replies + s.take()
-
-
-def listing(s: Session, line: str) -> tuple[list[str], list[str]]:
-    s.pasv()
-    replies = s.send(line)
-    if not replies or not replies[0].startswith("150"):
-        return replies, []
-    proto, transport = s.open_passive()
-    data = transport.value()
-    close(proto)
-    return replies + s.take(), lines_of(data)
+def assert_untouched(outside: Path) -> None:
+    """The directory outside the root still holds its one file, unchanged."""
+    assert sorted(os.listdir(outside)) == ["secret"]
+    assert (outside / "secret").read_bytes() == b"top secret"
 
 
 # -- PWD, CWD, CDUP ---------------------------------------------------------------------
@@ -300,13 +264,13 @@ def test_mdtm_directory_and_missing_are_550(tmp_path: Path) -> None:
                                   "ünïcødé €.txt", "日本語", "trailing space "])
 def test_awkward_names_round_trip(tmp_path: Path, name: str) -> None:
     h, s = logged_in(tmp_path)
-    assert [r[:3] for r in stor(s, name, b"payload")] == ["150", "226"]
+    assert [r[:3] for r in s.upload(f"STOR {name}", b"payload")] == ["150", "226"]
     assert (h.root / name).read_bytes() == b"payload"
-    replies, names = listing(s, "NLST")
+    replies, names = s.listing("NLST")
     assert names == [name]
-    replies, lines = listing(s, "LIST")
+    replies, lines = s.listing("LIST")
     assert len(lines) == 1 and lines[0].endswith(" " + name)
-    replies, data = retr(s, name.encode())
+    replies, data = s.download(b"RETR " + name.encode())
     assert data == b"payload" and replies[-1].startswith("226")
     assert s.codes("TYPE I") == [200]
     assert s.send(f"SIZE {name}") == ["213 7"]
@@ -322,10 +286,10 @@ def test_awkward_directory_names_round_trip(tmp_path: Path, name: str) -> None:
     assert (h.root / name).is_dir()
     assert s.codes(f"CWD {name}") == [250]
     assert pwd(s) == f'257 "/{quoted}" is the current directory.'
-    assert [r[:3] for r in stor(s, "inner", b"x")] == ["150", "226"]
+    assert [r[:3] for r in s.upload("STOR inner", b"x")] == ["150", "226"]
     assert (h.root / name / "inner").read_bytes() == b"x"
     assert s.codes("CDUP") == [250]
-    _, names = listing(s, "NLST")
+    _, names = s.listing("NLST")
     assert names == [name]
 
 
@@ -360,7 +324,7 @@ def test_dotdot_stops_at_root_then_descends(tmp_path: Path) -> None:
                                  "/../../../../etc/passwd"])
 def test_retr_of_system_paths_stays_in_root(tmp_path: Path, arg: str) -> None:
     _, s = logged_in(tmp_path)
-    replies, data = retr(s, arg)
+    replies, data = s.download(f"RETR {arg}", may_refuse=True)
     assert replies == ["550 /etc/passwd: No such file or directory."]
     assert data == b""
 
@@ -368,7 +332,7 @@ def test_retr_of_system_paths_stays_in_root(tmp_path: Path, arg: str) -> None:
 def test_dotdot_paths_reach_files_inside_root(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("etc/passwd", b"fake")
-    replies, data = retr(s, "../../etc/passwd")
+    replies, data = s.download("RETR ../../etc/passwd")
     assert data == b"fake" and replies[-1].startswith("226")
 
 
@@ -395,7 +359,7 @@ def test_symlink_out_of_root_cwd_is_550(escape: tuple[Harness, Session, Path]) -
 def test_symlink_out_of_root_retr_is_550(escape: tuple[Harness, Session, Path],
                                           arg: str) -> None:
     _, s, _ = escape
-    replies, data = retr(s, arg)
+    replies, data = s.download(f"RETR {arg}", may_refuse=True)
     assert len(replies) == 1 and replies[0].startswith("550"), replies
     assert data == b""
 
@@ -404,7 +368,7 @@ def test_symlink_out_of_root_retr_is_550(escape: tuple[Harness, Session, Path],
 def test_symlink_out_of_root_list_is_550(escape: tuple[Harness, Session, Path],
                                           line: str) -> None:
     _, s, _ = escape
-    replies, lines = listing(s, line)
+    replies, lines = s.listing(line, may_refuse=True)
     assert len(replies) == 1 and replies[0].startswith("550"), replies
     assert lines == []
 
@@ -413,10 +377,9 @@ def test_symlink_out_of_root_list_is_550(escape: tuple[Harness, Session, Path],
 def test_symlink_out_of_root_stor_is_550(escape: tuple[Harness, Session, Path],
                                           arg: str) -> None:
     _, s, outside = escape
-    replies = stor(s, arg, b"overwritten")
+    replies = s.upload(f"STOR {arg}", b"overwritten", may_refuse=True)
     assert len(replies) == 1 and replies[0].startswith("550"), replies
-    assert sorted(os.listdir(outside)) == ["secret"]
-    assert (outside / "secret").read_bytes() == b"top secret"
+    assert_untouched(outside)
 
 
 @pytest.mark.parametrize("line", ["SIZE link/secret", "SIZE filelink", "MDTM filelink",
@@ -427,8 +390,7 @@ def test_symlink_out_of_root_other_commands(escape: tuple[Harness, Session, Path
     _, s, outside = escape
     assert s.codes("TYPE I") == [200]  # else SIZE is refused for the mode, not the link
     assert s.codes(line) == [550]
-    assert sorted(os.listdir(outside)) == ["secret"]
-    assert (outside / "secret").read_bytes() == b"top secret"
+    assert_untouched(outside)
 
 
 @pytest.mark.parametrize("name", ["link", "filelink", "dangling"])
@@ -437,8 +399,7 @@ def test_a_link_out_of_root_can_be_deleted(escape: tuple[Harness, Session, Path]
     h, s, outside = escape
     assert s.codes(f"DELE {name}") == [250]
     assert not os.path.lexists(h.root / name)
-    assert sorted(os.listdir(outside)) == ["secret"]
-    assert (outside / "secret").read_bytes() == b"top secret"
+    assert_untouched(outside)
 
 
 @pytest.mark.parametrize("name", ["link", "filelink", "dangling"])
@@ -453,8 +414,7 @@ def test_a_link_out_of_root_can_be_renamed(escape: tuple[Harness, Session, Path]
     # It is still a link out: nothing follows it.
     assert s.codes("TYPE I", "SIZE sub/moved", "CWD sub/moved", "MDTM sub/moved") == [
         200, 550, 550, 550]
-    assert sorted(os.listdir(outside)) == ["secret"]
-    assert (outside / "secret").read_bytes() == b"top secret"
+    assert_untouched(outside)
 
 
 @pytest.mark.parametrize("destination", ["link/moved", "link", "dangling"])
