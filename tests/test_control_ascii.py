@@ -8,44 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Harness, Session, close
+from tests.harness import logged_in
 from twisted_ftpd.fs.files import CHUNK_SIZE
 
 BINARY = bytes(range(256)) * 4 + b"\r\n\n\r\r\n tail\r"
 
 
-def logged_in(tmp_path: Path) -> tuple[Harness, Session]:
-    h = Harness(tmp_path)
-    s = h.connect()
-    s.login()
-    return h, s
-
-
-def retr(s: Session, name: str) -> tuple[list[str], bytes]:
-    s.pasv()
-    replies = s.send(f"RETR {name}")
-    assert replies and replies[0].startswith("150"), replies
-    proto, transport = s.open_passive()
-    data = transport.value()
-    close(proto)
-    return replies + s.take(), data
-
-
-def store(s: Session, line: str, *chunks: bytes) -> list[str]:
-    s.pasv()
-    replies = s.send(line)
-    assert replies and replies[0].startswith("150"), replies
-    proto, _ = s.open_passive()
-    for chunk in chunks:
-        proto.dataReceived(chunk)
-    close(proto)
-    return replies + s.take()
-
-
 def test_the_session_starts_in_type_a(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"a\nb\n")
-    replies, data = retr(s, "f")
+    replies, data = s.download("RETR f")
     assert replies == ["150 Opening ASCII mode data connection for /f.",
                        "226 Transfer complete."]
     assert data == b"a\r\nb\r\n"
@@ -58,7 +30,7 @@ def test_retr_in_type_a_sends_crlf(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"a\nb\r\nc\n")
     assert s.codes("TYPE A") == [200]
-    _, data = retr(s, "f")
+    _, data = s.download("RETR f")
     assert data == b"a\r\nb\r\nc\r\n"
     assert (h.root / "f").read_bytes() == b"a\nb\r\nc\n"
 
@@ -68,10 +40,10 @@ def test_retr_in_type_i_sends_the_bytes_unchanged(tmp_path: Path) -> None:
     h.put("f", b"a\nb\r\nc\n")
     h.put("bin", BINARY)
     assert s.send("TYPE I") == ["200 Type set to I."]
-    replies, data = retr(s, "f")
+    replies, data = s.download("RETR f")
     assert replies[0] == "150 Opening BINARY mode data connection for /f."
     assert data == b"a\nb\r\nc\n"
-    assert retr(s, "bin")[1] == BINARY
+    assert s.download("RETR bin")[1] == BINARY
 
 
 @pytest.mark.parametrize("line", ["TYPE L 8", "TYPE L8", "type i"])
@@ -79,7 +51,7 @@ def test_other_spellings_of_binary_send_unchanged(tmp_path: Path, line: str) -> 
     h, s = logged_in(tmp_path)
     h.put("f", b"a\nb\n")
     assert s.codes(line) == [200]
-    assert retr(s, "f")[1] == b"a\nb\n"
+    assert s.download("RETR f")[1] == b"a\nb\n"
 
 
 def test_type_a_retr_across_read_chunks(tmp_path: Path) -> None:
@@ -90,7 +62,7 @@ def test_type_a_retr_across_read_chunks(tmp_path: Path) -> None:
     assert body[CHUNK_SIZE - 1:CHUNK_SIZE + 1] == b"\r\n"
     assert body[2 * CHUNK_SIZE:2 * CHUNK_SIZE + 1] == b"\n"
     h.put("f", body)
-    _, data = retr(s, "f")
+    _, data = s.download("RETR f")
     assert data == body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     assert data.count(b"\r\n") == 3 and b"\r\r" not in data
 
@@ -100,7 +72,7 @@ def test_type_a_retr_across_read_chunks(tmp_path: Path) -> None:
 
 def test_stor_in_type_a_stores_lf(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
-    assert store(s, "STOR f", b"x\r\ny\r\n") == [
+    assert s.upload("STOR f", b"x\r\ny\r\n") == [
         "150 Opening ASCII mode data connection for /f.", "226 Transfer complete."]
     assert (h.root / "f").read_bytes() == b"x\ny\n"
 
@@ -118,26 +90,26 @@ def test_stor_in_type_a_across_data_chunks(tmp_path: Path, chunks: tuple[bytes, 
                                            stored: bytes) -> None:
     h, s = logged_in(tmp_path)
     assert s.codes("TYPE A") == [200]
-    assert store(s, "STOR f", *chunks)[-1] == "226 Transfer complete."
+    assert s.upload("STOR f", *chunks)[-1] == "226 Transfer complete."
     assert (h.root / "f").read_bytes() == stored
 
 
 def test_stor_in_type_i_stores_exactly(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     assert s.codes("TYPE I") == [200]
-    assert store(s, "STOR f", BINARY[:500], BINARY[500:])[0] == (
+    assert s.upload("STOR f", BINARY[:500], BINARY[500:])[0] == (
         "150 Opening BINARY mode data connection for /f.")
     assert (h.root / "f").read_bytes() == BINARY
-    assert store(s, "STOR g", b"x\r", b"\ny")[-1] == "226 Transfer complete."
+    assert s.upload("STOR g", b"x\r", b"\ny")[-1] == "226 Transfer complete."
     assert (h.root / "g").read_bytes() == b"x\r\ny"
 
 
 def test_appe_and_stou_convert_in_type_a(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"one\n")
-    assert store(s, "APPE f", b"two\r", b"\nthree\r\n")[-1] == "226 Transfer complete."
+    assert s.upload("APPE f", b"two\r", b"\nthree\r\n")[-1] == "226 Transfer complete."
     assert (h.root / "f").read_bytes() == b"one\ntwo\nthree\n"
-    replies = store(s, "STOU", b"u\r\nv\r\n")
+    replies = s.upload("STOU", b"u\r\nv\r\n")
     name = replies[0].removeprefix("150 FILE: ")
     assert (h.root / name).read_bytes() == b"u\nv\n"
 
@@ -146,9 +118,9 @@ def test_appe_and_stou_are_exact_in_type_i(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"one\n")
     assert s.codes("TYPE I") == [200]
-    assert store(s, "APPE f", b"two\r\n")[-1] == "226 Transfer complete."
+    assert s.upload("APPE f", b"two\r\n")[-1] == "226 Transfer complete."
     assert (h.root / "f").read_bytes() == b"one\ntwo\r\n"
-    replies = store(s, "STOU", b"u\r\n")
+    replies = s.upload("STOU", b"u\r\n")
     assert (h.root / replies[0].removeprefix("150 FILE: ")).read_bytes() == b"u\r\n"
 
 
@@ -156,9 +128,9 @@ def test_type_a_round_trip_of_a_text_file(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     text = b"line 1\nline 2\n\nlast"
     h.put("orig", text)
-    _, wire = retr(s, "orig")
+    _, wire = s.download("RETR orig")
     assert wire == b"line 1\r\nline 2\r\n\r\nlast"
-    store(s, "STOR copy", wire)
+    s.upload("STOR copy", wire)
     assert (h.root / "copy").read_bytes() == text
 
 
@@ -180,7 +152,7 @@ def test_type_survives_transfers(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"a\n")
     assert s.codes("TYPE I") == [200]
-    assert retr(s, "f")[1] == b"a\n"
-    assert retr(s, "f")[1] == b"a\n"
+    assert s.download("RETR f")[1] == b"a\n"
+    assert s.download("RETR f")[1] == b"a\n"
     assert s.codes("SIZE f") == [213]
     assert os.listdir(h.root) == ["f"]

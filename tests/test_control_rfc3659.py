@@ -8,19 +8,11 @@ import os
 import re
 from pathlib import Path
 
-from tests.harness import Harness, Session, close, lines_of
+from tests.harness import ALL_PERMS, Harness, Session, logged_in
 
-FULL = "elradfmwMT"
 WHEN = calendar.timegm((2021, 3, 4, 5, 6, 7))
 STAMP = "20210304050607"
 ALL_FACTS = ["type", "size", "modify", "perm", "unix.mode", "unique"]
-
-
-def session(tmp_path: Path, perms: str = FULL) -> tuple[Harness, Session]:
-    h = Harness(tmp_path, users={"u": ("pw", perms)})
-    s = h.connect()
-    s.login("u", "pw")
-    return h, s
 
 
 def populate(h: Harness) -> None:
@@ -46,21 +38,13 @@ def facts_of(line: str) -> tuple[list[tuple[str, str]], str]:
 
 def mlsd(s: Session, arg: str = "") -> tuple[list[str], dict[str, dict[str, str]], list[str]]:
     """PASV + MLSD + connect + close: (replies, {name: facts}, raw data lines)."""
-    s.pasv()
-    replies = s.send(f"MLSD {arg}".rstrip())
-    if not replies or not replies[0].startswith("150"):
-        return replies, {}, []
-    proto, transport = s.open_passive()
-    data = transport.value()
-    assert data == b"" or data.endswith(b"\r\n")
-    close(proto)
-    lines = lines_of(data)
+    replies, lines = s.listing(f"MLSD {arg}".rstrip(), may_refuse=True)
     entries = {}
     for line in lines:
         pairs, name = facts_of(line)
         entries[name] = dict(pairs)
     assert len(entries) == len(lines)
-    return replies + s.take(), entries, lines
+    return replies, entries, lines
 
 
 def mlst_line(reply: list[str]) -> str:
@@ -72,23 +56,11 @@ def mlst_line(reply: list[str]) -> str:
     return body[1:]
 
 
-def upload(s: Session, line: str, *chunks: bytes) -> list[str]:
-    s.pasv()
-    replies = s.send(line)
-    if not replies or not replies[0].startswith("150"):
-        return replies
-    proto, _ = s.open_passive()
-    for chunk in chunks:
-        proto.dataReceived(chunk)
-    close(proto)
-    return replies + s.take()
-
-
 # -- MLSD ---------------------------------------------------------------------------------
 
 
 def test_mlsd_at_the_root_lists_cdir_and_every_entry(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     populate(h)
     replies, entries, lines = mlsd(s)
     assert replies == ["150 Opening ASCII mode data connection for file list.",
@@ -109,7 +81,7 @@ def test_mlsd_at_the_root_lists_cdir_and_every_entry(tmp_path: Path) -> None:
 
 
 def test_mlsd_of_a_subdirectory_has_cdir_and_pdir(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     populate(h)
     _, at_root, _ = mlsd(s)
     replies, entries, lines = mlsd(s, "d")
@@ -127,7 +99,7 @@ def test_mlsd_of_a_subdirectory_has_cdir_and_pdir(tmp_path: Path) -> None:
 
 
 def test_mlsd_perm_fact_follows_the_user_letters(tmp_path: Path) -> None:
-    h = Harness(tmp_path, users={"ro": ("pw", "elr"), "rw": ("pw", FULL)})
+    h = Harness(tmp_path, users={"ro": ("pw", "elr"), "rw": ("pw", ALL_PERMS)})
     populate(h)
     perms = {}
     for user in ("ro", "rw"):
@@ -140,7 +112,7 @@ def test_mlsd_perm_fact_follows_the_user_letters(tmp_path: Path) -> None:
 
 
 def test_mlsd_of_a_file_is_501_without_150(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     populate(h)
     s.pasv()
     assert s.send("MLSD f.txt") == ["501 /f.txt: Not a directory (use MLST for a file)."]
@@ -149,13 +121,13 @@ def test_mlsd_of_a_file_is_501_without_150(tmp_path: Path) -> None:
 
 
 def test_mlsd_of_a_missing_directory_is_550(tmp_path: Path) -> None:
-    _, s = session(tmp_path)
+    _, s = logged_in(tmp_path)
     replies, _, _ = mlsd(s, "nope")
     assert replies == ["550 /nope: No such file or directory."]
 
 
 def test_mlsd_and_mlst_need_l(tmp_path: Path) -> None:
-    h, s = session(tmp_path, "er")
+    h, s = logged_in(tmp_path, "er")
     populate(h)
     s.pasv()
     assert s.send("MLSD") == ["550 Permission denied."]
@@ -166,7 +138,7 @@ def test_mlsd_and_mlst_need_l(tmp_path: Path) -> None:
 
 
 def test_mlst_of_a_file(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     populate(h)
     reply = s.send("MLST f.txt")
     assert reply[0] == "250-Listing /f.txt"
@@ -181,7 +153,7 @@ def test_mlst_of_a_file(tmp_path: Path) -> None:
 
 
 def test_mlst_of_a_directory_and_of_the_root(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     populate(h)
     pairs, path = facts_of(mlst_line(s.send("MLST d")))
     assert path == "/d" and dict(pairs)["type"] == "dir" and "size" not in dict(pairs)
@@ -191,7 +163,7 @@ def test_mlst_of_a_directory_and_of_the_root(tmp_path: Path) -> None:
 
 
 def test_mlst_gives_the_full_path_from_a_subdirectory(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     populate(h)
     assert s.codes("CWD d") == [250]
     line = mlst_line(s.send("MLST in"))
@@ -200,7 +172,7 @@ def test_mlst_gives_the_full_path_from_a_subdirectory(tmp_path: Path) -> None:
 
 
 def test_mlst_without_argument_describes_the_current_directory(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     populate(h)
     at_root = mlst_line(s.send("MLST"))
     assert at_root.endswith(" /") and at_root == mlst_line(s.send("MLST /"))
@@ -212,7 +184,7 @@ def test_mlst_without_argument_describes_the_current_directory(tmp_path: Path) -
 
 
 def test_mlst_of_a_missing_path_is_550(tmp_path: Path) -> None:
-    _, s = session(tmp_path)
+    _, s = logged_in(tmp_path)
     assert s.send("MLST nope") == ["550 /nope: No such file or directory."]
 
 
@@ -226,12 +198,12 @@ def feat_mlst(s: Session) -> str:
 
 
 def test_feat_stars_every_fact_by_default(tmp_path: Path) -> None:
-    _, s = session(tmp_path)
+    _, s = logged_in(tmp_path)
     assert feat_mlst(s) == "MLST type*;size*;modify*;perm*;unix.mode*;unique*;"
 
 
 def test_opts_mlst_selects_the_facts(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     populate(h)
     assert s.send("OPTS MLST type;size;") == ["200 MLST OPTS type;size;"]
     _, entries, lines = mlsd(s)
@@ -243,7 +215,7 @@ def test_opts_mlst_selects_the_facts(tmp_path: Path) -> None:
 
 
 def test_opts_mlst_ignores_unknown_facts_and_case(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     populate(h)
     assert s.send("OPTS MLST Size;bogus;UNIX.mode;x=y;") == ["200 MLST OPTS size;unix.mode;"]
     _, entries, _ = mlsd(s)
@@ -252,7 +224,7 @@ def test_opts_mlst_ignores_unknown_facts_and_case(tmp_path: Path) -> None:
 
 
 def test_opts_mlst_with_no_known_fact_turns_all_off(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     populate(h)
     assert s.send("OPTS MLST bogus;") == ["200 MLST OPTS"]
     assert feat_mlst(s) == "MLST type;size;modify;perm;unix.mode;unique;"
@@ -260,7 +232,7 @@ def test_opts_mlst_with_no_known_fact_turns_all_off(tmp_path: Path) -> None:
     assert entries == {".": {}, "d": {}, "f.txt": {}}
 
 
-def test_opts_mlst_before_login_and_per_session(tmp_path: Path) -> None:
+def test_opts_mlst_before_login_and_per_logged_in(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     populate(h)
     s = h.connect()
@@ -276,24 +248,24 @@ def test_opts_mlst_before_login_and_per_session(tmp_path: Path) -> None:
 
 
 def test_appe_appends_to_an_existing_file(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     h.put("f", b"abc")
     assert s.codes("TYPE I") == [200]
-    assert upload(s, "APPE f", b"de", b"f") == [
+    assert s.upload("APPE f", b"de", b"f") == [
         "150 Opening BINARY mode data connection for /f.", "226 Transfer complete."]
     assert (h.root / "f").read_bytes() == b"abcdef"
     assert os.listdir(h.root) == ["f"]
 
 
 def test_appe_creates_a_missing_file(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     assert s.codes("TYPE I") == [200]
-    assert [r[:3] for r in upload(s, "APPE new", b"fresh")] == ["150", "226"]
+    assert [r[:3] for r in s.upload("APPE new", b"fresh")] == ["150", "226"]
     assert (h.root / "new").read_bytes() == b"fresh"
 
 
 def test_appe_needs_a(tmp_path: Path) -> None:
-    h, s = session(tmp_path, "elrw")
+    h, s = logged_in(tmp_path, "elrw")
     h.put("f", b"abc")
     s.pasv()
     assert s.send("APPE f") == ["550 Permission denied."]
@@ -303,23 +275,15 @@ def test_appe_needs_a(tmp_path: Path) -> None:
 
 
 def test_rest_is_consumed_and_ignored_by_appe(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     h.put("f", b"0123456789")
     assert s.codes("TYPE I", "REST 2") == [200, 350]
-    assert [r[:3] for r in upload(s, "APPE f", b"ab")] == ["150", "226"]
+    assert [r[:3] for r in s.upload("APPE f", b"ab")] == ["150", "226"]
     assert (h.root / "f").read_bytes() == b"0123456789ab"
     assert s.proto.session.rest_offset == 0
     # A following STOR starts from the beginning again: the REST was used up.
-    assert [r[:3] for r in upload(s, "STOR f", b"new")] == ["150", "226"]
+    assert [r[:3] for r in s.upload("STOR f", b"new")] == ["150", "226"]
     assert (h.root / "f").read_bytes() == b"new"
-
-
-def test_appe_to_a_directory_is_550_without_150(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
-    (h.root / "d").mkdir()
-    s.pasv()
-    assert s.send("APPE d") == ["550 /d: Is a directory."]
-    assert os.listdir(h.root / "d") == []
 
 
 # -- STOU ---------------------------------------------------------------------------------
@@ -328,7 +292,7 @@ STOU_150 = re.compile(r"^150 FILE: (\S+)$")
 
 
 def stou(s: Session, line: str, data: bytes) -> str:
-    replies = upload(s, line, data)
+    replies = s.upload(line, data)
     assert len(replies) == 2, replies
     m = STOU_150.match(replies[0])
     assert m, replies
@@ -337,7 +301,7 @@ def stou(s: Session, line: str, data: bytes) -> str:
 
 
 def test_stou_stores_under_the_name_it_announces(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     name = stou(s, "STOU", b"unique data")
     assert "/" not in name
     assert os.listdir(h.root) == [name]
@@ -345,7 +309,7 @@ def test_stou_stores_under_the_name_it_announces(tmp_path: Path) -> None:
 
 
 def test_stou_never_overwrites(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     h.put("f", b"keep")
     first = stou(s, "STOU", b"one")
     second = stou(s, "STOU", b"two")
@@ -357,7 +321,7 @@ def test_stou_never_overwrites(tmp_path: Path) -> None:
 
 
 def test_stou_argument_is_the_name_prefix(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     h.put("report.txt", b"old report")
     name = stou(s, "STOU report.txt", b"new report")
     assert name.startswith("report.txt") and name != "report.txt"
@@ -366,7 +330,7 @@ def test_stou_argument_is_the_name_prefix(tmp_path: Path) -> None:
 
 
 def test_stou_stores_in_the_current_directory(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     (h.root / "d").mkdir()
     assert s.codes("CWD d") == [250]
     name = stou(s, "STOU", b"in d")
@@ -375,7 +339,7 @@ def test_stou_stores_in_the_current_directory(tmp_path: Path) -> None:
 
 
 def test_stou_needs_w(tmp_path: Path) -> None:
-    h, s = session(tmp_path, "elra")
+    h, s = logged_in(tmp_path, "elra")
     s.pasv()
     assert s.send("STOU") == ["550 Permission denied."]
     assert s.send("STOU x") == ["550 Permission denied."]
@@ -383,6 +347,6 @@ def test_stou_needs_w(tmp_path: Path) -> None:
 
 
 def test_stou_without_data_setup_is_425_and_creates_nothing(tmp_path: Path) -> None:
-    h, s = session(tmp_path)
+    h, s = logged_in(tmp_path)
     assert s.codes("STOU") == [425]
     assert os.listdir(h.root) == []

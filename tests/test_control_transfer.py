@@ -61,11 +61,14 @@ def test_retr_missing_file_is_550_without_150(tmp_path: Path) -> None:
     assert s.codes("RETR nope") == [425]
 
 
-def test_retr_directory_is_550_without_150(tmp_path: Path) -> None:
+@pytest.mark.parametrize("verb", ["RETR", "STOR", "APPE"])
+def test_transfer_of_a_directory_is_550_without_150(tmp_path: Path, verb: str) -> None:
     h, s = logged_in(tmp_path)
     (h.root / "d").mkdir()
     s.pasv()
-    assert s.send("RETR d") == ["550 /d: Is a directory."]
+    assert s.send(f"{verb} d") == ["550 /d: Is a directory."]
+    assert s.codes(f"{verb} /") == [425]  # the setup was used up by the refused command
+    assert (h.root / "d").is_dir() and os.listdir(h.root / "d") == []
 
 
 def test_retr_without_data_setup_is_425(tmp_path: Path) -> None:
@@ -226,15 +229,6 @@ def test_upload_finished_before_stor_arrives_is_stored(tmp_path: Path) -> None:
     close(proto)
     assert s.codes("STOR f") == [150, 226]
     assert (h.root / "f").read_bytes() == b"all of it"
-
-
-def test_stor_into_a_directory_is_550_without_150(tmp_path: Path) -> None:
-    h, s = logged_in(tmp_path)
-    (h.root / "d").mkdir()
-    s.pasv()
-    assert s.send("STOR d") == ["550 /d: Is a directory."]
-    assert s.codes("STOR /") == [425]  # the setup was used up by the refused STOR
-    assert (h.root / "d").is_dir()
 
 
 def test_stor_without_parent_directory_is_550(tmp_path: Path) -> None:
