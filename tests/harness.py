@@ -193,6 +193,10 @@ class Session:
         reply = self.send(f"PASS {password}")
         assert reply and reply[-1].startswith("230"), reply
 
+    def lose(self, reason: Exception | None = None) -> None:
+        """The control connection is gone (cleanly, or for ``reason``)."""
+        self.proto.connectionLost(Failure(reason or error.ConnectionDone()))
+
     # -- data connections -------------------------------------------------------
 
     def pasv(self) -> tuple[object, int]:

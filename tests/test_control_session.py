@@ -6,27 +6,15 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from twisted.internet import defer, error
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
-from twisted.python.failure import Failure
 
-from tests.harness import Harness, Session, close
+from tests.harness import Harness, ManualRunner, Session, close, logged_in
 from twisted_ftpd.control.scheduler import MAX_QUEUED
 from twisted_ftpd.protocol.errors import FileNotFound
 from twisted_ftpd.protocol.values import FileInfo
-
-
-def logged_in(tmp_path: Path, **config) -> tuple[Harness, Session]:  # type: ignore[no-untyped-def]
-    h = Harness(tmp_path, **config)
-    s = h.connect()
-    s.login()
-    return h, s
-
-
-def lose(s: Session, reason: Exception | None = None) -> None:
-    s.proto.connectionLost(Failure(reason or error.ConnectionDone()))
-
 
 # -- idle timeout ------------------------------------------------------------------------
 
@@ -96,6 +84,13 @@ class SlowShell:
 DIR_INFO = FileInfo(name="sub", mode=stat.S_IFDIR | 0o755, size=0, mtime=0.0)
 
 
+def slow_session(tmp_path: Path) -> tuple[Harness, Session, SlowShell]:
+    """A logged-in session whose shell is a SlowShell."""
+    h, s = logged_in(tmp_path)
+    s.proto.shell = SlowShell()
+    return h, s, s.proto.shell
+
+
 def test_slow_shell_blocks_only_its_own_session(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     a = h.connect()
@@ -116,9 +111,7 @@ def test_slow_shell_blocks_only_its_own_session(tmp_path: Path) -> None:
 
 
 def test_slow_shell_failure_becomes_the_reply_and_queue_goes_on(tmp_path: Path) -> None:
-    _, s = logged_in(tmp_path)
-    shell = SlowShell()
-    s.proto.shell = shell
+    _, s, shell = slow_session(tmp_path)
     assert s.codes("TYPE I") == [200]
     assert s.send("SIZE gone") == []
     assert s.send("NOOP") == []
@@ -127,9 +120,7 @@ def test_slow_shell_failure_becomes_the_reply_and_queue_goes_on(tmp_path: Path) 
 
 
 def test_unexpected_shell_error_is_451_and_session_goes_on(tmp_path: Path) -> None:
-    _, s = logged_in(tmp_path)
-    shell = SlowShell()
-    s.proto.shell = shell
+    _, s, shell = slow_session(tmp_path)
     assert s.send("CWD x") == []
     shell.pending[0].errback(RuntimeError("disk on fire"))
     assert s.take() == ["451 Requested action aborted: local error in processing."]
@@ -137,9 +128,7 @@ def test_unexpected_shell_error_is_451_and_session_goes_on(tmp_path: Path) -> No
 
 
 def test_many_queued_commands_pause_reading_until_the_queue_drains(tmp_path: Path) -> None:
-    _, s = logged_in(tmp_path)
-    shell = SlowShell()
-    s.proto.shell = shell
+    _, s, shell = slow_session(tmp_path)
     count = MAX_QUEUED + 6
     s.proto.dataReceived(b"CWD sub\r\n" + b"NOOP\r\n" * count)
     assert s.take() == []
@@ -151,12 +140,10 @@ def test_many_queued_commands_pause_reading_until_the_queue_drains(tmp_path: Pat
 
 
 def test_disconnect_while_a_slow_command_runs_sends_nothing(tmp_path: Path) -> None:
-    h, s = logged_in(tmp_path)
-    shell = SlowShell()
-    s.proto.shell = shell
+    h, s, shell = slow_session(tmp_path)
     assert s.send("CWD sub") == []
     assert s.send("NOOP") == []
-    lose(s)
+    s.lose()
     shell.pending[0].callback(DIR_INFO)
     assert s.transport.value() == b""
     assert s.proto not in h.factory.sessions
@@ -170,48 +157,35 @@ def test_factory_tracks_live_sessions(tmp_path: Path) -> None:
     a = h.connect()
     b = h.connect()
     assert h.factory.sessions == {a.proto, b.proto}
-    lose(a)
+    a.lose()
     assert h.factory.sessions == {b.proto}
 
 
-def test_disconnect_during_stor_over_a_file_closes_data_and_leaves_no_temp(
-        tmp_path: Path) -> None:
+@pytest.mark.parametrize(("old", "sent", "kept"), [
+    (b"old", b"new data", b"old"),  # an existing file is kept and no temporary file left
+    (None, b"partial", b"partial"),  # a new file keeps the partial upload
+], ids=["over-a-file-leaves-no-temp", "new-file-keeps-the-partial"])
+def test_disconnect_during_stor_closes_the_data_connection(
+        tmp_path: Path, old: bytes | None, sent: bytes, kept: bytes) -> None:
     h, s = logged_in(tmp_path)
-    h.put("f", b"old")
-    s.pasv()
-    assert s.codes("STOR f") == [150]
-    proto, transport = s.open_passive()
-    proto.dataReceived(b"new data")
-    lose(s, error.ConnectionLost())
+    if old is not None:
+        h.put("f", old)
+    proto, transport = s.start("STOR f")
+    proto.dataReceived(sent)
+    s.lose(error.ConnectionLost())
     assert transport.disconnecting  # the server dropped the data connection
     close(proto, error.ConnectionAborted())
     assert s.transport.value() == b""
     assert os.listdir(h.root) == ["f"]
-    assert (h.root / "f").read_bytes() == b"old"
-    assert h.reactor.getDelayedCalls() == []
-
-
-def test_disconnect_during_stor_of_a_new_file_keeps_the_partial(tmp_path: Path) -> None:
-    h, s = logged_in(tmp_path)
-    s.pasv()
-    assert s.codes("STOR new") == [150]
-    proto, transport = s.open_passive()
-    proto.dataReceived(b"partial")
-    lose(s, error.ConnectionLost())
-    assert transport.disconnecting
-    close(proto, error.ConnectionAborted())
-    assert os.listdir(h.root) == ["new"]
-    assert (h.root / "new").read_bytes() == b"partial"
+    assert (h.root / "f").read_bytes() == kept
     assert h.reactor.getDelayedCalls() == []
 
 
 def test_disconnect_during_retr_closes_the_data_connection(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"x" * 1000)
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, transport = s.open_passive()
-    lose(s)
+    proto, transport = s.start("RETR f")
+    s.lose()
     assert transport.disconnecting
     close(proto, error.ConnectionAborted())
     assert s.transport.value() == b""
@@ -224,7 +198,7 @@ def test_disconnect_while_waiting_for_the_data_connection(tmp_path: Path) -> Non
     s.pasv()
     assert s.codes("RETR f") == [150]
     factory = h.reactor.tcpServers[-1][1]
-    lose(s)
+    s.lose()
     late = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
     sent = b""
     if late is not None:
@@ -239,7 +213,7 @@ def test_no_delayed_calls_after_quit(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     s.pasv()
     assert s.codes("QUIT") == [221]
-    lose(s)
+    s.lose()
     assert h.reactor.getDelayedCalls() == []
 
 
@@ -247,7 +221,7 @@ def test_no_delayed_calls_after_disconnect_with_pending_pasv(tmp_path: Path) -> 
     h, s = logged_in(tmp_path)
     s.pasv()
     assert h.reactor.getDelayedCalls() != []
-    lose(s)
+    s.lose()
     assert h.reactor.getDelayedCalls() == []
 
 
@@ -256,7 +230,7 @@ def test_no_delayed_calls_after_disconnect_during_login_delay(tmp_path: Path) ->
     s = h.connect()
     s.send("USER alice")
     assert s.send("PASS wrong") == []
-    lose(s)
+    s.lose()
     assert h.reactor.getDelayedCalls() == []
     h.reactor.advance(h.config.login_delay)
     assert s.transport.value() == b""
@@ -270,19 +244,15 @@ def test_no_delayed_calls_after_a_completed_login_failure_and_disconnect(
     s.send("PASS wrong")
     h.reactor.advance(h.config.login_delay)
     assert s.take() == ["530 Login incorrect."]
-    lose(s)
+    s.lose()
     assert h.reactor.getDelayedCalls() == []
 
 
 def test_no_delayed_calls_after_a_transfer_and_disconnect(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"x")
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, _ = s.open_passive()
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
-    lose(s)
+    assert s.download("RETR f")[0][1:] == ["226 Transfer complete."]
+    s.lose()
     assert h.reactor.getDelayedCalls() == []
 
 
@@ -290,31 +260,11 @@ def test_no_delayed_calls_after_active_setup_and_disconnect(tmp_path: Path) -> N
     h, s = logged_in(tmp_path)
     h.put("f", b"x")
     assert s.codes("PORT 192,0,2,7,4,1", "RETR f") == [200, 150]
-    lose(s)
+    s.lose()
     assert h.reactor.getDelayedCalls() == []
 
 
 # -- a runner that the test drives (password checks and disk work wait for it) ----------
-
-
-class ManualRunner:
-    def __init__(self) -> None:
-        self.calls: list[tuple[object, tuple, dict, defer.Deferred]] = []
-
-    def __call__(self, f, *args, **kwargs) -> defer.Deferred:  # type: ignore[no-untyped-def]
-        d: defer.Deferred = defer.Deferred()
-        self.calls.append((f, args, kwargs, d))
-        return d
-
-    def run_all(self) -> None:
-        while self.calls:
-            f, args, kwargs, d = self.calls.pop(0)
-            try:
-                result = f(*args, **kwargs)  # type: ignore[operator]
-            except Exception:
-                d.errback()
-            else:
-                d.callback(result)
 
 
 def test_slow_password_check_does_not_block_other_sessions(tmp_path: Path) -> None:
@@ -326,7 +276,7 @@ def test_slow_password_check_does_not_block_other_sessions(tmp_path: Path) -> No
     assert a.send("PASS secret") == []
     assert a.send("NOOP") == []
     assert b.send("NOOP") == ["200 NOOP ok."]
-    runner.run_all()
+    runner.flush()
     assert a.take() == ["230 Login successful.", "200 NOOP ok."]
 
 
@@ -336,8 +286,8 @@ def test_disconnect_during_a_slow_password_check_does_not_log_in(tmp_path: Path)
     s = h.connect()
     s.send("USER alice")
     assert s.send("PASS secret") == []
-    lose(s)
-    runner.run_all()
+    s.lose()
+    runner.flush()
     assert s.transport.value() == b""
     assert s.proto.shell is None and s.proto.logout is None
     assert h.reactor.getDelayedCalls() == []
