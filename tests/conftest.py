@@ -7,6 +7,15 @@ from collections.abc import Iterator
 import pytest
 
 from tests import harness
+from twisted_ftpd import cert
+
+
+@pytest.fixture(scope="session")
+def pem(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A self-signed certificate and key for localhost, in one PEM file (made once)."""
+    path = tmp_path_factory.mktemp("tls") / "ftpd.pem"
+    cert.write_pem(path, *cert.make_self_signed("localhost"))
+    return str(path)
 
 
 @pytest.fixture(autouse=True)

@@ -166,6 +166,8 @@ class Session:
         self.harness = harness
         self.proto = proto
         self.transport = transport
+        # What the data connections it opens run over (RecordingTransport for TLS).
+        self.data_transport: type[StringTransport] = StringTransport
         self.greeting = self.take()
 
     def take(self) -> list[str]:
@@ -206,25 +208,21 @@ class Session:
         port, factory, _, _ = self.harness.reactor.tcpServers[-1]
         return factory, port
 
-    def open_passive(self, peer: str = PEER,
-                     transport_class: type[StringTransport] = StringTransport,
-                     ) -> tuple[DataProtocol | None, StringTransport]:
+    def open_passive(self, peer: str = PEER) -> tuple[DataProtocol | None, StringTransport]:
         """Connect to the last passive listener from ``peer``."""
         _, factory, _, _ = self.harness.reactor.tcpServers[-1]
         address = IPv6Address if ":" in peer else IPv4Address
         proto = factory.buildProtocol(address("TCP", peer, 50000))
-        transport = transport_class(peerAddress=address("TCP", peer, 50000))
+        transport = self.data_transport(peerAddress=address("TCP", peer, 50000))
         if proto is not None:
             proto.makeConnection(transport)
         return proto, transport
 
-    def open_active(self, index: int = -1,
-                    transport_class: type[StringTransport] = StringTransport,
-                    ) -> tuple[DataProtocol, StringTransport]:
+    def open_active(self, index: int = -1) -> tuple[DataProtocol, StringTransport]:
         """Complete a connectTCP the server asked for (the last one by default)."""
         host, port, factory, _, _ = self.harness.reactor.tcpClients[index]
         proto = factory.buildProtocol(IPv4Address("TCP", host, port))
-        transport = transport_class(peerAddress=IPv4Address("TCP", host, port))
+        transport = self.data_transport(peerAddress=IPv4Address("TCP", host, port))
         proto.makeConnection(transport)
         return proto, transport
 
@@ -333,6 +331,14 @@ class ManualRunner:
                 d.errback(Failure())
             else:
                 d.callback(result)
+
+
+def connect_recording(h: Harness, implicit_tls: bool = False,
+                      ) -> tuple[Session, RecordingTransport]:
+    """A new control session over a RecordingTransport, and that transport."""
+    s = h.connect(transport_class=RecordingTransport, implicit_tls=implicit_tls)
+    assert isinstance(s.transport, RecordingTransport)
+    return s, s.transport
 
 
 def logged_in(tmp_path: Path, perms: str = ALL_PERMS, peer: str = PEER, local: str = LOCAL,

@@ -9,19 +9,9 @@ from pathlib import Path
 import pytest
 from twisted.internet import error
 from twisted.internet.address import IPv4Address
-from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from tests.harness import LOCAL, PEER, Harness, Session, close
-
-
-def logged_in(tmp_path: Path, peer: str = PEER, local: str = LOCAL,
-              **config) -> tuple[Harness, Session]:  # type: ignore[no-untyped-def]
-    h = Harness(tmp_path, **config)
-    s = h.connect(peer=peer, local=local)
-    s.login()
-    return h, s
-
+from tests.harness import LOCAL, PEER, close, logged_in
 
 PASV_REPLY = re.compile(r"^227 Entering Passive Mode \((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)\.$")
 
@@ -31,15 +21,6 @@ def pasv_address(reply: str) -> tuple[str, int]:
     assert m, reply
     n = [int(x) for x in m.groups()]
     return ".".join(map(str, n[:4])), n[4] * 256 + n[5]
-
-
-def connect_active(h: Harness, index: int = -1) -> tuple[object, StringTransport]:
-    """Complete the last connectTCP the server asked for."""
-    host, port, factory, _, _ = h.reactor.tcpClients[index]
-    proto = factory.buildProtocol(IPv4Address("TCP", host, port))
-    transport = StringTransport(peerAddress=IPv4Address("TCP", host, port))
-    proto.makeConnection(transport)
-    return proto, transport
 
 
 # -- PASV / EPSV -------------------------------------------------------------------------
@@ -101,8 +82,7 @@ def test_epsv_all_locks_out_other_setups(tmp_path: Path) -> None:
     assert s.codes("RETR f") == [150]
     proto, transport = s.open_passive()
     assert transport.value() == b"epsv"
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
 
 
 def test_pasv_on_ipv6_is_425_and_epsv_works(tmp_path: Path) -> None:
@@ -115,8 +95,7 @@ def test_pasv_on_ipv6_is_425_and_epsv_works(tmp_path: Path) -> None:
     assert s.codes("RETR f") == [150]
     proto, transport = s.open_passive(peer="2001:db8::7")
     assert proto is not None and transport.value() == b"over v6"
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
 
 
 def test_ipv4_mapped_control_connection_is_ipv4(tmp_path: Path) -> None:
@@ -139,8 +118,7 @@ def test_passive_connection_from_another_host_is_refused(tmp_path: Path) -> None
     proto, transport = s.open_passive()
     assert proto is not None
     assert transport.value() == b"mine"
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
 
 
 def test_passive_port_accepts_only_one_connection(tmp_path: Path) -> None:
@@ -202,10 +180,9 @@ def test_port_to_the_control_peer_connects_on_retr(tmp_path: Path) -> None:
     assert (host, port) == ("192.0.2.7", 1025)
     assert timeout == h.config.data_timeout
     assert bind == (LOCAL, 0)
-    proto, transport = connect_active(h)
+    proto, transport = s.open_active()
     assert transport.value() == b"active data"
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
 
 
 def test_eprt_to_the_control_peer(tmp_path: Path) -> None:
@@ -294,7 +271,7 @@ def test_active_connect_timeout_is_425(tmp_path: Path) -> None:
     assert len(reply) == 1 and reply[0].startswith("425 "), reply
     assert s.codes("NOOP") == [200]
     # A connection that finally succeeds afterwards is dropped, not used.
-    proto, transport = connect_active(h)
+    proto, transport = s.open_active()
     assert transport.disconnecting
     assert transport.value() == b""
 
@@ -302,10 +279,9 @@ def test_active_connect_timeout_is_425(tmp_path: Path) -> None:
 def test_active_stor(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     assert s.codes("PORT 192,0,2,7,4,1", "STOR up") == [200, 150]
-    proto, _ = connect_active(h)
+    proto, _ = s.open_active()
     proto.dataReceived(b"uploaded actively")
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
     assert (h.root / "up").read_bytes() == b"uploaded actively"
 
 
@@ -348,8 +324,7 @@ def test_type_shows_in_the_150_reply(tmp_path: Path) -> None:
     s.pasv()
     assert s.send("RETR f") == ["150 Opening ASCII mode data connection for /f."]
     proto, _ = s.open_passive()
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
     s.pasv()
     assert s.codes("TYPE I") == [200]
     assert s.send("RETR f") == ["150 Opening BINARY mode data connection for /f."]

@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import os
 import stat as statmod
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from twisted.internet import defer, error
-from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from tests.harness import LOCAL, PEER, Harness, Session, close
-from twisted_ftpd import cert
+from tests.harness import (
+    Harness,
+    ManualRunner,
+    Session,
+    close,
+    connect_recording,
+    hidden,
+    logged_in,
+)
 from twisted_ftpd.control import protocol as control_protocol
 from twisted_ftpd.control import scheduler
 from twisted_ftpd.data.channel import DataProtocol, Receiver, finish_sending
@@ -39,72 +44,9 @@ HELLO = b"0123456789" * 30  # 300 bytes
 # -- helpers ----------------------------------------------------------------------------------
 
 
-class ManualRunner:
-    """A ``run`` for the harness that holds every blocking call until ``flush()``:
-    disk access and password checks then complete only when the test says so."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Callable[..., Any], tuple, dict, defer.Deferred]] = []
-
-    def __call__(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred:
-        d: defer.Deferred = defer.Deferred()
-        self.calls.append((f, args, kwargs, d))
-        return d
-
-    def flush(self) -> None:
-        """Run held calls (and any they lead to) until none is left."""
-        while self.calls:
-            f, args, kwargs, d = self.calls.pop(0)
-            try:
-                result = f(*args, **kwargs)
-            except BaseException:
-                d.errback(Failure())
-            else:
-                d.callback(result)
-
-
-class RecordingTransport(StringTransport):
-    """Records abortConnection, startTLS and the order of writes around them."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.events: list[tuple[str, object]] = []
-        self.abort_calls = 0
-
-    def write(self, data: bytes) -> None:
-        self.events.append(("write", data))
-        super().write(data)
-
-    def abortConnection(self) -> None:  # noqa: N802
-        self.abort_calls += 1
-        self.events.append(("abortConnection", None))
-        super().abortConnection()
-
-    def startTLS(self, contextFactory: object, normal: bool = True) -> None:  # noqa: N802
-        self.events.append(("startTLS", contextFactory))
-
-    def getHandle(self) -> object:  # noqa: N802
-        return object()
-
-
-def connect_recording(h: Harness) -> tuple[Session, RecordingTransport]:
-    proto = h.factory.buildProtocol(IPv4Address("TCP", PEER, 40000))
-    transport = RecordingTransport(hostAddress=IPv4Address("TCP", LOCAL, 52305),
-                                   peerAddress=IPv4Address("TCP", PEER, 40000))
-    proto.makeConnection(transport)
-    return Session(h, proto, transport), transport
-
-
 def codes_of(lines: list[str]) -> list[int]:
     """The codes of the final lines of each reply."""
     return [int(line[:3]) for line in lines if line[3:4] == " "]
-
-
-def logged_in(tmp_path: Path, **kwargs: Any) -> tuple[Harness, Session]:
-    h = Harness(tmp_path, **kwargs)
-    s = h.connect()
-    s.login()
-    return h, s
 
 
 def manual_login(s: Session, runner: ManualRunner, password: str = "secret") -> list[str]:
@@ -113,14 +55,6 @@ def manual_login(s: Session, runner: ManualRunner, password: str = "secret") -> 
     s.proto.dataReceived(f"PASS {password}\r\n".encode())
     runner.flush()
     return s.take()
-
-
-def disconnect(s: Session) -> None:
-    s.proto.connectionLost(Failure(error.ConnectionDone()))
-
-
-def hidden(root: Path) -> list[str]:
-    return [name for name in os.listdir(root) if name.startswith(".")]
 
 
 # -- 1. the session is its transport's push producer ------------------------------------------
@@ -274,16 +208,13 @@ def test_pipelined_abor_before_data_connection_sync(tmp_path: Path) -> None:
 def test_abor_behind_type_runs_at_once_during_retr(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", HELLO)
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, data = s.open_passive()
+    proto, data = s.start("RETR f")
     assert data.value() == HELLO
     assert not data.disconnected
     s.proto.dataReceived(b"TYPE I\r\nABOR\r\n")
     assert data.disconnected  # ABOR ran at once, ahead of TYPE I
     assert s.take() == []  # its 226 waits for the transfer's own 426
-    close(proto, error.ConnectionAborted())
-    assert s.take() == [
+    assert s.finish(proto, error.ConnectionAborted()) == [
         "426 Connection closed; transfer aborted.",
         "226 ABOR successful; data connection closed.",
         "200 Type set to I.",
@@ -304,7 +235,7 @@ def test_passive_connection_closed_before_retr_leaves_no_stall_timer(tmp_path: P
     # A real transport refuses the download's producer once disconnected (426); the
     # StringTransport here does not, so only the end of the command is checked.
     assert codes[0] == 150 and codes[-1] in (226, 425, 426)
-    disconnect(s)
+    s.lose()
     assert h.reactor.getDelayedCalls() == []
 
 
@@ -313,7 +244,7 @@ def test_failed_login_then_disconnect_leaves_no_timer(tmp_path: Path) -> None:
     s = h.connect()
     assert s.codes("USER alice", "PASS wrong") == [331]  # the 530 waits for login_delay
     assert h.reactor.getDelayedCalls() != []
-    disconnect(s)
+    s.lose()
     assert h.reactor.getDelayedCalls() == []
 
 
@@ -326,7 +257,7 @@ def test_failed_login_checked_after_disconnect_starts_no_timer(tmp_path: Path) -
     assert codes_of(s.take()) == [331]
     s.proto.dataReceived(b"PASS wrong\r\n")
     assert runner.calls  # the password check is still running...
-    disconnect(s)  # ...when the client leaves
+    s.lose()  # ...when the client leaves
     runner.flush()  # then it fails
     assert h.reactor.getDelayedCalls() == []
     assert s.transport.value() == b""
@@ -350,28 +281,33 @@ def logged_failures() -> Any:
     globalLogPublisher.removeObserver(observe)
 
 
-def test_handler_failure_after_disconnect_is_not_logged(tmp_path: Path,
-                                                        logged_failures: list) -> None:
+def handler_failures(events: list[dict]) -> list[dict]:
+    return [e for e in events if "Command handler failed" in e.get("log_format", "")]
+
+
+def running_cwd(tmp_path: Path) -> tuple[Session, defer.Deferred]:
+    """A logged-in session running CWD x, whose stat waits on the Deferred returned."""
     _, s = logged_in(tmp_path)
     pending: defer.Deferred = defer.Deferred()
     s.proto.shell.stat = lambda path: pending
     s.proto.dataReceived(b"CWD x\r\n")
-    disconnect(s)  # the session is torn down under the running handler...
+    return s, pending
+
+
+def test_handler_failure_after_disconnect_is_not_logged(tmp_path: Path,
+                                                        logged_failures: list) -> None:
+    s, pending = running_cwd(tmp_path)
+    s.lose()  # the session is torn down under the running handler...
     pending.errback(RuntimeError("shell closed"))  # ...which then fails
-    assert [e for e in logged_failures
-            if "Command handler failed" in e.get("log_format", "")] == []
+    assert handler_failures(logged_failures) == []
 
 
 def test_handler_failure_with_the_client_present_is_logged(tmp_path: Path,
                                                            logged_failures: list) -> None:
-    _, s = logged_in(tmp_path)
-    pending: defer.Deferred = defer.Deferred()
-    s.proto.shell.stat = lambda path: pending
-    s.proto.dataReceived(b"CWD x\r\n")
+    s, pending = running_cwd(tmp_path)
     pending.errback(RuntimeError("a bug"))
     assert codes_of(s.take()) == [451]
-    assert [e for e in logged_failures
-            if "Command handler failed" in e.get("log_format", "")] != []
+    assert handler_failures(logged_failures) != []
 
 
 # -- 6. a data connection that ended cleanly is not turned into an abort ----------------------
@@ -455,13 +391,6 @@ def test_watch_on_a_lost_connection_starts_no_timer(tmp_path: Path) -> None:
 # -- 7. AUTH's 234 is never delayed -----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pem(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("tls") / "ftpd.pem"
-    cert.write_pem(path, *cert.make_self_signed("localhost"))
-    return str(path)
-
-
 def test_auth_234_is_written_at_once_and_before_starttls_with_reply_delay(
         tmp_path: Path, pem: str) -> None:
     h = Harness(tmp_path, tls_cert=pem)
@@ -493,28 +422,18 @@ def test_rest_before_a_listing_does_not_offset_the_next_retr(tmp_path: Path,
     h, s = logged_in(tmp_path)
     h.put("f", HELLO)
     assert s.codes("TYPE I", "REST 100") == [200, 350]
-    s.pasv()
-    assert s.codes(listing) == [150]
-    proto, _ = s.open_passive()
-    close(proto)
-    assert codes_of(s.take()) == [226]
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, data = s.open_passive()
-    assert data.value() == HELLO  # from byte 0
-    close(proto)
-    assert codes_of(s.take()) == [226]
+    proto, _ = s.start(listing)
+    assert codes_of(s.finish(proto)) == [226]
+    replies, data = s.download("RETR f")
+    assert data == HELLO  # from byte 0
+    assert codes_of(replies) == [150, 226]
 
 
 def test_rest_still_applies_to_the_next_retr(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", HELLO)
     assert s.codes("TYPE I", "REST 100") == [200, 350]
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, data = s.open_passive()
-    assert data.value() == HELLO[100:]
-    close(proto)
+    assert s.download("RETR f")[1] == HELLO[100:]
 
 
 # -- 9. closing connections are cut after a grace period ---------------------------------------
@@ -548,7 +467,7 @@ def test_quit_that_closes_in_time_leaves_no_timer(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     s, transport = connect_recording(h)
     assert s.codes("QUIT") == [221]
-    disconnect(s)  # the reply was flushed and the connection closed
+    s.lose()  # the reply was flushed and the connection closed
     assert h.reactor.getDelayedCalls() == []
     h.reactor.advance(control_protocol.CLOSE_GRACE)
     assert transport.abort_calls == 0

@@ -7,20 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Harness, Session
+from tests.harness import Harness, Session, logged_in
 from twisted_ftpd.control import dispatch
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.commands import COMMANDS, SITE_COMMANDS, Arg, CommandSpec, features
 from twisted_ftpd.protocol.parser import Command
 from twisted_ftpd.protocol.session import Phase
 from twisted_ftpd.protocol.session import Session as SessionState
-
-
-def logged_in(tmp_path: Path, **config) -> tuple[Harness, Session]:  # type: ignore[no-untyped-def]
-    h = Harness(tmp_path, **config)
-    s = h.connect()
-    s.login()
-    return h, s
 
 
 def tree(root: Path) -> list[tuple[str, bytes | None]]:
@@ -250,11 +243,9 @@ def test_read_only_stor_is_refused_before_150(tmp_path: Path) -> None:
 ])
 def test_each_letter_gates_its_commands(tmp_path: Path, perms: str, line: str,
                                         code: int) -> None:
-    h = Harness(tmp_path, users={"u": ("pw", perms)})
+    h, s = logged_in(tmp_path, perms)
     h.put("file.txt", b"x")
     (h.root / "dir").mkdir()
-    s = h.connect()
-    s.login("u", "pw")
     s.pasv()
     assert s.codes(line) == [code]
 

@@ -10,7 +10,7 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
-from tests.harness import LOCAL, PEER, Harness, Session, close
+from tests.harness import LOCAL, PEER, Harness, Session, logged_in
 from twisted_ftpd.protocol.parser import MAX_LINE_LENGTH
 
 
@@ -23,13 +23,6 @@ def feed(s: Session, data: bytes) -> list[str]:
 def write_raw_name(directory: Path, name: bytes, data: bytes) -> None:
     with open(os.path.join(os.fsencode(directory), name), "wb") as f:
         f.write(data)
-
-
-def logged_in(tmp_path: Path, **config) -> tuple[Harness, Session]:  # type: ignore[no-untyped-def]
-    h = Harness(tmp_path, **config)
-    s = h.connect()
-    s.login()
-    return h, s
 
 
 class NoDelayTransport(StringTransport):
@@ -245,8 +238,7 @@ def test_existing_non_utf8_file_can_be_retrieved_and_deleted(tmp_path: Path) -> 
     assert s.codes(b"RETR " + name + b"\r\n") == [150]
     proto, transport = s.open_passive()
     assert transport.value() == b"latin-1 named"
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
     assert s.send(b"DELE " + name + b"\r\n") == ["250 File removed."]
     assert os.listdir(h.root) == []
 
@@ -255,12 +247,9 @@ def test_existing_non_utf8_name_is_listed_with_its_own_bytes(tmp_path: Path) -> 
     h, s = logged_in(tmp_path)
     name = b"\xe9t\xe9"
     write_raw_name(h.root, name, b"")
-    s.pasv()
-    assert s.codes("NLST") == [150]
-    proto, transport = s.open_passive()
+    proto, transport = s.start("NLST")
     assert transport.value() == name + b"\r\n"
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
 
 
 def test_commands_after_an_overlong_line_are_not_overtaken_by_the_next_read(

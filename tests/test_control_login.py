@@ -7,15 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Harness, Session, cheap_hash, close
+from tests.harness import Harness, Session, cheap_hash, close, logged_in
 from twisted_ftpd.auth import userdb
-
-
-def logged_in(tmp_path: Path, **config) -> tuple[Harness, Session]:  # type: ignore[no-untyped-def]
-    h = Harness(tmp_path, **config)
-    s = h.connect()
-    s.login()
-    return h, s
 
 
 def failed_login(h: Harness, s: Session, user: str, password: str) -> list[str]:
@@ -184,12 +177,9 @@ def test_quit_stops_reading_further_pipelined_commands(tmp_path: Path) -> None:
 def test_commands_queued_after_quit_do_not_run(tmp_path: Path) -> None:
     h, s = logged_in(tmp_path)
     h.put("f", b"data")
-    s.pasv()
-    assert s.codes("RETR f") == [150]
-    proto, _ = s.open_passive()
+    proto, _ = s.start("RETR f")
     assert s.send(b"QUIT\r\nDELE f\r\n") == []
-    close(proto)
-    assert s.take() == ["226 Transfer complete.", "221 Goodbye."]
+    assert s.finish(proto) == ["226 Transfer complete.", "221 Goodbye."]
     assert (h.root / "f").exists()
 
 

@@ -12,57 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import StringTransport
 
-from tests.harness import LOCAL, PEER, Harness, Session
-from twisted_ftpd import cert
+from tests.harness import Harness, Session, connect_recording
 from twisted_ftpd.auth import userdb
 from twisted_ftpd.data.channel import DataTLS
 from twisted_ftpd.data.connect import ActiveConnection, PassiveConnection, State
 from twisted_ftpd.protocol.session import Phase
-
-
-class TLSTransport(StringTransport):
-    """A StringTransport that records startTLS and the order of writes around it."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.tls_starts: list[tuple[object, bool]] = []
-        self.events: list[tuple[str, object]] = []
-        self.aborted = False
-        self.handle = object()
-
-    def startTLS(self, contextFactory: object, normal: bool = True) -> None:  # noqa: N802
-        self.tls_starts.append((contextFactory, normal))
-        self.events.append(("startTLS", contextFactory))
-
-    def write(self, data: bytes) -> None:
-        self.events.append(("write", data))
-        super().write(data)
-
-    def abortConnection(self) -> None:  # noqa: N802
-        self.aborted = True
-        super().abortConnection()
-
-    def getHandle(self) -> object:  # noqa: N802
-        return self.handle
-
-
-@pytest.fixture(scope="module")
-def pem(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("tls") / "ftpd.pem"
-    cert.write_pem(path, *cert.make_self_signed("localhost"))
-    return str(path)
-
-
-def tls_connect(h: Harness, implicit: bool = False) -> tuple[Session, TLSTransport]:
-    addr = IPv4Address("TCP", PEER, 40000)
-    proto = h.factory.buildProtocol(addr, implicit_tls=True) if implicit \
-        else h.factory.buildProtocol(addr)
-    transport = TLSTransport(hostAddress=IPv4Address("TCP", LOCAL, 52305), peerAddress=addr)
-    proto.makeConnection(transport)
-    return Session(h, proto, transport), transport
 
 
 def harness(tmp_path: Path, pem: str, **config: object) -> Harness:
@@ -88,7 +43,7 @@ def handshake_timers(h: Harness, s: Session) -> list[object]:
 
 
 def test_feat_lists_tls_features_when_configured(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     lines = s.send("FEAT")
     for feature in (" AUTH TLS", " PBSZ", " PROT"):
         assert feature in lines
@@ -115,14 +70,14 @@ def test_pbsz_prot_without_tls_configured_are_refused(tmp_path: Path, line: str)
 
 
 def test_auth_unknown_mechanism_is_504(tmp_path: Path, pem: str) -> None:
-    s, transport = tls_connect(harness(tmp_path, pem))
+    s, transport = connect_recording(harness(tmp_path, pem))
     assert s.codes("AUTH XYZ") == [504]
     assert transport.tls_starts == []
     assert s.proto.tls.options is None
 
 
 def test_auth_tls_replies_234_in_clear_then_starts_tls_once(tmp_path: Path, pem: str) -> None:
-    s, transport = tls_connect(harness(tmp_path, pem))
+    s, transport = connect_recording(harness(tmp_path, pem))
     transport.events.clear()
     s.proto.dataReceived(b"AUTH TLS\r\n")
     kinds = [kind for kind, _ in transport.events]
@@ -140,13 +95,13 @@ def test_auth_tls_replies_234_in_clear_then_starts_tls_once(tmp_path: Path, pem:
 @pytest.mark.parametrize("mechanism", ["tls", "SSL", "TLS-C", "TLS-P"])
 def test_auth_accepts_the_other_mechanism_names(tmp_path: Path, pem: str,
                                                 mechanism: str) -> None:
-    s, transport = tls_connect(harness(tmp_path, pem))
+    s, transport = connect_recording(harness(tmp_path, pem))
     assert s.codes(f"AUTH {mechanism}") == [234]
     assert len(transport.tls_starts) == 1
 
 
 def test_commands_pipelined_after_auth_are_dropped(tmp_path: Path, pem: str) -> None:
-    s, transport = tls_connect(harness(tmp_path, pem))
+    s, transport = connect_recording(harness(tmp_path, pem))
     s.proto.dataReceived(b"AUTH TLS\r\nUSER alice\r\nPASS secret\r\n")
     assert s.take() == ["234 AUTH TLS successful; starting TLS."]
     assert s.proto.session.phase is Phase.CONNECTED
@@ -159,7 +114,7 @@ def test_commands_pipelined_after_auth_are_dropped(tmp_path: Path, pem: str) -> 
 
 def test_partial_line_before_auth_is_not_joined_to_later_input(tmp_path: Path,
                                                                pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     s.proto.dataReceived(b"AUTH TLS\r\nUSER al")
     assert s.take() == ["234 AUTH TLS successful; starting TLS."]
     s.proto.handshakeCompleted()
@@ -168,14 +123,14 @@ def test_partial_line_before_auth_is_not_joined_to_later_input(tmp_path: Path,
 
 
 def test_second_auth_is_503(tmp_path: Path, pem: str) -> None:
-    s, transport = tls_connect(harness(tmp_path, pem))
+    s, transport = connect_recording(harness(tmp_path, pem))
     secured(s)
     assert s.codes("AUTH TLS") == [503]
     assert len(transport.tls_starts) == 1
 
 
 def test_auth_after_user_is_503(tmp_path: Path, pem: str) -> None:
-    s, transport = tls_connect(harness(tmp_path, pem))
+    s, transport = connect_recording(harness(tmp_path, pem))
     assert s.codes("USER alice") == [331]
     assert s.codes("AUTH TLS") == [503]
     assert transport.tls_starts == []
@@ -183,7 +138,7 @@ def test_auth_after_user_is_503(tmp_path: Path, pem: str) -> None:
 
 
 def test_auth_after_login_is_503(tmp_path: Path, pem: str) -> None:
-    s, transport = tls_connect(harness(tmp_path, pem))
+    s, transport = connect_recording(harness(tmp_path, pem))
     s.login()
     assert s.codes("AUTH TLS") == [503]
     assert transport.tls_starts == []
@@ -193,33 +148,33 @@ def test_auth_after_login_is_503(tmp_path: Path, pem: str) -> None:
 
 
 def test_pbsz_before_auth_is_503(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     assert s.codes("PBSZ 0") == [503]
     assert s.proto.session.pbsz is False
 
 
 def test_prot_before_auth_is_503(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     assert s.codes("PROT P") == [503]
     assert s.proto.session.prot == "C"
 
 
 def test_prot_before_pbsz_is_503(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     secured(s)
     assert s.codes("PROT P") == [503]
     assert s.proto.session.prot == "C"
 
 
 def test_pbsz_0(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     secured(s)
     assert s.send("PBSZ 0") == ["200 PBSZ=0"]
     assert s.proto.session.pbsz is True
 
 
 def test_pbsz_not_a_number_is_501(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     secured(s)
     assert s.codes("PBSZ x") == [501]
     assert s.proto.session.pbsz is False
@@ -227,7 +182,7 @@ def test_pbsz_not_a_number_is_501(tmp_path: Path, pem: str) -> None:
 
 @pytest.mark.parametrize(("level", "stored"), [("P", "P"), ("C", "C"), ("p", "P")])
 def test_prot_p_and_c(tmp_path: Path, pem: str, level: str, stored: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     secured(s)
     protected(s, level)
     assert s.proto.session.prot == stored
@@ -235,7 +190,7 @@ def test_prot_p_and_c(tmp_path: Path, pem: str, level: str, stored: str) -> None
 
 @pytest.mark.parametrize("level", ["S", "E"])
 def test_prot_s_and_e_are_536(tmp_path: Path, pem: str, level: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     secured(s)
     assert s.send("PBSZ 0") == ["200 PBSZ=0"]
     assert s.codes(f"PROT {level}") == [536]
@@ -243,7 +198,7 @@ def test_prot_s_and_e_are_536(tmp_path: Path, pem: str, level: str) -> None:
 
 
 def test_prot_unknown_is_501(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     secured(s)
     assert s.send("PBSZ 0") == ["200 PBSZ=0"]
     assert s.codes("PROT X") == [501]
@@ -251,7 +206,7 @@ def test_prot_unknown_is_501(tmp_path: Path, pem: str) -> None:
 
 
 def test_ccc_is_refused_534(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     secured(s)
     s.login()
     assert s.codes("CCC") == [534]
@@ -259,7 +214,7 @@ def test_ccc_is_refused_534(tmp_path: Path, pem: str) -> None:
 
 
 def test_ccc_before_login_needs_login(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     assert s.codes("CCC") == [530]
 
 
@@ -268,7 +223,7 @@ def test_ccc_before_login_needs_login(tmp_path: Path, pem: str) -> None:
 
 def test_handshake_timeout_aborts_the_connection(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem, tls_handshake_timeout=10.0)
-    s, transport = tls_connect(h)
+    s, transport = connect_recording(h)
     s.codes("AUTH TLS")
     assert len(handshake_timers(h, s)) == 1
     h.reactor.advance(9.9)
@@ -280,7 +235,7 @@ def test_handshake_timeout_aborts_the_connection(tmp_path: Path, pem: str) -> No
 
 def test_handshake_uses_the_default_timeout(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem)
-    s, transport = tls_connect(h)
+    s, transport = connect_recording(h)
     s.codes("AUTH TLS")
     h.reactor.advance(h.config.tls_handshake_timeout)
     assert transport.aborted
@@ -288,7 +243,7 @@ def test_handshake_uses_the_default_timeout(tmp_path: Path, pem: str) -> None:
 
 def test_completed_handshake_cancels_the_timer(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem, tls_handshake_timeout=10.0)
-    s, transport = tls_connect(h)
+    s, transport = connect_recording(h)
     s.codes("AUTH TLS")
     s.proto.handshakeCompleted()
     assert s.proto.tls.secure is True
@@ -300,7 +255,7 @@ def test_completed_handshake_cancels_the_timer(tmp_path: Path, pem: str) -> None
 
 def test_connection_lost_during_handshake_cancels_the_timer(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem)
-    s, _ = tls_connect(h)
+    s, _ = connect_recording(h)
     s.codes("AUTH TLS")
     s.proto.connectionLost(None)
     assert handshake_timers(h, s) == []
@@ -308,8 +263,8 @@ def test_connection_lost_during_handshake_cancels_the_timer(tmp_path: Path, pem:
 
 def test_each_login_gets_its_own_context(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem)
-    a, _ = tls_connect(h)
-    b, _ = tls_connect(h)
+    a, _ = connect_recording(h)
+    b, _ = connect_recording(h)
     secured(a)
     secured(b)
     assert a.proto.tls.options is not b.proto.tls.options
@@ -320,7 +275,7 @@ def test_each_login_gets_its_own_context(tmp_path: Path, pem: str) -> None:
 
 
 def test_tls_required_refuses_user_in_clear(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem, tls_required=True))
+    s, _ = connect_recording(harness(tmp_path, pem, tls_required=True))
     assert s.codes("USER alice") == [534]
     assert s.proto.session.phase is Phase.CONNECTED
     assert s.proto.session.user == ""
@@ -328,19 +283,19 @@ def test_tls_required_refuses_user_in_clear(tmp_path: Path, pem: str) -> None:
 
 
 def test_tls_required_refuses_anonymous_in_clear(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem, tls_required=True))
+    s, _ = connect_recording(harness(tmp_path, pem, tls_required=True))
     assert s.codes("USER anonymous") == [534]
 
 
 def test_tls_required_refuses_user_before_the_handshake_is_done(tmp_path: Path,
                                                                 pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem, tls_required=True))
+    s, _ = connect_recording(harness(tmp_path, pem, tls_required=True))
     assert s.codes("AUTH TLS") == [234]
     assert s.codes("USER alice") == [534]
 
 
 def test_tls_required_allows_login_after_handshake(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem, tls_required=True))
+    s, _ = connect_recording(harness(tmp_path, pem, tls_required=True))
     secured(s)
     s.login()
     assert s.proto.session.logged_in
@@ -351,7 +306,7 @@ def test_tls_required_transfer_without_prot_p_is_521(tmp_path: Path, pem: str,
                                                      line: str) -> None:
     h = harness(tmp_path, pem, tls_required=True)
     h.put("f", b"data")
-    s, _ = tls_connect(h)
+    s, _ = connect_recording(h)
     secured(s)
     s.login()
     s.pasv()
@@ -366,14 +321,14 @@ def test_tls_required_transfer_without_prot_p_is_521(tmp_path: Path, pem: str,
 def test_tls_required_transfer_without_data_setup_is_521(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem, tls_required=True)
     h.put("f", b"data")
-    s, _ = tls_connect(h)
+    s, _ = connect_recording(h)
     secured(s)
     s.login()
     assert s.codes("RETR f") == [521]
 
 
 def test_tls_required_refuses_prot_c(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem, tls_required=True))
+    s, _ = connect_recording(harness(tmp_path, pem, tls_required=True))
     secured(s)
     assert s.send("PBSZ 0") == ["200 PBSZ=0"]
     assert s.codes("PROT C") == [521]
@@ -386,7 +341,7 @@ def test_tls_required_refuses_prot_c(tmp_path: Path, pem: str) -> None:
 def test_tls_required_transfer_with_prot_p_gets_150(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem, tls_required=True)
     h.put("f", b"data")
-    s, _ = tls_connect(h)
+    s, _ = connect_recording(h)
     secured(s)
     s.login()
     protected(s)
@@ -408,7 +363,7 @@ def per_user_harness(tmp_path: Path, pem: str) -> Harness:
 
 def test_per_user_tls_required_refuses_that_user_in_clear(tmp_path: Path, pem: str) -> None:
     h = per_user_harness(tmp_path, pem)
-    s, _ = tls_connect(h)
+    s, _ = connect_recording(h)
     assert s.codes("USER bob") == [534]
     assert s.proto.session.phase is Phase.CONNECTED
     assert s.codes("PASS hunter2") == [503]
@@ -416,7 +371,7 @@ def test_per_user_tls_required_refuses_that_user_in_clear(tmp_path: Path, pem: s
 
 def test_per_user_tls_required_leaves_other_users_alone(tmp_path: Path, pem: str) -> None:
     h = per_user_harness(tmp_path, pem)
-    s, _ = tls_connect(h)
+    s, _ = connect_recording(h)
     s.login("alice", "secret")
     assert s.proto.tls.protection_required(s.proto.session) is False
     h.put("f", b"data")
@@ -427,7 +382,7 @@ def test_per_user_tls_required_leaves_other_users_alone(tmp_path: Path, pem: str
 def test_per_user_tls_required_allows_that_user_over_tls(tmp_path: Path, pem: str) -> None:
     h = per_user_harness(tmp_path, pem)
     h.put("f", b"data")
-    s, _ = tls_connect(h)
+    s, _ = connect_recording(h)
     secured(s)
     s.login("bob", "hunter2")
     assert s.proto.tls.protection_required(s.proto.session) is True
@@ -442,7 +397,7 @@ def test_per_user_tls_required_allows_that_user_over_tls(tmp_path: Path, pem: st
 
 def test_per_user_requirement_is_forgotten_after_rein(tmp_path: Path, pem: str) -> None:
     h = per_user_harness(tmp_path, pem)
-    s, _ = tls_connect(h)
+    s, _ = connect_recording(h)
     secured(s)
     s.login("bob", "hunter2")
     assert s.codes("REIN") == [220]
@@ -455,7 +410,7 @@ def test_per_user_requirement_is_forgotten_after_rein(tmp_path: Path, pem: str) 
 
 def test_implicit_tls_starts_before_the_banner(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem)
-    s, transport = tls_connect(h, implicit=True)
+    s, transport = connect_recording(h, implicit_tls=True)
     kinds = [kind for kind, _ in transport.events]
     assert kinds[0] == "startTLS"
     assert kinds.count("startTLS") == 1
@@ -466,7 +421,7 @@ def test_implicit_tls_starts_before_the_banner(tmp_path: Path, pem: str) -> None
 
 def test_implicit_tls_defaults_to_prot_p(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem)
-    s, _ = tls_connect(h, implicit=True)
+    s, _ = connect_recording(h, implicit_tls=True)
     assert (s.proto.session.pbsz, s.proto.session.prot) == (True, "P")
     s.proto.handshakeCompleted()
     s.login()
@@ -477,14 +432,14 @@ def test_implicit_tls_defaults_to_prot_p(tmp_path: Path, pem: str) -> None:
 
 def test_implicit_tls_has_a_handshake_timeout(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem)
-    s, transport = tls_connect(h, implicit=True)
+    s, transport = connect_recording(h, implicit_tls=True)
     h.reactor.advance(h.config.tls_handshake_timeout)
     assert transport.aborted
 
 
 def test_implicit_tls_refuses_auth(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem)
-    s, transport = tls_connect(h, implicit=True)
+    s, transport = connect_recording(h, implicit_tls=True)
     s.proto.handshakeCompleted()
     assert s.codes("AUTH TLS") == [503]
     assert len(transport.tls_starts) == 1
@@ -492,7 +447,7 @@ def test_implicit_tls_refuses_auth(tmp_path: Path, pem: str) -> None:
 
 def test_implicit_tls_with_tls_required_allows_login(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem, tls_required=True)
-    s, _ = tls_connect(h, implicit=True)
+    s, _ = connect_recording(h, implicit_tls=True)
     s.proto.handshakeCompleted()
     s.login()
 
@@ -503,7 +458,7 @@ def test_implicit_tls_with_tls_required_allows_login(tmp_path: Path, pem: str) -
 @pytest.mark.parametrize("reuse", [True, False])
 def test_pasv_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: str,
                                                           reuse: bool) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem, tls_require_reuse=reuse))
+    s, _ = connect_recording(harness(tmp_path, pem, tls_require_reuse=reuse))
     secured(s)
     s.login()
     protected(s)
@@ -518,7 +473,7 @@ def test_pasv_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: s
 @pytest.mark.parametrize("reuse", [True, False])
 def test_port_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: str,
                                                           reuse: bool) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem, tls_require_reuse=reuse))
+    s, _ = connect_recording(harness(tmp_path, pem, tls_require_reuse=reuse))
     secured(s)
     s.login()
     protected(s)
@@ -531,7 +486,7 @@ def test_port_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: s
 
 
 def test_epsv_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     secured(s)
     s.login()
     protected(s)
@@ -540,7 +495,7 @@ def test_epsv_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: s
 
 
 def test_pasv_with_prot_c_is_clear(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     secured(s)
     s.login()
     protected(s, "C")
@@ -549,7 +504,7 @@ def test_pasv_with_prot_c_is_clear(tmp_path: Path, pem: str) -> None:
 
 
 def test_pasv_without_auth_is_clear(tmp_path: Path, pem: str) -> None:
-    s, _ = tls_connect(harness(tmp_path, pem))
+    s, _ = connect_recording(harness(tmp_path, pem))
     s.login()
     s.pasv()
     assert s.proto.data.pending.tls is None
@@ -560,7 +515,7 @@ def test_prot_changed_between_pasv_and_retr_is_425(tmp_path: Path, pem: str, fir
                                                    then: str) -> None:
     h = harness(tmp_path, pem)
     h.put("f", b"data")
-    s, _ = tls_connect(h)
+    s, _ = connect_recording(h)
     secured(s)
     s.login()
     protected(s, first)
@@ -576,7 +531,7 @@ def test_prot_changed_between_pasv_and_retr_is_425(tmp_path: Path, pem: str, fir
 def test_prot_changed_between_port_and_retr_is_425(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem)
     h.put("f", b"data")
-    s, _ = tls_connect(h)
+    s, _ = connect_recording(h)
     secured(s)
     s.login()
     protected(s, "P")

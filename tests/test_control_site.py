@@ -9,14 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Harness, Session
-
-
-def logged_in(tmp_path: Path, perms: str = "elradfmwMT") -> tuple[Harness, Session]:
-    h = Harness(tmp_path, users={"u": ("pw", perms)})
-    s = h.connect()
-    s.login("u", "pw")
-    return h, s
+from tests.harness import Harness, logged_in
 
 
 def mode_of(path: Path) -> int:

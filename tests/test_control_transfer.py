@@ -39,8 +39,7 @@ def test_retr_sends_exact_bytes_and_226_only_after_clean_close(tmp_path: Path) -
     assert transport.value() == PAYLOAD
     assert transport.disconnecting  # the server closes the data connection to end the file
     assert s.take() == []  # no 226 until the close is confirmed
-    close(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
     assert s.codes("NOOP") == [200]
 
 

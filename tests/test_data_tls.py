@@ -13,35 +13,12 @@ import pytest
 from twisted.internet import error
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
-from twisted.python.failure import Failure
 
-from tests.harness import LOCAL, PEER, Harness, Session
-from twisted_ftpd import cert
+from tests.harness import PEER, Harness, RecordingTransport, Session, close, connect_recording
 from twisted_ftpd.data import channel
 from twisted_ftpd.data.channel import DataProtocol, DataTLS
 from twisted_ftpd.data.connect import State
 from twisted_ftpd.protocol.errors import DataConnectionError, TLSSessionNotReused
-
-
-class TLSTransport(StringTransport):
-    """A StringTransport that records startTLS calls and aborts."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.tls_starts: list[tuple[object, bool]] = []
-        self.aborted = False
-        self.handle = object()
-
-    def startTLS(self, contextFactory: object, normal: bool = True) -> None:  # noqa: N802
-        self.tls_starts.append((contextFactory, normal))
-
-    def abortConnection(self) -> None:  # noqa: N802
-        self.aborted = True
-        super().abortConnection()
-
-    def getHandle(self) -> object:  # noqa: N802
-        return self.handle
 
 
 class Reuse:
@@ -79,17 +56,13 @@ OPTIONS = object()  # DataProtocol only hands the options to startTLS
 
 
 def data_proto(tls: DataTLS | None, accepted: bool = True
-               ) -> tuple[DataProtocol, TLSTransport, Recorder]:
+               ) -> tuple[DataProtocol, RecordingTransport, Recorder]:
     rec = Recorder()
     proto = DataProtocol(on_made=rec.on_made, on_failed=rec.on_failed, tls=tls,
                          accepted=accepted)
-    transport = TLSTransport()
+    transport = RecordingTransport()
     proto.makeConnection(transport)
     return proto, transport, rec
-
-
-def lose(proto: DataProtocol, reason: Exception | None = None) -> None:
-    proto.connectionLost(Failure(reason or error.ConnectionDone()))
 
 
 # -- DataProtocol --------------------------------------------------------------------------------
@@ -112,7 +85,7 @@ def test_connection_made_starts_tls_with_the_login_options(accepted: bool,
 
 def test_accepted_defaults_to_passive() -> None:
     proto = DataProtocol(tls=DataTLS(OPTIONS))
-    transport = TLSTransport()
+    transport = RecordingTransport()
     proto.makeConnection(transport)
     assert transport.tls_starts == [(OPTIONS, True)]
 
@@ -141,7 +114,7 @@ def test_handshake_without_reuse_is_refused_with_522(reuse: Reuse) -> None:
     clock.advance(channel.REFUSE_GRACE)
     assert transport.aborted
     assert reuse.asked == [transport.handle]
-    lose(proto, error.ConnectionAborted())
+    close(proto, error.ConnectionAborted())
     assert len(rec.failed) == 1  # reported once, not again as a 425
     assert rec.made == []
 
@@ -165,7 +138,7 @@ def test_without_require_reuse_any_handshake_is_made(reuse: Reuse, answer: bool)
 
 def test_lost_before_handshake_fails_with_data_connection_error(reuse: Reuse) -> None:
     proto, _, rec = data_proto(DataTLS(OPTIONS))
-    lose(proto, error.ConnectionLost())
+    close(proto, error.ConnectionLost())
     assert rec.made == []
     assert len(rec.failed) == 1
     assert type(rec.failed[0]) is DataConnectionError
@@ -176,7 +149,7 @@ def test_lost_before_handshake_fails_with_data_connection_error(reuse: Reuse) ->
 def test_lost_after_handshake_is_not_a_failure(reuse: Reuse) -> None:
     proto, _, rec = data_proto(DataTLS(OPTIONS))
     proto.handshakeCompleted()
-    lose(proto)
+    close(proto)
     assert rec.failed == []
     assert isinstance(proto.lost, error.ConnectionDone)
 
@@ -184,61 +157,30 @@ def test_lost_after_handshake_is_not_a_failure(reuse: Reuse) -> None:
 # -- whole transfers over a protected data connection --------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pem(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("tls") / "ftpd.pem"
-    cert.write_pem(path, *cert.make_self_signed("localhost"))
-    return str(path)
-
-
 PAYLOAD = b"secret bytes\x00\xff" * 100
 
 
 def protected_session(tmp_path: Path, pem: str, **config: object) -> tuple[Harness, Session]:
     h = Harness(tmp_path, tls_cert=pem, **config)  # type: ignore[arg-type]
-    addr = IPv4Address("TCP", PEER, 40000)
-    proto = h.factory.buildProtocol(addr)
-    transport = TLSTransport(hostAddress=IPv4Address("TCP", LOCAL, 52305), peerAddress=addr)
-    proto.makeConnection(transport)
-    s = Session(h, proto, transport)
+    s, _ = connect_recording(h)
+    s.data_transport = RecordingTransport
     assert s.codes("AUTH TLS") == [234]
-    proto.handshakeCompleted()
+    s.proto.handshakeCompleted()
     s.login()
     assert s.codes("PBSZ 0", "PROT P", "TYPE I") == [200, 200, 200]
     h.put("f.bin", PAYLOAD)
     return h, s
 
 
-def open_passive(h: Harness) -> tuple[DataProtocol, TLSTransport]:
-    _, factory, _, _ = h.reactor.tcpServers[-1]
-    addr = IPv4Address("TCP", PEER, 50000)
-    proto = factory.buildProtocol(addr)
-    transport = TLSTransport(peerAddress=addr)
-    proto.makeConnection(transport)
-    return proto, transport
-
-
-def open_active(h: Harness) -> tuple[DataProtocol, TLSTransport]:
-    host, port, factory, _, _ = h.reactor.tcpClients[-1]
-    addr = IPv4Address("TCP", host, port)
-    proto = factory.buildProtocol(addr)
-    transport = TLSTransport(peerAddress=addr)
-    proto.makeConnection(transport)
-    return proto, transport
-
-
 def test_passive_retr_over_tls(tmp_path: Path, pem: str, reuse: Reuse) -> None:
     h, s = protected_session(tmp_path, pem)
-    s.pasv()
-    assert s.codes("RETR f.bin") == [150]
-    proto, transport = open_passive(h)
+    proto, transport = s.start("RETR f.bin")
     assert transport.tls_starts == [(s.proto.tls.options, True)]
     assert transport.value() == b""  # nothing sent before the handshake
     proto.handshakeCompleted()
     assert reuse.asked == [transport.handle]
     assert transport.value() == PAYLOAD
-    lose(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
 
 
 def test_active_retr_over_tls_is_the_tls_server(tmp_path: Path, pem: str,
@@ -246,24 +188,20 @@ def test_active_retr_over_tls_is_the_tls_server(tmp_path: Path, pem: str,
     h, s = protected_session(tmp_path, pem)
     assert s.codes("PORT 192,0,2,7,200,10") == [200]
     assert s.codes("RETR f.bin") == [150]
-    proto, transport = open_active(h)
+    proto, transport = s.open_active()
     assert transport.tls_starts == [(s.proto.tls.options, False)]
     assert transport.value() == b""
     proto.handshakeCompleted()
     assert transport.value() == PAYLOAD
-    lose(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
 
 
 def test_passive_stor_over_tls(tmp_path: Path, pem: str, reuse: Reuse) -> None:
     h, s = protected_session(tmp_path, pem)
-    s.pasv()
-    assert s.codes("STOR up.bin") == [150]
-    proto, transport = open_passive(h)
+    proto, transport = s.start("STOR up.bin")
     proto.handshakeCompleted()
     proto.dataReceived(PAYLOAD)
-    lose(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
     assert (h.root / "up.bin").read_bytes() == PAYLOAD
 
 
@@ -278,7 +216,7 @@ def test_data_connection_that_does_not_resume_is_522(tmp_path: Path, pem: str, r
         assert s.codes("PORT 192,0,2,7,200,10") == [200]
     pending = s.proto.data.pending
     assert s.codes("RETR f.bin") == [150]
-    proto, transport = open_passive(h) if mode == "passive" else open_active(h)
+    proto, transport = s.open_passive() if mode == "passive" else s.open_active()
     proto.handshakeCompleted()
     assert transport.disconnecting and not transport.aborted  # a TLS shutdown
     assert transport.value() == b""  # not one byte of the file
@@ -287,8 +225,7 @@ def test_data_connection_that_does_not_resume_is_522(tmp_path: Path, pem: str, r
     assert pending.state in (State.FAILED, State.CLOSED)
     h.reactor.advance(channel.REFUSE_GRACE)
     assert transport.aborted
-    lose(proto, error.ConnectionAborted())
-    assert s.take() == []
+    assert s.finish(proto, error.ConnectionAborted()) == []
     assert s.codes("NOOP") == [200]
 
 
@@ -296,12 +233,10 @@ def test_stor_over_unresumed_connection_writes_nothing(tmp_path: Path, pem: str,
                                                        reuse: Reuse) -> None:
     reuse.answer = False
     h, s = protected_session(tmp_path, pem)
-    s.pasv()
-    assert s.codes("STOR up.bin") == [150]
-    proto, _ = open_passive(h)
+    proto, _ = s.start("STOR up.bin")
     proto.handshakeCompleted()
     assert [line[:4] for line in s.take()] == ["522 "]
-    lose(proto, error.ConnectionAborted())
+    close(proto, error.ConnectionAborted())
     # A new file may be kept for resuming (as in clear mode), but holds nothing.
     assert not (h.root / "up.bin").exists() or (h.root / "up.bin").read_bytes() == b""
 
@@ -310,23 +245,18 @@ def test_no_tls_session_reuse_accepts_an_unresumed_connection(tmp_path: Path, pe
                                                               reuse: Reuse) -> None:
     reuse.answer = False
     h, s = protected_session(tmp_path, pem, tls_require_reuse=False)
-    s.pasv()
-    assert s.codes("RETR f.bin") == [150]
-    proto, transport = open_passive(h)
+    proto, transport = s.start("RETR f.bin")
     proto.handshakeCompleted()
     assert not transport.aborted
     assert transport.value() == PAYLOAD
-    lose(proto)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(proto) == ["226 Transfer complete."]
 
 
 def test_handshake_failure_on_the_data_connection_is_425(tmp_path: Path, pem: str,
                                                          reuse: Reuse) -> None:
     h, s = protected_session(tmp_path, pem)
-    s.pasv()
-    assert s.codes("RETR f.bin") == [150]
-    proto, transport = open_passive(h)
-    lose(proto, error.ConnectionLost())
+    proto, transport = s.start("RETR f.bin")
+    close(proto, error.ConnectionLost())
     assert [line[:4] for line in s.take()] == ["425 "]
     assert transport.value() == b""
     assert s.codes("NOOP") == [200]
@@ -337,12 +267,11 @@ def test_second_passive_connection_is_refused_while_the_first_handshakes(
     h, s = protected_session(tmp_path, pem)
     s.pasv()
     _, factory, _, _ = h.reactor.tcpServers[-1]
-    first, _ = open_passive(h)
+    first, _ = s.open_passive()
     assert factory.buildProtocol(IPv4Address("TCP", PEER, 50001)) is None
     assert s.codes("RETR f.bin") == [150]
     first.handshakeCompleted()
-    lose(first)
-    assert s.take() == ["226 Transfer complete."]
+    assert s.finish(first) == ["226 Transfer complete."]
 
 
 def test_data_connection_timeout_covers_the_handshake(tmp_path: Path, pem: str,
@@ -350,7 +279,7 @@ def test_data_connection_timeout_covers_the_handshake(tmp_path: Path, pem: str,
     h, s = protected_session(tmp_path, pem, data_timeout=5.0)
     s.pasv()
     assert s.codes("RETR f.bin") == [150]
-    open_passive(h)  # TCP is up, but the handshake never finishes
+    s.open_passive()  # TCP is up, but the handshake never finishes
     h.reactor.advance(5.0)
     lines = s.take()
     assert [line[:4] for line in lines] == ["425 "], lines
@@ -366,7 +295,7 @@ def test_data_connection_stuck_in_the_handshake_is_dropped_on_timeout(
     else:
         assert s.codes("PORT 192,0,2,7,200,10") == [200]
     assert s.codes("RETR f.bin") == [150]
-    _, transport = open_passive(h) if mode == "passive" else open_active(h)
+    _, transport = s.open_passive() if mode == "passive" else s.open_active()
     h.reactor.advance(5.0)
     assert [line[:4] for line in s.take()] == ["425 "]
     assert transport.aborted or transport.disconnecting
