@@ -8,9 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import shutil
-import tempfile
-import unittest
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +18,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
+from tests.helpers import sync_run
 from twisted_ftpd.auth import passwords, userdb
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.control.protocol import FTPControlProtocol
@@ -34,21 +32,6 @@ LOCAL = "192.0.2.1"
 _HASHES: dict[str, str] = {}
 # Every Harness made by the running test; tests/conftest.py checks them afterwards.
 LIVE: list[Harness] = []
-
-
-def sync_run(f, *args, **kwargs) -> defer.Deferred:  # type: ignore[no-untyped-def]
-    return defer.maybeDeferred(f, *args, **kwargs)
-
-
-def temp_dir(case: unittest.TestCase) -> Path:
-    """A fresh empty directory for one test case, removed after it.
-
-    For trial-style classes: pytest's ``tmp_path`` fixture does not reach them under
-    ``python -m twisted.trial``, and ``mktemp()`` writes below the working directory.
-    """
-    path = Path(tempfile.mkdtemp(prefix="twisted-ftpd-test-"))
-    case.addCleanup(shutil.rmtree, path, ignore_errors=True)
-    return path
 
 
 def _hash(password: str) -> str:

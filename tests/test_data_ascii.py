@@ -37,40 +37,29 @@ def splits(data: bytes) -> list[list[bytes]]:
     return out
 
 
-@pytest.mark.parametrize(
-    ("wire_in", "expected"),
-    [
-        (b"", b""),
-        (b"a\nb\n", b"a\r\nb\r\n"),
-        (b"a\r\nb\r\n", b"a\r\nb\r\n"),
-        (b"\n\n", b"\r\n\r\n"),
-        (b"a\rb", b"a\rb"),
-        (b"\r", b"\r"),
-        (b"\r\r\n", b"\r\r\n"),
-        (b"x\ny\r\nz\r", b"x\r\ny\r\nz\r"),
-        (b"\n\r\n\r\r\n", b"\r\n\r\n\r\r\n"),
-    ],
-)
-def test_to_network_exact(wire_in: bytes, expected: bytes) -> None:
-    assert to_net(wire_in) == expected
-
-
-@pytest.mark.parametrize(
-    ("wire_in", "expected"),
-    [
-        (b"", b""),
-        (b"a\r\nb\r\n", b"a\nb\n"),
-        (b"a\nb\n", b"a\nb\n"),
-        (b"a\rb", b"a\rb"),
-        (b"\r", b"\r"),
-        (b"\r\r", b"\r\r"),
-        (b"\r\r\n", b"\r\n"),
-        (b"\n\r", b"\n\r"),
-        (b"x\r\ny\nz\r\r\n\r", b"x\ny\nz\r\n\r"),
-    ],
-)
-def test_from_network_exact(wire_in: bytes, expected: bytes) -> None:
-    assert from_net(wire_in) == expected
+@pytest.mark.parametrize(("direction", "wire_in", "expected"), [
+    ("to-network", b"", b""),
+    ("to-network", b"a\nb\n", b"a\r\nb\r\n"),
+    ("to-network", b"a\r\nb\r\n", b"a\r\nb\r\n"),
+    ("to-network", b"\n\n", b"\r\n\r\n"),
+    ("to-network", b"a\rb", b"a\rb"),
+    ("to-network", b"\r", b"\r"),
+    ("to-network", b"\r\r\n", b"\r\r\n"),
+    ("to-network", b"x\ny\r\nz\r", b"x\r\ny\r\nz\r"),
+    ("to-network", b"\n\r\n\r\r\n", b"\r\n\r\n\r\r\n"),
+    ("from-network", b"", b""),
+    ("from-network", b"a\r\nb\r\n", b"a\nb\n"),
+    ("from-network", b"a\nb\n", b"a\nb\n"),
+    ("from-network", b"a\rb", b"a\rb"),
+    ("from-network", b"\r", b"\r"),
+    ("from-network", b"\r\r", b"\r\r"),
+    ("from-network", b"\r\r\n", b"\r\n"),
+    ("from-network", b"\n\r", b"\n\r"),
+    ("from-network", b"x\r\ny\nz\r\r\n\r", b"x\ny\nz\r\n\r"),
+])
+def test_conversion_exact(direction: str, wire_in: bytes, expected: bytes) -> None:
+    convert = to_net if direction == "to-network" else from_net
+    assert convert(wire_in) == expected
 
 
 def test_to_network_does_not_double_a_crlf_split_over_chunks() -> None:

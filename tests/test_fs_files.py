@@ -11,30 +11,9 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.harness import sync_run, temp_dir
+from tests.helpers import PausingConsumer, aborted_send, sync_run, temp_dir
 from twisted_ftpd.fs.files import CHUNK_SIZE, DEFAULT_MODE, ReadFile, WriteFile
 from twisted_ftpd.protocol import errors
-
-
-class PausingConsumer:
-    """A consumer whose buffer is 'full' after every write, like a slow client."""
-
-    def __init__(self) -> None:
-        self.producer = None
-        self.streaming = None
-        self.writes: list[bytes] = []
-        self.unregistered = False
-
-    def registerProducer(self, producer, streaming) -> None:  # noqa: N802
-        self.producer, self.streaming = producer, streaming
-
-    def unregisterProducer(self) -> None:  # noqa: N802
-        self.unregistered = True
-        self.producer = None
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-        self.producer.pauseProducing()
 
 
 class BrokenFile(io.BytesIO):
@@ -78,22 +57,14 @@ class TestReadFile(SynchronousTestCase):
 
     def test_stop_producing_aborts(self) -> None:
         reader, fileobj = self.open(b"x" * (CHUNK_SIZE * 2))
-        consumer = PausingConsumer()
-        d = reader.send(consumer)
-        reader.stopProducing()
-        self.failureResultOf(d, errors.TransferAborted)
+        consumer = aborted_send(self, reader, reader.stopProducing, unregistered=False)
         self.assertTrue(fileobj.closed)
-        self.assertFalse(consumer.unregistered)
         reader.resumeProducing()
         self.assertEqual(len(consumer.writes), 1)
 
     def test_close_during_send_aborts_and_unregisters(self) -> None:
         reader, fileobj = self.open(b"x" * (CHUNK_SIZE * 2))
-        consumer = PausingConsumer()
-        d = reader.send(consumer)
-        reader.close()
-        self.failureResultOf(d, errors.TransferAborted)
-        self.assertTrue(consumer.unregistered)
+        aborted_send(self, reader, reader.close, unregistered=True)
         self.assertTrue(fileobj.closed)
 
     def test_close_without_sending(self) -> None:

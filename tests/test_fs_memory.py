@@ -11,8 +11,8 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from tests.helpers import PausingConsumer, aborted_send
 from tests.shell_conformance import ShellConformanceMixin
-from tests.test_fs_files import PausingConsumer
 from twisted_ftpd.fs import memory
 from twisted_ftpd.fs.files import CHUNK_SIZE
 from twisted_ftpd.fs.memory import MemoryFilesystem, MemoryReadFile, MemoryShell
@@ -281,10 +281,14 @@ class TestUploads(MemoryShellTestCase):
 
 
 class TestReading(MemoryShellTestCase):
+    def open_reader(self, data: bytes) -> MemoryReadFile:
+        """A reader of /srv/home/f, holding ``data``."""
+        self.fs.put("srv/home/f", data)
+        return self.successResultOf(self.shell().open_for_reading(("f",)))
+
     def test_one_chunk_per_resume(self) -> None:
         data = bytes(range(256)) * (CHUNK_SIZE // 128) + b"tail"  # two chunks and a bit
-        self.fs.put("srv/home/f", data)
-        reader = self.successResultOf(self.shell().open_for_reading(("f",)))
+        reader = self.open_reader(data)
         self.assertIsInstance(reader, MemoryReadFile)
         self.assertTrue(verifyObject(IReadFile, reader))
         self.assertTrue(IPushProducer.providedBy(reader))
@@ -305,24 +309,14 @@ class TestReading(MemoryShellTestCase):
         self.assertEqual(len(consumer.writes), 3)
 
     def test_stop_producing_aborts(self) -> None:
-        self.fs.put("srv/home/f", b"x" * (CHUNK_SIZE * 2))
-        reader = self.successResultOf(self.shell().open_for_reading(("f",)))
-        consumer = PausingConsumer()
-        d = reader.send(consumer)
-        reader.stopProducing()
-        self.failureResultOf(d, errors.TransferAborted)
-        self.assertFalse(consumer.unregistered)
+        reader = self.open_reader(b"x" * (CHUNK_SIZE * 2))
+        consumer = aborted_send(self, reader, reader.stopProducing, unregistered=False)
         reader.resumeProducing()
         self.assertEqual(len(consumer.writes), 1)
 
     def test_close_during_send_aborts_and_unregisters(self) -> None:
-        self.fs.put("srv/home/f", b"x" * (CHUNK_SIZE * 2))
-        reader = self.successResultOf(self.shell().open_for_reading(("f",)))
-        consumer = PausingConsumer()
-        d = reader.send(consumer)
-        reader.close()
-        self.failureResultOf(d, errors.TransferAborted)
-        self.assertTrue(consumer.unregistered)
+        reader = self.open_reader(b"x" * (CHUNK_SIZE * 2))
+        aborted_send(self, reader, reader.close, unregistered=True)
         self.assertRaises(RuntimeError, reader.send, PausingConsumer())
 
     def test_download_is_a_snapshot(self) -> None:

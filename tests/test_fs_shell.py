@@ -14,7 +14,7 @@ from pathlib import Path
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.harness import sync_run, temp_dir
+from tests.helpers import sync_run, temp_dir
 from tests.shell_conformance import ShellConformanceMixin
 from twisted_ftpd.fs import files, shell
 from twisted_ftpd.fs.shell import FilesystemShell

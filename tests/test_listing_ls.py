@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests.helpers import file_info
 from twisted_ftpd.listing.ls import SIX_MONTHS, list_line, list_lines, name_lines, parse_list_args
 from twisted_ftpd.protocol.values import FileInfo
 
@@ -17,15 +18,8 @@ DAY = 86400
 
 
 def entry(name: str = "name", **kw: object) -> FileInfo:
-    fields: dict[str, object] = {
-        "mode": stat.S_IFREG | 0o644,
-        "size": 1234,
-        "mtime": NOW,
-        "owner": "owner",
-        "group": "group",
-    }
-    fields.update(kw)
-    return FileInfo(name=name, **fields)  # type: ignore[arg-type]
+    return file_info(name, **{"size": 1234, "mtime": NOW, "owner": "owner", "group": "group",
+                              **kw})
 
 
 def test_file_line_exact() -> None:

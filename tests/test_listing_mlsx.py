@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers import file_info
 from twisted_ftpd.listing.mlsx import (
     FACTS,
     facts_line,
@@ -28,14 +29,7 @@ READ_ONLY = "elr"
 
 
 def entry(name: str = "name", **kw: object) -> FileInfo:
-    fields: dict[str, object] = {
-        "mode": stat.S_IFREG | 0o644,
-        "size": 123,
-        "mtime": MTIME,
-        "unique": "803g1a2b",
-    }
-    fields.update(kw)
-    return FileInfo(name=name, **fields)  # type: ignore[arg-type]
+    return file_info(name, **{"size": 123, "mtime": MTIME, "unique": "803g1a2b", **kw})
 
 
 def folder(name: str = "docs", **kw: object) -> FileInfo:

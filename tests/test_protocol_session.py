@@ -26,14 +26,20 @@ def _busy_session(phase: Phase) -> Session:
     )
 
 
-def test_defaults() -> None:
-    session = Session()
+def assert_logged_out(session: Session) -> None:
+    """The login state a new session starts in, and REIN returns to."""
     assert session.phase is Phase.CONNECTED
     assert session.user == ""
     assert session.cwd == ()
     assert session.type == "A"
     assert session.rename_from is None
     assert session.rest_offset == 0
+    assert not session.logged_in
+
+
+def test_defaults() -> None:
+    session = Session()
+    assert_logged_out(session)
     assert session.epsv_all is False
     assert session.failed_logins == 0
     assert session.logged_in is False
@@ -113,13 +119,7 @@ def test_failed_login_returns_to_connected_and_allows_retry() -> None:
 def test_rein_resets_login_state(phase: Phase) -> None:
     session = _busy_session(phase)
     assert session.fire(Event.REIN) is Phase.CONNECTED
-    assert session.phase is Phase.CONNECTED
-    assert session.user == ""
-    assert session.cwd == ()
-    assert session.type == "A"
-    assert session.rename_from is None
-    assert session.rest_offset == 0
-    assert not session.logged_in
+    assert_logged_out(session)
 
 
 def test_rein_after_login_then_login_again() -> None:
