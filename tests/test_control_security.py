@@ -30,6 +30,13 @@ def secured(s: Session) -> None:
     s.proto.handshakeCompleted()
 
 
+def tls_session(h: Harness) -> Session:
+    """A new session on ``h``, secured: AUTH TLS and its (simulated) handshake."""
+    s, _ = connect_recording(h)
+    secured(s)
+    return s
+
+
 def protected(s: Session, level: str = "P") -> None:
     assert s.send("PBSZ 0") == ["200 PBSZ=0"]
     assert s.codes(f"PROT {level}") == [200]
@@ -160,54 +167,47 @@ def test_prot_before_auth_is_503(tmp_path: Path, pem: str) -> None:
 
 
 def test_prot_before_pbsz_is_503(tmp_path: Path, pem: str) -> None:
-    s, _ = connect_recording(harness(tmp_path, pem))
-    secured(s)
+    s = tls_session(harness(tmp_path, pem))
     assert s.codes("PROT P") == [503]
     assert s.proto.session.prot == "C"
 
 
 def test_pbsz_0(tmp_path: Path, pem: str) -> None:
-    s, _ = connect_recording(harness(tmp_path, pem))
-    secured(s)
+    s = tls_session(harness(tmp_path, pem))
     assert s.send("PBSZ 0") == ["200 PBSZ=0"]
     assert s.proto.session.pbsz is True
 
 
 def test_pbsz_not_a_number_is_501(tmp_path: Path, pem: str) -> None:
-    s, _ = connect_recording(harness(tmp_path, pem))
-    secured(s)
+    s = tls_session(harness(tmp_path, pem))
     assert s.codes("PBSZ x") == [501]
     assert s.proto.session.pbsz is False
 
 
 @pytest.mark.parametrize(("level", "stored"), [("P", "P"), ("C", "C"), ("p", "P")])
 def test_prot_p_and_c(tmp_path: Path, pem: str, level: str, stored: str) -> None:
-    s, _ = connect_recording(harness(tmp_path, pem))
-    secured(s)
+    s = tls_session(harness(tmp_path, pem))
     protected(s, level)
     assert s.proto.session.prot == stored
 
 
 @pytest.mark.parametrize("level", ["S", "E"])
 def test_prot_s_and_e_are_536(tmp_path: Path, pem: str, level: str) -> None:
-    s, _ = connect_recording(harness(tmp_path, pem))
-    secured(s)
+    s = tls_session(harness(tmp_path, pem))
     assert s.send("PBSZ 0") == ["200 PBSZ=0"]
     assert s.codes(f"PROT {level}") == [536]
     assert s.proto.session.prot == "C"
 
 
 def test_prot_unknown_is_501(tmp_path: Path, pem: str) -> None:
-    s, _ = connect_recording(harness(tmp_path, pem))
-    secured(s)
+    s = tls_session(harness(tmp_path, pem))
     assert s.send("PBSZ 0") == ["200 PBSZ=0"]
     assert s.codes("PROT X") == [501]
     assert s.proto.session.prot == "C"
 
 
 def test_ccc_is_refused_534(tmp_path: Path, pem: str) -> None:
-    s, _ = connect_recording(harness(tmp_path, pem))
-    secured(s)
+    s = tls_session(harness(tmp_path, pem))
     s.login()
     assert s.codes("CCC") == [534]
     assert s.proto.tls.secure is True
@@ -295,8 +295,7 @@ def test_tls_required_refuses_user_before_the_handshake_is_done(tmp_path: Path,
 
 
 def test_tls_required_allows_login_after_handshake(tmp_path: Path, pem: str) -> None:
-    s, _ = connect_recording(harness(tmp_path, pem, tls_required=True))
-    secured(s)
+    s = tls_session(harness(tmp_path, pem, tls_required=True))
     s.login()
     assert s.proto.session.logged_in
 
@@ -306,8 +305,7 @@ def test_tls_required_transfer_without_prot_p_is_521(tmp_path: Path, pem: str,
                                                      line: str) -> None:
     h = harness(tmp_path, pem, tls_required=True)
     h.put("f", b"data")
-    s, _ = connect_recording(h)
-    secured(s)
+    s = tls_session(h)
     s.login()
     s.pasv()
     pending = s.proto.data.pending
@@ -321,15 +319,13 @@ def test_tls_required_transfer_without_prot_p_is_521(tmp_path: Path, pem: str,
 def test_tls_required_transfer_without_data_setup_is_521(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem, tls_required=True)
     h.put("f", b"data")
-    s, _ = connect_recording(h)
-    secured(s)
+    s = tls_session(h)
     s.login()
     assert s.codes("RETR f") == [521]
 
 
 def test_tls_required_refuses_prot_c(tmp_path: Path, pem: str) -> None:
-    s, _ = connect_recording(harness(tmp_path, pem, tls_required=True))
-    secured(s)
+    s = tls_session(harness(tmp_path, pem, tls_required=True))
     assert s.send("PBSZ 0") == ["200 PBSZ=0"]
     assert s.codes("PROT C") == [521]
     assert s.proto.session.prot == "C"  # unchanged
@@ -341,8 +337,7 @@ def test_tls_required_refuses_prot_c(tmp_path: Path, pem: str) -> None:
 def test_tls_required_transfer_with_prot_p_gets_150(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem, tls_required=True)
     h.put("f", b"data")
-    s, _ = connect_recording(h)
-    secured(s)
+    s = tls_session(h)
     s.login()
     protected(s)
     s.pasv()
@@ -382,8 +377,7 @@ def test_per_user_tls_required_leaves_other_users_alone(tmp_path: Path, pem: str
 def test_per_user_tls_required_allows_that_user_over_tls(tmp_path: Path, pem: str) -> None:
     h = per_user_harness(tmp_path, pem)
     h.put("f", b"data")
-    s, _ = connect_recording(h)
-    secured(s)
+    s = tls_session(h)
     s.login("bob", "hunter2")
     assert s.proto.tls.protection_required(s.proto.session) is True
     s.pasv()
@@ -397,8 +391,7 @@ def test_per_user_tls_required_allows_that_user_over_tls(tmp_path: Path, pem: st
 
 def test_per_user_requirement_is_forgotten_after_rein(tmp_path: Path, pem: str) -> None:
     h = per_user_harness(tmp_path, pem)
-    s, _ = connect_recording(h)
-    secured(s)
+    s = tls_session(h)
     s.login("bob", "hunter2")
     assert s.codes("REIN") == [220]
     s.login("alice", "secret")
@@ -456,38 +449,25 @@ def test_implicit_tls_with_tls_required_allows_login(tmp_path: Path, pem: str) -
 
 
 @pytest.mark.parametrize("reuse", [True, False])
-def test_pasv_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: str,
-                                                          reuse: bool) -> None:
-    s, _ = connect_recording(harness(tmp_path, pem, tls_require_reuse=reuse))
-    secured(s)
+@pytest.mark.parametrize(("line", "code", "kind"), [
+    ("PASV", 227, PassiveConnection),
+    ("PORT 192,0,2,7,200,10", 200, ActiveConnection),
+], ids=["pasv", "port"])
+def test_data_setup_after_prot_p_makes_a_tls_pending_connection(
+        tmp_path: Path, pem: str, reuse: bool, line: str, code: int, kind: type) -> None:
+    s = tls_session(harness(tmp_path, pem, tls_require_reuse=reuse))
     s.login()
     protected(s)
-    s.pasv()
+    assert s.codes(line) == [code]
     pending = s.proto.data.pending
-    assert isinstance(pending, PassiveConnection)
-    assert isinstance(pending.tls, DataTLS)
-    assert pending.tls.options is s.proto.tls.options
-    assert pending.tls.require_reuse is reuse
-
-
-@pytest.mark.parametrize("reuse", [True, False])
-def test_port_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: str,
-                                                          reuse: bool) -> None:
-    s, _ = connect_recording(harness(tmp_path, pem, tls_require_reuse=reuse))
-    secured(s)
-    s.login()
-    protected(s)
-    assert s.codes("PORT 192,0,2,7,200,10") == [200]
-    pending = s.proto.data.pending
-    assert isinstance(pending, ActiveConnection)
+    assert isinstance(pending, kind)
     assert isinstance(pending.tls, DataTLS)
     assert pending.tls.options is s.proto.tls.options
     assert pending.tls.require_reuse is reuse
 
 
 def test_epsv_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: str) -> None:
-    s, _ = connect_recording(harness(tmp_path, pem))
-    secured(s)
+    s = tls_session(harness(tmp_path, pem))
     s.login()
     protected(s)
     assert s.codes("EPSV") == [229]
@@ -495,8 +475,7 @@ def test_epsv_after_prot_p_makes_a_tls_pending_connection(tmp_path: Path, pem: s
 
 
 def test_pasv_with_prot_c_is_clear(tmp_path: Path, pem: str) -> None:
-    s, _ = connect_recording(harness(tmp_path, pem))
-    secured(s)
+    s = tls_session(harness(tmp_path, pem))
     s.login()
     protected(s, "C")
     s.pasv()
@@ -515,8 +494,7 @@ def test_prot_changed_between_pasv_and_retr_is_425(tmp_path: Path, pem: str, fir
                                                    then: str) -> None:
     h = harness(tmp_path, pem)
     h.put("f", b"data")
-    s, _ = connect_recording(h)
-    secured(s)
+    s = tls_session(h)
     s.login()
     protected(s, first)
     s.pasv()
@@ -531,8 +509,7 @@ def test_prot_changed_between_pasv_and_retr_is_425(tmp_path: Path, pem: str, fir
 def test_prot_changed_between_port_and_retr_is_425(tmp_path: Path, pem: str) -> None:
     h = harness(tmp_path, pem)
     h.put("f", b"data")
-    s, _ = connect_recording(h)
-    secured(s)
+    s = tls_session(h)
     s.login()
     protected(s, "P")
     assert s.codes("PORT 192,0,2,7,200,10") == [200]

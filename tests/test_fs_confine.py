@@ -20,6 +20,17 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
+@pytest.fixture
+def linked(home: Path) -> Confinement:
+    """The home's confinement, with links out (to a directory, dangling, relative) and in."""
+    outside = home.parent / "outside"
+    os.symlink(outside, home / "dir_out")
+    os.symlink(outside / "nothing", home / "dangling_out")
+    os.symlink("../../outside", home / "sub" / "relative_out")
+    os.symlink("f", home / "sub" / "leaf_in")
+    return Confinement(str(home))
+
+
 def test_resolve_plain_paths(home: Path) -> None:
     c = Confinement(str(home))
     assert c.real_root == os.path.realpath(home)
@@ -37,12 +48,8 @@ def test_bad_segments_are_invalid(home: Path, bad: str) -> None:
         c.resolve_parent(("sub", bad))
 
 
-def test_links_out_are_denied(home: Path) -> None:
-    outside = home.parent / "outside"
-    os.symlink(outside, home / "dir_out")
-    os.symlink(outside / "nothing", home / "dangling_out")
-    os.symlink("../../outside", home / "sub" / "relative_out")
-    c = Confinement(str(home))
+def test_links_out_are_denied(linked: Confinement) -> None:
+    c = linked
     for segments in [
         ("dir_out",),
         ("dir_out", "x"),
@@ -74,32 +81,25 @@ def test_links_inside_resolve_to_their_target(home: Path) -> None:
     assert c.resolve(("dangling_in",)) == os.path.join(c.real_root, "sub", "nothing")
 
 
-def test_resolve_parent(home: Path) -> None:
-    outside = home.parent / "outside"
-    os.symlink(outside, home / "dir_out")
-    os.symlink(outside / "nothing", home / "leaf_out")
-    os.symlink("f", home / "sub" / "leaf_in")
-    c = Confinement(str(home))
+def test_resolve_parent(linked: Confinement) -> None:
+    c = linked
     with pytest.raises(errors.PermissionDenied):
         c.resolve_parent(())
     with pytest.raises(errors.PermissionDenied):
         c.resolve_parent(("dir_out", "new"))
     with pytest.raises(errors.PermissionDenied):
-        c.resolve_parent(("leaf_out",))
+        c.resolve_parent(("dangling_out",))
     # The leaf itself is not followed: operations act on the link.
     assert c.resolve_parent(("sub", "leaf_in")) == os.path.join(c.real_root, "sub", "leaf_in")
     assert c.resolve_parent(("new",)) == os.path.join(c.real_root, "new")
 
 
-def test_resolve_entry_does_not_follow_the_leaf_wherever_it_points(home: Path) -> None:
-    outside = home.parent / "outside"
-    os.symlink(outside, home / "dir_out")
-    os.symlink(outside / "nothing", home / "leaf_out")
-    os.symlink("../../outside", home / "sub" / "relative_out")
-    c = Confinement(str(home))
+def test_resolve_entry_does_not_follow_the_leaf_wherever_it_points(
+        linked: Confinement) -> None:
+    c = linked
     # The link itself is inside the home, so it may be removed or renamed...
     assert c.resolve_entry(("dir_out",)) == os.path.join(c.real_root, "dir_out")
-    assert c.resolve_entry(("leaf_out",)) == os.path.join(c.real_root, "leaf_out")
+    assert c.resolve_entry(("dangling_out",)) == os.path.join(c.real_root, "dangling_out")
     assert c.resolve_entry(("sub", "relative_out")) == os.path.join(
         c.real_root, "sub", "relative_out")
     assert c.resolve_entry(("new",)) == os.path.join(c.real_root, "new")

@@ -33,17 +33,8 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_add_creates_db_with_password(db: Path, monkeypatch, capsys) -> None:
-    assert (
-        run(
-            db,
-            "add",
-            "alice",
-            "--password-stdin",
-            stdin="s3cret\nignored\n",
-            monkeypatch=monkeypatch,
-        )
-        == 0
-    )
+    assert run(db, "add", "alice", "--password-stdin", stdin="s3cret\nignored\n",
+               monkeypatch=monkeypatch) == 0
     record = parse(db.read_text())["alice"]
     assert verify_password("s3cret", record.password_hash)
     assert (record.perms, record.home) == ("elr", "")
@@ -52,21 +43,8 @@ def test_add_creates_db_with_password(db: Path, monkeypatch, capsys) -> None:
 
 
 def test_add_with_perms_and_home(db: Path, monkeypatch) -> None:
-    assert (
-        run(
-            db,
-            "add",
-            "bob",
-            "--perm",
-            "wlre",
-            "--home",
-            "pub/bob",
-            "--password-stdin",
-            stdin="pw\r\n",
-            monkeypatch=monkeypatch,
-        )
-        == 0
-    )
+    assert run(db, "add", "bob", "--perm", "wlre", "--home", "pub/bob", "--password-stdin",
+               stdin="pw\r\n", monkeypatch=monkeypatch) == 0
     record = parse(db.read_text())["bob"]
     assert (record.perms, record.home) == ("elrw", "pub/bob")
     assert verify_password("pw", record.password_hash)
@@ -122,18 +100,8 @@ def test_add_existing_user_says_use_passwd(db: Path, monkeypatch, capsys) -> Non
 
 def test_passwd_changes_only_the_hash(db: Path, monkeypatch, capsys) -> None:
     db.write_text("# keep me\nanonymous::elr:\n")
-    run(
-        db,
-        "add",
-        "alice",
-        "--perm",
-        "elrw",
-        "--home",
-        "h",
-        "--password-stdin",
-        stdin="old\n",
-        monkeypatch=monkeypatch,
-    )
+    run(db, "add", "alice", "--perm", "elrw", "--home", "h", "--password-stdin", stdin="old\n",
+        monkeypatch=monkeypatch)
     assert (
         run(db, "passwd", "alice", "--password-stdin", stdin="new\n", monkeypatch=monkeypatch) == 0
     )
@@ -173,18 +141,8 @@ def test_remove(db: Path, capsys) -> None:
 
 def test_list_never_shows_hashes(db: Path, monkeypatch, capsys) -> None:
     db.write_text("# c\nanonymous::elr:\n")
-    run(
-        db,
-        "add",
-        "alice",
-        "--perm",
-        "elrw",
-        "--home",
-        "/srv/alice",
-        "--password-stdin",
-        stdin="pw\n",
-        monkeypatch=monkeypatch,
-    )
+    run(db, "add", "alice", "--perm", "elrw", "--home", "/srv/alice", "--password-stdin",
+        stdin="pw\n", monkeypatch=monkeypatch)
     capsys.readouterr()
     assert run(db, "list") == 0
     out = capsys.readouterr().out
