@@ -3,19 +3,25 @@ alike: nothing here needs a pytest fixture, a reactor or the control harness."""
 
 from __future__ import annotations
 
+import contextlib
+import ftplib
+import io
 import shutil
 import stat
 import tempfile
 import unittest
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.values import FileInfo
+
+SAFETY_TIMEOUT = 30  # seconds; a safety net for sockets and threads, never a wait
 
 
 def sync_run(f, *args, **kwargs) -> defer.Deferred:  # type: ignore[no-untyped-def]
@@ -73,3 +79,48 @@ def aborted_send(case: SynchronousTestCase, reader: Any, abort: Callable[[], obj
     case.failureResultOf(d, errors.TransferAborted)
     case.assertEqual(consumer.unregistered, unregistered)
     return consumer
+
+
+# -- ftplib against a twisted_ftpd.testing server ---------------------------------------------
+
+
+def ftp_login(server: Any, user: str | None = None, password: str | None = None, *,
+              passive: bool = True) -> ftplib.FTP:
+    """An ftplib client logged in to a RunningServer, as its first user unless told."""
+    if user is None:
+        user, password = next(iter(server.users.items()))
+    ftp = ftplib.FTP()
+    ftp.connect(server.host, server.port, timeout=SAFETY_TIMEOUT)
+    ftp.login(user, password or "")
+    ftp.set_pasv(passive)
+    return ftp
+
+
+@contextlib.contextmanager
+def ftp_session(server: Any, user: str | None = None, password: str | None = None, *,
+                passive: bool = True) -> Iterator[ftplib.FTP]:
+    """``ftp_login``, and QUIT at the end."""
+    ftp = ftp_login(server, user, password, passive=passive)
+    try:
+        yield ftp
+    finally:
+        ftp.quit()
+
+
+def ftp_retr(ftp: ftplib.FTP, path: str, into: list[bytes] | None = None) -> bytes:
+    """Download ``path`` in binary; the chunks also land in ``into`` if given."""
+    chunks = [] if into is None else into
+    ftp.retrbinary(f"RETR {path}", chunks.append)
+    return b"".join(chunks)
+
+
+def check_read_only(server: Any, user: str, password: str, path: str, data: bytes,
+                    new_path: str) -> None:
+    """``user`` downloads ``path`` (holding ``data``) but may neither store ``new_path``
+    nor delete ``path``."""
+    with ftp_session(server, user, password) as ftp:
+        assert ftp_retr(ftp, path) == data
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            ftp.storbinary(f"STOR {new_path}", io.BytesIO(b"x"))
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            ftp.delete(path)

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import SAFETY_TIMEOUT, check_read_only, ftp_login, ftp_retr, ftp_session
 from twisted_ftpd.testing import RunningServer, ServerThread
-
-SAFETY_TIMEOUT = 30  # seconds; a safety net for sockets and threads, never a wait
 
 
 @contextlib.contextmanager
@@ -30,19 +29,6 @@ def running(*args: Any, **kwargs: Any) -> Iterator[RunningServer]:
         yield server
     finally:
         thread.stop()
-
-
-def login(server: RunningServer, user: str = "alice", password: str = "secret") -> ftplib.FTP:
-    ftp = ftplib.FTP()
-    ftp.connect(server.host, server.port, timeout=SAFETY_TIMEOUT)
-    ftp.login(user, password)
-    return ftp
-
-
-def retr(ftp: ftplib.FTP, path: str) -> bytes:
-    out = io.BytesIO()
-    ftp.retrbinary(f"RETR {path}", out.write)
-    return out.getvalue()
 
 
 def session_of(server: RunningServer, ftp: ftplib.FTP) -> Any:
@@ -67,11 +53,8 @@ def test_url_host_port_and_default_users() -> None:
         assert server.users == {"alice": "secret"}
         assert server.url == f"ftp://alice:secret@127.0.0.1:{server.port}/"
         parts = urllib.parse.urlsplit(server.url)
-        ftp = login(server, parts.username, parts.password)
-        try:
+        with ftp_session(server, parts.username, parts.password) as ftp:
             assert ftp.pwd() == "/"
-        finally:
-            ftp.quit()
 
 
 def test_url_names_the_first_user() -> None:
@@ -82,7 +65,7 @@ def test_url_names_the_first_user() -> None:
 def test_url_without_users() -> None:
     with running(users={}, anonymous=True) as server:
         assert server.url == f"ftp://127.0.0.1:{server.port}/"
-        ftp = login(server, "anonymous", "")
+        ftp = ftp_login(server, "anonymous", "")
         ftp.quit()
 
 
@@ -110,30 +93,18 @@ def test_users_with_permission_letters() -> None:
         assert server.users == {"admin": "a", "viewer": "v", "dropbox": "d"}
         server.put_file("f.txt", b"content")
 
-        viewer = login(server, "viewer", "v")
-        try:
-            assert retr(viewer, "f.txt") == b"content"
-            with pytest.raises(ftplib.error_perm, match="^550"):
-                viewer.storbinary("STOR g.txt", io.BytesIO(b"x"))
-        finally:
-            viewer.quit()
+        check_read_only(server, "viewer", "v", "f.txt", b"content", "g.txt")
 
-        dropbox = login(server, "dropbox", "d")  # may upload, not list or download
-        try:
+        with ftp_session(server, "dropbox", "d") as dropbox:  # may upload, not list or download
             dropbox.storbinary("STOR g.txt", io.BytesIO(b"dropped"))
             with pytest.raises(ftplib.error_perm, match="^550"):
-                retr(dropbox, "f.txt")
-        finally:
-            dropbox.quit()
+                ftp_retr(dropbox, "f.txt")
         assert server.read_file("g.txt") == b"dropped"
 
         with pytest.raises(ftplib.error_perm, match="^530"):
-            login(server, "viewer", "wrong")
-        admin = login(server, "admin", "a")
-        try:
+            ftp_login(server, "viewer", "wrong")
+        with ftp_session(server, "admin", "a") as admin:
             admin.delete("g.txt")
-        finally:
-            admin.quit()
         assert not (server.root / "g.txt").exists()
 
 
@@ -164,12 +135,9 @@ def test_given_root_is_served_and_kept(tmp_path: Path) -> None:
     (root / "existing.txt").write_bytes(b"was here")
     with running(root=root) as server:
         assert server.root == root
-        ftp = login(server)
-        try:
-            assert retr(ftp, "existing.txt") == b"was here"
+        with ftp_session(server) as ftp:
+            assert ftp_retr(ftp, "existing.txt") == b"was here"
             ftp.storbinary("STOR new.txt", io.BytesIO(b"new"))
-        finally:
-            ftp.quit()
     assert (root / "existing.txt").read_bytes() == b"was here"
     assert (root / "new.txt").read_bytes() == b"new"
 
@@ -214,13 +182,10 @@ def test_memory_server_keeps_files_in_memory(tmp_path: Path,
     with running(memory=True) as server:
         assert server.root is None
         server.put_file("dir/seed.txt", b"seed")
-        ftp = login(server)
-        try:
-            assert retr(ftp, "dir/seed.txt") == b"seed"
+        with ftp_session(server) as ftp:
+            assert ftp_retr(ftp, "dir/seed.txt") == b"seed"
             ftp.storbinary("STOR dir/up.txt", io.BytesIO(b"uploaded"))
             assert sorted(ftp.nlst("dir")) == ["seed.txt", "up.txt"]
-        finally:
-            ftp.quit()
         assert server.read_file("dir/up.txt") == b"uploaded"
         on_disk = [p.name for p in tmp_path.rglob("*") if p.is_file()]
         assert on_disk == []  # nothing was written to disk
@@ -265,8 +230,8 @@ def test_memory_read_file_after_stop_does_not_hang() -> None:
 def test_sessions_tracks_live_control_connections() -> None:
     with running() as server:
         assert server.sessions == set()
-        first = login(server)
-        watcher = login(server)
+        first = ftp_login(server)
+        watcher = ftp_login(server)
         first_session = session_of(server, first)
         watcher_session = session_of(server, watcher)
         assert server.sessions == {first_session, watcher_session}
@@ -295,8 +260,8 @@ def test_stop_leaves_nothing_running() -> None:
     worker = thread._thread
     assert worker is not None and worker.is_alive() and worker.daemon
     server.put_file("f.bin", b"z" * 100_000)
-    ftp = login(server)
-    assert retr(ftp, "f.bin") == b"z" * 100_000  # the disk is read in the reactor's pool
+    ftp = ftp_login(server)
+    assert ftp_retr(ftp, "f.bin") == b"z" * 100_000  # the disk is read in the reactor's pool
     ftp.voidcmd("NOOP")  # and a session stays open across stop()
 
     server.stop()  # blocks until stopped
@@ -388,7 +353,7 @@ def test_passive_ports() -> None:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
     with running(passive_ports=(free, free)) as server:
-        ftp = login(server)
+        ftp = ftp_login(server)
         try:
             host, port = ftplib.parse227(ftp.sendcmd("PASV"))
             assert (host, port) == ("127.0.0.1", free)

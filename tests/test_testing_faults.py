@@ -13,26 +13,12 @@ from typing import Any
 import pytest
 from twisted.internet.threads import blockingCallFromThread
 
+from tests.helpers import SAFETY_TIMEOUT, ftp_login, ftp_retr, ftp_session
 from twisted_ftpd.faults import Faults
 from twisted_ftpd.testing import RunningServer
 
-SAFETY_TIMEOUT = 30  # seconds; a safety net for sockets, never a wait
 BIG = os.urandom(100_000)
 MODES = pytest.mark.parametrize("passive", [True, False], ids=["passive", "active"])
-
-
-def login(server: RunningServer, passive: bool = True) -> ftplib.FTP:
-    ftp = ftplib.FTP()
-    ftp.connect(server.host, server.port, timeout=SAFETY_TIMEOUT)
-    ftp.login("alice", "secret")
-    ftp.set_pasv(passive)
-    return ftp
-
-
-def retr(ftp: ftplib.FTP, path: str, into: list[bytes] | None = None) -> bytes:
-    chunks = [] if into is None else into
-    ftp.retrbinary(f"RETR {path}", chunks.append)
-    return b"".join(chunks)
 
 
 def in_reactor(server: RunningServer, f: Any, *args: Any) -> Any:
@@ -61,7 +47,7 @@ def next_line_handled(server: RunningServer) -> threading.Event:
 
 @pytest.fixture
 def ftp(ftp_server: RunningServer) -> Any:
-    client = login(ftp_server)
+    client = ftp_login(ftp_server)
     yield client
     client.close()
 
@@ -72,7 +58,7 @@ def ftp(ftp_server: RunningServer) -> Any:
 def test_reply_delay_keeps_replies_correct_and_in_order(ftp_server: RunningServer) -> None:
     ftp_server.faults.reply_delay = 0.01
     ftp_server.put_file("in.bin", BIG)
-    ftp = login(ftp_server)  # the greeting and the login replies are delayed too
+    ftp = ftp_login(ftp_server)  # the greeting and the login replies are delayed too
     try:
         assert ftp.getwelcome().startswith("220 ")
         assert ftp.pwd() == "/"
@@ -80,7 +66,7 @@ def test_reply_delay_keeps_replies_correct_and_in_order(ftp_server: RunningServe
         assert ftp.cwd("sub").startswith("250")
         ftp.storbinary("STOR up.bin", io.BytesIO(BIG[::-1]))
         assert ftp.size("up.bin") == len(BIG)
-        assert retr(ftp, "/in.bin") == BIG
+        assert ftp_retr(ftp, "/in.bin") == BIG
         assert ftp.nlst() == ["up.bin"]
 
         # Pipelined: every reply still answers its own command, in order.
@@ -128,18 +114,15 @@ def test_reply_delay_holds_the_reply_back(ftp_server: RunningServer, ftp: ftplib
 @MODES
 def test_drop_data_after_breaks_one_download(ftp_server: RunningServer, passive: bool) -> None:
     ftp_server.put_file("big.bin", BIG)
-    ftp = login(ftp_server, passive)
-    try:
+    with ftp_session(ftp_server, passive=passive) as ftp:
         ftp_server.faults.drop_data_after(1000)
         received: list[bytes] = []
         with pytest.raises(ftplib.error_temp, match="^426"):
-            retr(ftp, "big.bin", received)
+            ftp_retr(ftp, "big.bin", received)
         assert b"".join(received) == BIG[:1000]  # exactly the bytes before the cut
 
-        assert retr(ftp, "big.bin") == BIG  # one-shot: the next transfer is whole
+        assert ftp_retr(ftp, "big.bin") == BIG  # one-shot: the next transfer is whole
         assert ftp.voidcmd("NOOP").startswith("200")
-    finally:
-        ftp.quit()
 
 
 def test_drop_data_after_breaks_an_upload(ftp_server: RunningServer, ftp: ftplib.FTP) -> None:
@@ -180,9 +163,9 @@ def test_drop_limits_are_used_in_turn(ftp_server: RunningServer, ftp: ftplib.FTP
     for limit in (1000, 5000):
         received: list[bytes] = []
         with pytest.raises(ftplib.error_temp, match="^426"):
-            retr(ftp, "big.bin", received)
+            ftp_retr(ftp, "big.bin", received)
         assert b"".join(received) == BIG[:limit]
-    assert retr(ftp, "big.bin") == BIG
+    assert ftp_retr(ftp, "big.bin") == BIG
 
 
 def test_drop_data_after_rejects_negative_counts() -> None:
@@ -203,8 +186,8 @@ def test_refuse_next_data_connection_passive(ftp_server: RunningServer,
 
     ftp_server.faults.refuse_next_data_connection()
     with pytest.raises(ftplib.error_temp, match="^425"):
-        retr(ftp, "f.txt")
-    assert retr(ftp, "f.txt") == b"content"
+        ftp_retr(ftp, "f.txt")
+    assert ftp_retr(ftp, "f.txt") == b"content"
 
 
 def test_refuse_counts(ftp_server: RunningServer, ftp: ftplib.FTP) -> None:
@@ -212,14 +195,13 @@ def test_refuse_counts(ftp_server: RunningServer, ftp: ftplib.FTP) -> None:
     ftp_server.faults.refuse_next_data_connection(2)
     for _ in range(2):
         with pytest.raises(ftplib.error_temp, match="^425"):
-            retr(ftp, "f.txt")
-    assert retr(ftp, "f.txt") == b"content"
+            ftp_retr(ftp, "f.txt")
+    assert ftp_retr(ftp, "f.txt") == b"content"
 
 
 def test_refuse_next_data_connection_active(ftp_server: RunningServer) -> None:
     ftp_server.put_file("f.txt", b"content")
-    ftp = login(ftp_server, passive=False)
-    try:
+    with ftp_session(ftp_server, passive=False) as ftp:
         ftp_server.faults.refuse_next_data_connection()
         with pytest.raises(ftplib.error_temp, match="^425 "):
             ftp.nlst()
@@ -227,15 +209,13 @@ def test_refuse_next_data_connection_active(ftp_server: RunningServer) -> None:
 
         ftp_server.faults.refuse_next_data_connection()
         with pytest.raises(ftplib.error_temp, match="^425 "):
-            retr(ftp, "f.txt")
-        assert retr(ftp, "f.txt") == b"content"
-    finally:
-        ftp.quit()
+            ftp_retr(ftp, "f.txt")
+        assert ftp_retr(ftp, "f.txt") == b"content"
 
 
 def test_refused_active_transfer_is_answered_425_at_once(ftp_server: RunningServer) -> None:
     ftp_server.put_file("f.txt", b"content")
-    ftp = login(ftp_server, passive=False)
+    ftp = ftp_login(ftp_server, passive=False)
     try:
         ftp_server.faults.refuse_next_data_connection()
         with ftp.makeport():
@@ -258,12 +238,9 @@ def test_clear_switches_every_fault_off(ftp_server: RunningServer) -> None:
         0.0, None, False)
 
     ftp_server.put_file("big.bin", BIG)
-    ftp = login(ftp_server)  # would take minutes with a 60 s delay on every reply
-    try:
-        assert retr(ftp, "big.bin") == BIG
+    with ftp_session(ftp_server) as ftp:  # would take minutes with a 60 s delay on every reply
+        assert ftp_retr(ftp, "big.bin") == BIG
         assert ftp.nlst() == ["big.bin"]
-    finally:
-        ftp.quit()
 
 
 def test_faults_are_off_by_default(ftp_server: RunningServer) -> None:

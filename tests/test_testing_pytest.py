@@ -22,27 +22,11 @@ from twisted.internet import reactor
 from twisted.internet.protocol import ClientCreator, Protocol
 from twisted.protocols.ftp import FTPClient, FTPFileListProtocol
 
+from tests.helpers import SAFETY_TIMEOUT, check_read_only, ftp_login, ftp_retr, ftp_session
 from twisted_ftpd.testing import RunningServer
 
 REPO = Path(__file__).resolve().parent.parent
-SAFETY_TIMEOUT = 30  # seconds; a safety net for sockets and threads, never a wait
 SUBPROCESS_TIMEOUT = 120  # seconds; a safety net
-
-
-def login(server: RunningServer, user: str | None = None, password: str | None = None,
-          ) -> ftplib.FTP:
-    if user is None:
-        user, password = next(iter(server.users.items()))
-    ftp = ftplib.FTP()
-    ftp.connect(server.host, server.port, timeout=SAFETY_TIMEOUT)
-    ftp.login(user, password or "")
-    return ftp
-
-
-def retr(ftp: ftplib.FTP, path: str) -> bytes:
-    out = io.BytesIO()
-    ftp.retrbinary(f"RETR {path}", out.write)
-    return out.getvalue()
 
 
 # -- (a) a plain synchronous test ------------------------------------------------------------
@@ -54,14 +38,11 @@ def test_ftp_server_in_a_synchronous_test(ftp_server: RunningServer) -> None:
     payload = os.urandom(200_000)
     ftp_server.put_file("sub/data.bin", payload)
 
-    ftp = login(ftp_server)
-    try:
+    with ftp_session(ftp_server) as ftp:
         assert ftp.getwelcome().startswith("220 ")
-        assert retr(ftp, "sub/data.bin") == payload
+        assert ftp_retr(ftp, "sub/data.bin") == payload
         ftp.storbinary("STOR sub/upload.bin", io.BytesIO(payload[::-1]))
         assert sorted(ftp.nlst("sub")) == ["data.bin", "upload.bin"]
-    finally:
-        ftp.quit()
 
     assert ftp_server.read_file("sub/upload.bin") == payload[::-1]
     assert (ftp_server.root / "sub" / "upload.bin").read_bytes() == payload[::-1]
@@ -165,7 +146,7 @@ def test_ftp_server_tls_with_plain_ftplib(ftp_server_tls: RunningServer) -> None
         assert isinstance(ftp.sock, ssl.SSLSocket)
         ftp.prot_p()
         assert ftp.nlst() == ["secret.bin"]
-        assert retr(ftp, "secret.bin") == payload
+        assert ftp_retr(ftp, "secret.bin") == payload
         ftp.storbinary("STOR back.bin", io.BytesIO(payload[:1000]))
         ftp.set_pasv(False)
         assert sorted(ftp.nlst()) == ["back.bin", "secret.bin"]
@@ -182,7 +163,7 @@ def test_strict_server_with_session_reusing_client(ftp_server_factory: Any) -> N
     try:
         ftp.login("alice", "secret")
         ftp.prot_p()
-        assert retr(ftp, "f.bin") == b"data" * 1000
+        assert ftp_retr(ftp, "f.bin") == b"data" * 1000
     finally:
         ftp.quit()
 
@@ -218,50 +199,33 @@ def test_factory_users_and_permissions(ftp_server_factory: Any) -> None:
     assert server.users == {"writer": "w-pw", "reader": "r-pw"}
     server.put_file("pub/readme.txt", b"read me")
 
-    reader = login(server, "reader", "r-pw")
-    try:
-        assert retr(reader, "pub/readme.txt") == b"read me"
-        with pytest.raises(ftplib.error_perm, match="^550"):
-            reader.storbinary("STOR pub/new.txt", io.BytesIO(b"nope"))
-        with pytest.raises(ftplib.error_perm, match="^550"):
-            reader.delete("pub/readme.txt")
-    finally:
-        reader.quit()
+    check_read_only(server, "reader", "r-pw", "pub/readme.txt", b"read me", "pub/new.txt")
     assert not (server.root / "pub" / "new.txt").exists()
 
-    writer = login(server, "writer", "w-pw")
-    try:
+    with ftp_session(server, "writer", "w-pw") as writer:
         writer.storbinary("STOR pub/new.txt", io.BytesIO(b"yes"))
-    finally:
-        writer.quit()
     assert server.read_file("pub/new.txt") == b"yes"
 
     with pytest.raises(ftplib.error_perm, match="^530"):
-        login(server, "alice", "secret")  # the default user is replaced, not added
+        ftp_login(server, "alice", "secret")  # the default user is replaced, not added
 
 
 def test_factory_anonymous(ftp_server_factory: Any) -> None:
     server = ftp_server_factory(anonymous=True)
     server.put_file("pub/file.txt", b"public")
     for name in ("anonymous", "ftp"):
-        ftp = login(server, name, "guest@example.com")
-        try:
-            assert retr(ftp, "pub/file.txt") == b"public"
+        with ftp_session(server, name, "guest@example.com") as ftp:
+            assert ftp_retr(ftp, "pub/file.txt") == b"public"
             with pytest.raises(ftplib.error_perm, match="^550"):
                 ftp.storbinary("STOR pub/upload.txt", io.BytesIO(b"x"))
-        finally:
-            ftp.quit()
-    ftp = login(server)  # the named users still work, with every permission
-    try:
+    with ftp_session(server) as ftp:  # the named users still work, with every permission
         ftp.storbinary("STOR pub/upload.txt", io.BytesIO(b"alice was here"))
-    finally:
-        ftp.quit()
     assert server.read_file("pub/upload.txt") == b"alice was here"
 
 
 def test_factory_anonymous_off_by_default(ftp_server: RunningServer) -> None:
     with pytest.raises(ftplib.error_perm, match="^530"):
-        login(ftp_server, "anonymous", "guest@example.com")
+        ftp_login(ftp_server, "anonymous", "guest@example.com")
 
 
 def test_factory_memory(ftp_server_factory: Any) -> None:
@@ -269,14 +233,11 @@ def test_factory_memory(ftp_server_factory: Any) -> None:
     assert server.root is None
     server.put_file("/deep/er/file.bin", b"\x00\x01\x02")
 
-    ftp = login(server)
-    try:
-        assert retr(ftp, "deep/er/file.bin") == b"\x00\x01\x02"
+    with ftp_session(server) as ftp:
+        assert ftp_retr(ftp, "deep/er/file.bin") == b"\x00\x01\x02"
         ftp.storbinary("STOR deep/uploaded.bin", io.BytesIO(b"in memory"))
         ftp.mkd("made")
         assert sorted(ftp.nlst("deep")) == ["er", "uploaded.bin"]
-    finally:
-        ftp.quit()
     assert server.read_file("deep/uploaded.bin") == b"in memory"
     assert server.memory is not None and server.memory.exists("made")
 
@@ -297,13 +258,10 @@ def test_several_servers_in_parallel(ftp_server_factory: Any) -> None:
 
     def client(i: int, server: RunningServer) -> None:
         try:
-            ftp = login(server, f"user{i}", f"pw{i}")
-            try:
+            with ftp_session(server, f"user{i}", f"pw{i}") as ftp:
                 barrier.wait(timeout=SAFETY_TIMEOUT)
-                results[i] = retr(ftp, "who.txt")
+                results[i] = ftp_retr(ftp, "who.txt")
                 ftp.storbinary("STOR done.txt", io.BytesIO(f"done {i}".encode()))
-            finally:
-                ftp.quit()
         except BaseException as e:  # reported below, in the test's thread
             errors.append(e)
             barrier.abort()
@@ -349,7 +307,7 @@ def test_factory_stops_its_servers(checked_after_teardown: list[Any],
                                    ftp_server_factory: Any) -> None:
     for _ in range(2):
         server = ftp_server_factory()
-        ftp = login(server)  # left open: teardown must close it
+        ftp = ftp_login(server)  # left open: teardown must close it
         assert ftp.voidcmd("NOOP").startswith("200")
         assert len(server.sessions) == 1
         checked_after_teardown.append((server, server.port, ftp))

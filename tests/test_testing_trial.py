@@ -77,6 +77,13 @@ def quit(client):
 
 
 @defer.inlineCallbacks
+def retrieve(client, path):
+    collector = Collector()
+    yield client.retrieveFile(path, collector)
+    return collector.data
+
+
+@defer.inlineCallbacks
 def store(client, path, data):
     consumer_d, done = client.storeFile(path)
     consumer = yield consumer_d
@@ -169,9 +176,7 @@ class FileTests(FTPServerMixin, unittest.TestCase):
         yield client.list("dir", listing)
         self.assertEqual([(f["filename"], f["size"]) for f in listing.files],
                          [("in.bin", 500000)])
-        collector = Collector()
-        yield client.retrieveFile("dir/in.bin", collector)
-        self.assertEqual(collector.data, payload)
+        self.assertEqual((yield retrieve(client, "dir/in.bin")), payload)
         yield store(client, "dir/out.bin", payload[::-1])
         yield quit(client)
 
@@ -182,9 +187,7 @@ class FileTests(FTPServerMixin, unittest.TestCase):
         server = yield self.start_ftp_server()
         server.put_file("a.txt", b"active")
         client = yield connect(server, passive=0)
-        collector = Collector()
-        yield client.retrieveFile("a.txt", collector)
-        self.assertEqual(collector.data, b"active")
+        self.assertEqual((yield retrieve(client, "a.txt")), b"active")
         yield quit(client)
 
     @defer.inlineCallbacks
@@ -206,11 +209,10 @@ class FileTests(FTPServerMixin, unittest.TestCase):
         self.assertIsNone(server.root)
         server.put_file("m.txt", b"memory")
         client = yield connect(server)
-        collector = Collector()
-        yield client.retrieveFile("m.txt", collector)
+        downloaded = yield retrieve(client, "m.txt")
         yield store(client, "n.txt", b"stored")
         yield quit(client)
-        self.assertEqual(collector.data, b"memory")
+        self.assertEqual(downloaded, b"memory")
         self.assertEqual(server.read_file("n.txt"), b"stored")
 
     @defer.inlineCallbacks
@@ -267,9 +269,7 @@ class FaultTests(FTPServerMixin, unittest.TestCase):
             self.assertIn("425", str(e))
         else:
             self.fail("the refused transfer succeeded")
-        collector = Collector()
-        yield client.retrieveFile("f.txt", collector)
-        self.assertEqual(collector.data, b"data")
+        self.assertEqual((yield retrieve(client, "f.txt")), b"data")
         yield quit(client)
 
 
@@ -282,9 +282,7 @@ class TLSTests(FTPServerMixin, unittest.TestCase):
         client = yield connect(server)
         feat = yield client.queueStringCommand("FEAT")
         self.assertIn(" AUTH TLS", feat)
-        collector = Collector()
-        yield client.retrieveFile("plain.txt", collector)
-        self.assertEqual(collector.data, b"in clear")
+        self.assertEqual((yield retrieve(client, "plain.txt")), b"in clear")
         yield quit(client)
 
     @defer.inlineCallbacks
