@@ -19,18 +19,9 @@ from tests.integration.conftest import (
     sha256,
     snapshot,
 )
+from tests.integration.tls_helpers import ok
 
 pytestmark = pytest.mark.integration
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    """stdout of a client run that must have succeeded."""
-    assert result.returncode == 0, (
-        f"{result.args[0]} exited {result.returncode}\n"
-        f"stdout: {result.stdout.decode(errors='replace')}\n"
-        f"stderr: {result.stderr.decode(errors='replace')}"
-    )
-    return result.stdout.decode("utf-8")
 
 
 def make_tree(base: Path) -> None:

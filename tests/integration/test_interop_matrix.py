@@ -46,6 +46,7 @@ from tests.integration.conftest import (
     require_binary,
     sha256,
 )
+from tests.integration.tls_helpers import ok
 
 pytestmark = pytest.mark.integration
 
@@ -80,16 +81,6 @@ def run(args: list[str], home: Path, cwd: Path | None = None, stdin: bytes | Non
         args, cwd=cwd, env=environment, input=b"" if stdin is None else stdin,
         capture_output=True, timeout=CLI_TIMEOUT, check=False,
     )
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    """stdout of a client run that must have succeeded."""
-    assert result.returncode == 0, (
-        f"{result.args[0]} exited {result.returncode}\n"
-        f"stdout: {result.stdout.decode(errors='replace')}\n"
-        f"stderr: {result.stderr.decode(errors='replace')}"
-    )
-    return result.stdout.decode("utf-8")
 
 
 def payload(path: Path, size: int = PAYLOAD_SIZE) -> bytes:

@@ -4,8 +4,6 @@ take the same options, serve real clients, and refuse bad options cleanly."""
 from __future__ import annotations
 
 import ftplib
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,40 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.harness import write_users
+from tests.integration.tls_helpers import free_port, start_process, stop_process
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(command: list[str], cwd: Path) -> subprocess.Popen[str]:
-    """Start a server and wait (on its log, not a clock) until it is listening."""
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-    assert proc.stdout is not None
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "twisted-ftpd serving" in line:
-            return proc
-    raise AssertionError("server exited before listening:\n" + "".join(seen))
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture
@@ -77,12 +47,12 @@ def test_launcher_serves_with_the_documented_options(site: Path, launcher: str) 
         command = [sys.executable, str(REPO / "server.py"), *options]
     else:
         command = [*TWISTD, "-n", "--pidfile=", "--logfile=-", "ftpd", *options]
-    proc = start(command, site)
+    proc = start_process(command, site)
     try:
         assert (site / "files").is_dir()  # the root is created when missing
         exercise(port, site / "files")
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 @pytest.mark.parametrize("bad", [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from tests.integration.conftest import (
     in_thread,
     require_binary,
 )
+from tests.integration.tls_helpers import free_port
 
 # Slow (about 1 GiB through each direction); there is no registered "slow" marker yet.
 pytestmark = pytest.mark.integration
@@ -52,12 +52,6 @@ class RepeatingReader:
         self.offset = (self.offset + size) % len(self.block)
         self.remaining -= size
         return chunk
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until_serving(proc: subprocess.Popen) -> list[str]:

@@ -43,6 +43,7 @@ from tests.integration.tls_helpers import (
     expired_certificate,
     free_port,
     make_tls_files,
+    ok,
     outcome,
     retr,
     start_process,
@@ -285,15 +286,6 @@ async def curl(server: Server, tmp_path: Path, url: str, *args: str):  # type: i
     binary = require_binary("curl")
     argv = [binary, "-sS", "--insecure", "--user", "alice:secret", *args, url]
     return await in_thread(run_cli, argv, tmp_path / "home")
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, (
-        f"{result.args[0]} exited {result.returncode}\n"
-        f"stdout: {result.stdout.decode(errors='replace')}\n"
-        f"stderr: {result.stderr.decode(errors='replace')}"
-    )
-    return result.stdout.decode("utf-8")
 
 
 def curl_version() -> tuple[int, ...]:

@@ -1,6 +1,7 @@
 """Helpers for the FTPS (RFC 4217) integration tests: certificates, TLS ftplib clients,
-raw TLS sockets and a subprocess launcher. Everything here is blocking: call it
-through ``in_thread`` from the tests, never on the reactor thread."""
+raw TLS sockets, the check that a client run succeeded, and a subprocess launcher.
+Everything here is blocking: call it through ``in_thread`` from the tests, never on
+the reactor thread."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.integration.conftest import FTP_TIMEOUT
+from tests.integration.conftest import FTP_TIMEOUT, close_quietly
 from twisted_ftpd.cert import make_self_signed, write_pem
 
 SAFETY_TIMEOUT = 30  # seconds; a safety net for sockets and subprocesses, never a wait
@@ -125,14 +126,6 @@ def tls_session(host: str, port: int, cert_pem: bytes, user: str | None = "alice
         close_quietly(ftp)
 
 
-def close_quietly(ftp: ftplib.FTP) -> None:
-    try:
-        ftp.quit()
-    except (OSError, EOFError, ftplib.Error):
-        pass
-    ftp.close()
-
-
 def retr(ftp: ftplib.FTP, name: str) -> bytes:
     chunks: list[bytes] = []
     ftp.retrbinary(f"RETR {name}", chunks.append)
@@ -202,7 +195,17 @@ class RawLines:
 # -- Twisted's FTPClient ----------------------------------------------------------------------
 
 
-# -- the server as a subprocess (as in test_launchers.py) ------------------------------------
+# -- client and server processes ---------------------------------------------------------------
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    """stdout of a client run that must have succeeded."""
+    assert result.returncode == 0, (
+        f"{result.args[0]} exited {result.returncode}\n"
+        f"stdout: {result.stdout.decode(errors='replace')}\n"
+        f"stderr: {result.stderr.decode(errors='replace')}"
+    )
+    return result.stdout.decode("utf-8")
 
 
 def free_port() -> int:
