@@ -11,13 +11,11 @@ that all of them end together when the connection does.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IHandshakeListener, IReactorTCP, IReactorTime
-from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -27,7 +25,7 @@ from twisted_ftpd.data.channel import set_nodelay
 from twisted_ftpd.listing.mlsx import FACTS
 from twisted_ftpd.protocol import paths, replies
 from twisted_ftpd.protocol.errors import InvalidPath
-from twisted_ftpd.protocol.parser import MAX_LINE_LENGTH, Command, parse
+from twisted_ftpd.protocol.parser import Command
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Session
 from twisted_ftpd.protocol.values import Segments
@@ -45,6 +43,7 @@ from . import (  # noqa: F401
     dispatch,
 )
 from .data_slot import DataSlot
+from .lines import CommandLineReceiver, urgent_data_inline
 from .output import ReplyOutput
 from .scheduler import CommandScheduler
 from .timers import SessionTimers
@@ -58,10 +57,7 @@ CLOSE_GRACE = 10.0
 
 
 @implementer(IHandshakeListener)
-class FTPControlProtocol(LineReceiver, TimeoutMixin):
-    delimiter = b"\n"
-    MAX_LENGTH = MAX_LINE_LENGTH
-
+class FTPControlProtocol(CommandLineReceiver, TimeoutMixin):
     def __init__(self, portal: Portal, config: ServerConfig, reactor: IReactorTCP,
                  clock: IReactorTime, tls: TLSCredentials | None = None,
                  implicit_tls: bool = False,
@@ -78,17 +74,15 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         self._implicit_tls = implicit_tls
         self.data = DataSlot(clock, config.stall_timeout, self._data_changed)
         self._idle_suspended = False
-        self.scheduler = CommandScheduler(self._execute, self._set_reading,
+        self.scheduler = CommandScheduler(self._execute, self.set_reading,
                                           lambda: self.data.transfer_running)
         self.output: ReplyOutput | None = None  # made on connection
         self.output_factory: Callable[..., ReplyOutput] = ReplyOutput  # faults replace it
         self.on_lost: list[Callable[[FTPControlProtocol], None]] = []
-        self._after_long_line = b""
-        self._discarding_long_line = False
 
     def connectionMade(self) -> None:
         set_nodelay(self.transport)
-        _urgent_data_inline(self.transport)
+        urgent_data_inline(self.transport)
         self.output = self.output_factory(self.transport, self.scheduler.hold,
                                           self.scheduler.release)
         self.transport.registerProducer(self.output, True)
@@ -115,32 +109,12 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
     def handshakeCompleted(self) -> None:
         self.tls.handshake_completed()
 
-    # -- lines in ---------------------------------------------------------------------
-
-    def lineReceived(self, line: bytes) -> None:
-        if self._discarding_long_line:  # the tail of a line refused as too long
-            self._discarding_long_line = False
-            return
+    def command_received(self, command: Command) -> None:
         self.resetTimeout()
-        # A blank line is answered like any unknown command (500), in order.
-        self.scheduler.push(parse(line) or Command("", ""))
+        self.scheduler.push(command)
 
-    def dataReceived(self, data: bytes) -> None:
-        super().dataReceived(data)
-        # LineReceiver stops at an over-long line; carry on with what followed it.
-        while self._after_long_line and not self.gone:
-            rest, self._after_long_line = self._after_long_line, b""
-            super().dataReceived(rest)
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        if not self._discarding_long_line:
-            self.reply(replies.LINE_TOO_LONG)
-        _, newline, rest = line.partition(self.delimiter)
-        self._discarding_long_line = not newline
-        self._after_long_line = rest
-
-    def _set_reading(self, reading: bool) -> None:
-        (LineReceiver.resumeProducing if reading else LineReceiver.pauseProducing)(self)
+    def line_too_long(self) -> None:
+        self.reply(replies.LINE_TOO_LONG)
 
     def _execute(self, command: Command) -> defer.Deferred[None]:
         return dispatch.run(self, command).addCallback(self._send_result)
@@ -186,8 +160,7 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
     def start_tls(self) -> None:
         # Anything sent in clear after AUTH is dropped unread: nothing is smuggled in.
         self.scheduler.discard()
-        self.clearLineBuffer()
-        self._after_long_line = b""
+        self.discard_input()
         self.tls.start(self.transport, self.peer_host)
 
     def take_data(self) -> Any:
@@ -213,14 +186,3 @@ class FTPControlProtocol(LineReceiver, TimeoutMixin):
         # A client that never reads would keep a closing connection for ever.
         self.timers.later(CLOSE_GRACE + self.output.delay, self.transport.abortConnection)
 
-
-def _urgent_data_inline(transport: object) -> None:
-    """Keep TCP urgent data in the stream: clients send ABOR's Telnet Synch (and
-    ftplib the whole ABOR line) as urgent data, which the kernel would otherwise
-    set aside, mangling the command (vsftpd does the same)."""
-    handle = getattr(transport, "getHandle", lambda: None)()
-    if isinstance(handle, socket.socket):
-        try:
-            handle.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
-        except OSError:
-            pass
