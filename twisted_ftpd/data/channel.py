@@ -10,7 +10,7 @@ lost and nothing piles up in memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -68,6 +69,61 @@ class DataTLS:
     clock: Any = None  # the server's reactor, for the TLS layer's timers
 
 
+class _HeldTLSOutput:
+    """Stands between a data connection's TLS layer and its socket, and holds back
+    what the layer sends until ``release()`` or until the layer closes the socket.
+
+    Under TLS 1.3 OpenSSL sends a NewSessionTicket once it has read the client's
+    Finished, after resumed handshakes too, and neither pyOpenSSL nor cryptography
+    exposes SSL_set_num_tickets (nor any ticket callback) to stop it. An uploading
+    client never reads its data connection: the ticket lies unread in its socket,
+    or arrives after the client closed it, and Linux answers with a reset that
+    throws away the upload data the client's kernel had not delivered yet (lftp
+    puts of 2 MB on a busy machine stopped at 262144 bytes, 426). Held back until
+    the client's close_notify has been read, after the whole upload, the ticket
+    costs nothing; sending (a download, a listing) releases it first, so the TLS
+    stream is the same, only the ticket comes later.
+    """
+
+    # A ticket is a few hundred bytes; a client making us say more (KeyUpdates)
+    # gets it sent rather than held without bound.
+    LIMIT = 16 * 1024
+
+    def __init__(self, wire: Any) -> None:
+        self._wire = wire  # what the TLS layer writes to: startTLS's bypass of itself
+        self._held: list[bytes] | None = []
+        self._size = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wire, name)
+
+    def write(self, data: bytes) -> None:
+        if self._held is None:
+            self._wire.write(data)
+            return
+        self._held.append(data)
+        self._size += len(data)
+        if self._size > self.LIMIT:
+            self.release()
+
+    def writeSequence(self, data: Iterable[bytes]) -> None:
+        self.write(b"".join(data))
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held:
+            self._wire.write(b"".join(held))
+
+    def loseConnection(self) -> None:
+        # The TLS layer closes once both close_notify are out: the upload is all in.
+        self.release()
+        self._wire.loseConnection()
+
+    def abortConnection(self) -> None:
+        self._held = None  # an abort discards unsent bytes anyway
+        self._wire.abortConnection()
+
+
 @implementer(IConsumer, IHandshakeListener)
 class DataProtocol(Protocol, TimeoutMixin):
     """The data connection, from TCP connect to close.
@@ -96,6 +152,7 @@ class DataProtocol(Protocol, TimeoutMixin):
         self._close_waiters: list[defer.Deferred[BaseException]] = []
         self._refusing = False  # a TLS shutdown of a refused connection is under way
         self._refuse_timer: Any = None
+        self._held_output: _HeldTLSOutput | None = None  # TLS 1.3: the ticket, held back
 
     def connectionMade(self) -> None:
         set_nodelay(self.transport)
@@ -120,7 +177,25 @@ class DataProtocol(Protocol, TimeoutMixin):
                 self._refuse()
                 self._failed(TLSSessionNotReused())
                 return
+        self._hold_tls_output()
         self._made()
+
+    def _hold_tls_output(self) -> None:
+        """Under TLS 1.3, hold back the session ticket OpenSSL has just queued.
+
+        It is still in the TLS layer's buffer (flushed when this returns); see
+        _HeldTLSOutput. Not under TLS 1.2: it sends no ticket after the handshake,
+        and after a full handshake our Finished may still be in that buffer.
+        """
+        layer = getattr(self.transport, "protocol", None)  # startTLS put it there
+        if (isinstance(layer, TLSMemoryBIOProtocol)
+                and layer.getHandle().get_protocol_version_name() == "TLSv1.3"):
+            self._held_output = layer.transport = _HeldTLSOutput(layer.transport)
+
+    def _release_tls_output(self) -> None:
+        """We are about to send: the held ticket goes first."""
+        if self._held_output is not None:
+            self._held_output.release()
 
     def _refuse(self) -> None:
         """End a refused TLS connection with a TLS shutdown, not a reset.
@@ -185,6 +260,7 @@ class DataProtocol(Protocol, TimeoutMixin):
 
     # IConsumer, delegating to the transport and counting as activity.
     def registerProducer(self, producer: object, streaming: bool) -> None:
+        self._release_tls_output()
         self.transport.registerProducer(producer, streaming)
 
     def unregisterProducer(self) -> None:
@@ -192,6 +268,7 @@ class DataProtocol(Protocol, TimeoutMixin):
 
     def write(self, data: bytes) -> None:
         self.resetTimeout()
+        self._release_tls_output()
         data, cut = self._over_limit(data)
         self.bytes_moved += len(data)
         self.transport.write(data)
