@@ -6,7 +6,7 @@ import pytest
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
-from twisted_ftpd.control.data_slot import DataSlot, Slot
+from twisted_ftpd.control.data_slot import DataSlot, IllegalMove, Slot
 from twisted_ftpd.protocol.errors import DataConnectionError, ProtectionRequired, TransferAborted
 
 
@@ -125,3 +125,24 @@ def test_close_drops_a_pending_set_up_and_a_running_transfer() -> None:
     slot.set_pending(pending)  # type: ignore[arg-type]
     slot.close()
     assert pending.closed == [None] and slot.state is Slot.IDLE
+
+
+def test_moves_outside_the_state_machine_are_refused() -> None:
+    slot, _ = make()
+    pending = Pending()
+    with pytest.raises(IllegalMove):
+        slot._move(Slot.TRANSFERRING)  # nothing was set up, let alone claimed
+    slot.set_pending(pending)  # type: ignore[arg-type]
+    with pytest.raises(IllegalMove):
+        slot._move(Slot.AWAITING)  # a 150 needs a transfer command first
+    assert slot.state is Slot.PENDING
+
+
+def test_every_failed_take_uses_the_set_up_up() -> None:
+    slot, _ = make()
+    failed = Pending()
+    failed.failure = DataConnectionError("timed out.")
+    slot.set_pending(failed)  # type: ignore[arg-type]
+    with pytest.raises(DataConnectionError):
+        slot.take(protected=False, protection_required=False)
+    assert slot.state is Slot.IDLE and slot.pending is None

@@ -33,6 +33,21 @@ class Slot(enum.Enum):
     TRANSFERRING = "transferring"  # connected; bytes are moving
 
 
+S = Slot
+# Every move the slot may make; anything else is a bug, not a state to be in.
+TRANSITIONS: frozenset[tuple[Slot, Slot]] = frozenset({
+    (S.IDLE, S.PENDING), (S.PENDING, S.PENDING), (S.PENDING, S.IDLE), (S.IDLE, S.IDLE),
+    (S.PENDING, S.CLAIMED),
+    (S.CLAIMED, S.AWAITING), (S.AWAITING, S.CLAIMED),  # the connection did not come
+    (S.CLAIMED, S.TRANSFERRING), (S.AWAITING, S.TRANSFERRING),
+    (S.CLAIMED, S.IDLE), (S.AWAITING, S.IDLE), (S.TRANSFERRING, S.IDLE),
+})
+
+
+class IllegalMove(Exception):
+    """The slot was asked to move where its state machine has no edge."""
+
+
 class DataSlot:
     """``on_change`` is told whenever commands may now run beside the transfer, or
     the transfer ended; ``on_pending``/``on_connected`` observers see every set-up and
@@ -68,35 +83,35 @@ class DataSlot:
             for observer in self.on_pending:
                 observer(pending)
         if not self.in_transfer:
-            self.state = Slot.IDLE if pending is None else Slot.PENDING
+            self._move(Slot.IDLE if pending is None else Slot.PENDING)
 
     def take(self, protected: bool, protection_required: bool) -> PendingConnection:
         """The set-up for this transfer (each transfer needs a fresh one).
 
         ``protected``: PROT P is in force; ``protection_required``: clear data is refused.
         """
-        pending, self.pending = self.pending, None
-        self.state = Slot.IDLE
-        if protection_required and not protected:
-            if pending is not None:
-                pending.close()
-            raise ProtectionRequired()
-        if pending is None:
-            raise DataConnectionError("use PORT, EPRT, PASV or EPSV first.")
-        if pending.failure is not None:
-            raise pending.failure
-        if (pending.tls is not None) != protected:
-            pending.close()
-            raise DataConnectionError("PROT changed since PASV/PORT; set up the connection again.")
-        self.pending = pending
-        self.state = Slot.CLAIMED
+        pending = self.pending
+        try:
+            if protection_required and not protected:
+                raise ProtectionRequired()
+            if pending is None:
+                raise DataConnectionError("use PORT, EPRT, PASV or EPSV first.")
+            if pending.failure is not None:
+                raise pending.failure
+            if (pending.tls is not None) != protected:
+                raise DataConnectionError(
+                    "PROT changed since PASV/PORT; set up the connection again.")
+        except Exception:
+            self.set_pending(None)  # used up either way
+            raise
+        self._move(Slot.CLAIMED)
         return pending
 
     async def open(self, pending: PendingConnection) -> DataProtocol:
         """Wait for the claimed connection; from the 150 on, others may run beside."""
         waiting = pending.connection()
         if not waiting.called:
-            self.state = Slot.AWAITING
+            self._move(Slot.AWAITING)
             self._on_change()
         try:
             proto = await waiting
@@ -105,8 +120,8 @@ class DataSlot:
             raise
         finally:
             if self.state is Slot.AWAITING:
-                self.state = Slot.CLAIMED
-        self.state = Slot.TRANSFERRING
+                self._move(Slot.CLAIMED)
+        self._move(Slot.TRANSFERRING)
         self.transfer = proto
         proto.watch(self._clock, self._stall_timeout)
         for observer in self.on_connected:
@@ -132,8 +147,13 @@ class DataSlot:
             self.transfer.close()
             self.transfer = None
         if self.in_transfer or was_transferring:
-            self.state = Slot.IDLE
+            self._move(Slot.IDLE)
             self._on_change()
+
+    def _move(self, to: Slot) -> None:
+        if (self.state, to) not in TRANSITIONS:
+            raise IllegalMove(f"{self.state.value} -> {to.value}")
+        self.state = to
 
     def close(self) -> None:
         """Drop everything: the session is ending or logging out."""
