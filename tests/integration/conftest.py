@@ -135,6 +135,25 @@ def run_cli(args: list[str], home: Path, cwd: Path | None = None) -> subprocess.
     )
 
 
+def lftp_script(server: Server, *commands: str) -> str:
+    """An ``lftp -c`` script logged in to ``server`` over plain FTP as alice, that stops at
+    the first failing command and does not retry."""
+    return "; ".join([
+        "set cmd:fail-exit yes",
+        "set net:max-retries 1",
+        "set net:timeout 20",
+        "set ftp:ssl-allow no",
+        f"open -u alice,secret -p {server.port} {server.host}",
+        *commands,
+    ])
+
+
+def sparse_file(path: Path, size: int = 64 << 20) -> None:
+    """A big file that costs no disk: long enough to outlast any socket buffer."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+
+
 def ipv6_available() -> bool:
     if not socket.has_ipv6:
         return False

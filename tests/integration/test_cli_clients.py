@@ -13,6 +13,7 @@ from tests.integration.conftest import (
     UTF8_NAME,
     file_sha256,
     in_thread,
+    lftp_script,
     parse_list_line,
     require_binary,
     run_cli,
@@ -38,14 +39,7 @@ def make_tree(base: Path) -> None:
 
 async def lftp(server, tmp_path: Path, *commands: str, cwd: Path | None = None):  # type: ignore[no-untyped-def]
     binary = require_binary("lftp")
-    script = "; ".join([
-        "set cmd:fail-exit yes",
-        "set net:max-retries 1",
-        "set net:timeout 20",
-        "set ftp:ssl-allow no",
-        f"open -u alice,secret -p {server.port} {server.host}",
-        *commands,
-    ])
+    script = lftp_script(server, *commands)
     return await in_thread(run_cli, [binary, "-c", script], tmp_path / "home", cwd)
 
 
@@ -140,35 +134,8 @@ async def test_curl_list_upload_download(server, tmp_path: Path) -> None:
     assert file_sha256(out) == file_sha256(local)
 
 
-@pytest.mark.parametrize("args,expected", [
-    pytest.param([], "EPSV", id="epsv"),
-    pytest.param(["--disable-epsv"], "PASV", id="pasv"),
-    pytest.param(["-P", "-"], "EPRT", id="eprt"),
-    pytest.param(["-P", "-", "--disable-eprt"], "PORT", id="port"),
-])
-@pytest_twisted.ensureDeferred
-async def test_curl_data_connection_modes(server, tmp_path: Path, args: list[str],
-                                          expected: str) -> None:
-    data = os.urandom(800_000)
-    (server.root / "m.bin").write_bytes(data)
-    out = tmp_path / "out.bin"
-    local = tmp_path / "up.bin"
-    local.write_bytes(os.urandom(600_000))
-
-    down = await curl(server, tmp_path, "/m.bin", "-v", *args, "-o", str(out))
-    ok(down)
-    assert expected in sent_commands(down)
-    assert file_sha256(out) == sha256(data)
-
-    up = await curl(server, tmp_path, "/u.bin", "-v", *args, "-T", str(local))
-    ok(up)
-    assert expected in sent_commands(up)
-    assert file_sha256(server.root / "u.bin") == file_sha256(local)
-
-    listing = await curl(server, tmp_path, "/", "-v", *args)
-    assert sorted(parse_list_line(line)[2] for line in ok(listing).splitlines()) == [
-        "m.bin", "u.bin"]
-    assert expected in sent_commands(listing)
+# The data connection modes (EPSV, PASV, EPRT, PORT) for curl's transfers and listings:
+# test_interop_matrix.py's test_curl_data_connection_modes, over IPv4 and IPv6.
 
 
 @pytest_twisted.ensureDeferred

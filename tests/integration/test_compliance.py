@@ -8,15 +8,16 @@ row lists every allowed code. Every row then checks the session still answers NO
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import pytest_twisted
 
-from tests.integration.conftest import FTP_TIMEOUT, RawControl, Server, in_thread
+from tests.integration.conftest import FTP_TIMEOUT, RawControl, Server, in_thread, sparse_file
 
 pytestmark = pytest.mark.integration
 
@@ -367,76 +368,62 @@ def open_passive(control: RawControl) -> socket.socket:
     return socket.create_connection((control.sock.getpeername()[0], port), timeout=FTP_TIMEOUT)
 
 
-def sparse_file(path: Path, size: int = 64 << 20) -> None:
-    with open(path, "wb") as f:
-        f.truncate(size)
+@contextlib.contextmanager
+def retr_running(server: Server) -> Iterator[tuple[RawControl, socket.socket]]:
+    """A raw control connection whose binary RETR of a big file has begun (its 150 read,
+    data flowing); the connection and the data socket."""
+    sparse_file(server.root / "big.bin")
+    control = server.raw()
+    try:
+        control.cmd("TYPE I")
+        data = open_passive(control)
+        assert control.cmd("RETR big.bin")[:3] == b"150"
+        assert data.recv(65536)
+        yield control, data
+    finally:
+        control.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_stat_noop_and_abor_during_transfer(compliance_server) -> None:
     """RFC 959 4.1.3: STAT during a transfer reports on it; ABOR gives 426 then 226."""
-    sparse_file(compliance_server.root / "big.bin")
 
     def session() -> list[bytes]:
-        control = compliance_server.raw()
-        try:
-            control.cmd("TYPE I")
-            data = open_passive(control)
-            replies = [control.cmd("RETR big.bin")]
-            assert data.recv(65536)
-            replies += [control.cmd("STAT"), control.cmd("NOOP")]
+        with retr_running(compliance_server) as (control, data):  # RETR answered 150
+            replies = [control.cmd("STAT"), control.cmd("NOOP")]
             control.send(b"ABOR\r\n")
             replies += [control.reply(), control.reply()]
             data.close()
             replies.append(control.cmd("NOOP"))
             return [r[:3] for r in replies]
-        finally:
-            control.close()
 
-    assert await in_thread(session) == [b"150", b"213", b"200", b"426", b"226", b"200"]
+    assert await in_thread(session) == [b"213", b"200", b"426", b"226", b"200"]
 
 
 @pytest_twisted.ensureDeferred
 async def test_abor_after_inline_telnet_ip_and_synch(compliance_server) -> None:
     """IAC IP IAC DM before ABOR, all in band (as clients without urgent data send it)."""
-    sparse_file(compliance_server.root / "big.bin")
 
     def session() -> list[bytes]:
-        control = compliance_server.raw()
-        try:
-            control.cmd("TYPE I")
-            data = open_passive(control)
-            assert control.cmd("RETR big.bin")[:3] == b"150"
-            assert data.recv(65536)
+        with retr_running(compliance_server) as (control, data):
             control.send(b"\xff\xf4\xff\xf2ABOR\r\n")
             replies = [control.reply(), control.reply()]
             data.close()
             return [r[:3] for r in replies]
-        finally:
-            control.close()
 
     assert await in_thread(session) == [b"426", b"226"]
 
 
 @pytest_twisted.ensureDeferred
 async def test_abor_after_telnet_synch_as_urgent_data(compliance_server) -> None:
-    sparse_file(compliance_server.root / "big.bin")
-
     def session() -> list[bytes]:
-        control = compliance_server.raw()
-        try:
-            control.cmd("TYPE I")
-            data = open_passive(control)
-            assert control.cmd("RETR big.bin")[:3] == b"150"
-            assert data.recv(65536)
+        with retr_running(compliance_server) as (control, data):
             data.close()  # the RETR ends in 426 whether or not ABOR is understood
             control.send(b"\xff\xf4\xff")  # IAC IP IAC
             control.sock.send(b"\xf2", socket.MSG_OOB)  # DM, urgent: the Synch
             control.send(b"ABOR\r\n")
             replies = [control.reply(), control.reply(), control.cmd("NOOP")]
             return [r[:3] for r in replies]
-        finally:
-            control.close()
 
     first, abor, noop = await in_thread(session)
     assert first == b"426"

@@ -14,6 +14,7 @@ Blocking clients run in a worker thread (``in_thread``); CLI clients get a priva
 from __future__ import annotations
 
 import calendar
+import contextlib
 import ftplib
 import io
 import os
@@ -22,6 +23,7 @@ import socket
 import stat
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -42,9 +44,11 @@ from tests.integration.conftest import (
     file_sha256,
     in_thread,
     ipv6_available,
+    lftp_script,
     parse_list_line,
     require_binary,
     sha256,
+    sparse_file,
 )
 from tests.integration.tls_helpers import ok
 
@@ -90,14 +94,29 @@ def payload(path: Path, size: int = PAYLOAD_SIZE) -> bytes:
     return data
 
 
+async def round_trip_setup(server_factory: Any, tmp_path: Path,
+                           host: str) -> tuple[Server, Path, bytes, Path]:
+    """For a client's round trip: a fresh server on ``host``, a local file to upload and
+    its bytes, and where to download it back to."""
+    server = await serve(server_factory, host)
+    local = tmp_path / "local.bin"
+    return server, local, payload(local), tmp_path / "back.bin"
+
+
 def utc_stamp(mtime: float) -> str:
     return time.strftime("%Y%m%d%H%M%S", time.gmtime(mtime))
 
 
-def sparse_file(path: Path, size: int = 64 << 20) -> None:
-    """A big file that costs no disk: long enough to outlast any socket buffer."""
-    with open(path, "wb") as f:
-        f.truncate(size)
+@contextlib.contextmanager
+def retr_running(server: Server) -> Iterator[tuple[ftplib.FTP, socket.socket]]:
+    """An ftplib session whose binary RETR of a big file has begun, data flowing; the
+    session and the data connection."""
+    sparse_file(server.root / "big.bin")
+    with server.session() as ftp:
+        ftp.voidcmd("TYPE I")
+        conn = ftp.transfercmd("RETR big.bin")
+        assert conn.recv(65536)
+        yield ftp, conn
 
 
 # -- lftp -----------------------------------------------------------------------------------
@@ -106,14 +125,7 @@ def sparse_file(path: Path, size: int = 64 << 20) -> None:
 async def lftp(server: Server, tmp_path: Path, *commands: str,
                debug: bool = False) -> subprocess.CompletedProcess:
     binary = require_binary("lftp")
-    script = "; ".join([
-        "set cmd:fail-exit yes",
-        "set net:max-retries 1",
-        "set net:timeout 20",
-        "set ftp:ssl-allow no",
-        f"open -u alice,secret -p {server.port} {server.host}",
-        *commands,
-    ])
+    script = lftp_script(server, *commands)
     argv = [binary, *(["-d"] if debug else []), "-c", script]
     return await in_thread(run, argv, tmp_path / "home", TZ="UTC")
 
@@ -128,10 +140,7 @@ def lftp_sent(result: subprocess.CompletedProcess) -> list[str]:
 @pytest_twisted.ensureDeferred
 async def test_lftp_round_trip(server_factory, tmp_path: Path, host: str) -> None:
     require_binary("lftp")
-    server = await serve(server_factory, host)
-    local = tmp_path / "local.bin"
-    data = payload(local)
-    back = tmp_path / "back.bin"
+    server, local, data, back = await round_trip_setup(server_factory, tmp_path, host)
 
     result = await lftp(
         server, tmp_path, "mkdir dir", f'put "{local}" -o "dir/{NAME}"', "cls -l dir/",
@@ -252,10 +261,7 @@ def curl_verbs(result: subprocess.CompletedProcess) -> list[str]:
 @pytest_twisted.ensureDeferred
 async def test_curl_round_trip(server_factory, tmp_path: Path, host: str) -> None:
     require_binary("curl")
-    server = await serve(server_factory, host)
-    local = tmp_path / "local.bin"
-    data = payload(local)
-    back = tmp_path / "back.bin"
+    server, local, data, back = await round_trip_setup(server_factory, tmp_path, host)
 
     ok(await curl(server, tmp_path, f"/dir/{quote(NAME)}", "-Q", "MKD dir", "-T", str(local)))
     assert file_sha256(server.root / "dir" / NAME) == sha256(data)
@@ -357,6 +363,10 @@ async def test_curl_data_connection_modes(server_factory, tmp_path: Path, host: 
     ok(up)
     assert expected in curl_verbs(up)
     assert file_sha256(server.root / "u.bin") == sha256(up_data)
+    listing = await curl(server, tmp_path, "/", "-v", *args)
+    assert sorted(parse_list_line(line)[2] for line in ok(listing).splitlines()) == [
+        "m.bin", "u.bin"]
+    assert expected in curl_verbs(listing)
 
 
 # -- wget -----------------------------------------------------------------------------------
@@ -832,13 +842,9 @@ async def test_ftplib_type_a_conversion(server_factory, host: str) -> None:
 @pytest_twisted.ensureDeferred
 async def test_ftplib_abor_of_running_transfer(server) -> None:
     """A plain in-band ABOR mid-RETR: 426 for the transfer, then 226 for ABOR."""
-    sparse_file(server.root / "big.bin")
 
     def session() -> tuple[str, str, str]:
-        with server.session() as ftp:
-            ftp.voidcmd("TYPE I")
-            conn = ftp.transfercmd("RETR big.bin")
-            assert conn.recv(65536)
+        with retr_running(server) as (ftp, conn):
             ftp.putcmd("ABOR")  # without ftplib.abort()'s urgent flag
             first, second = ftp.getline(), ftp.getline()
             conn.close()
@@ -851,13 +857,8 @@ async def test_ftplib_abor_of_running_transfer(server) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_ftplib_abort_is_understood(server) -> None:
-    sparse_file(server.root / "big.bin")
-
     def session() -> tuple[str, str, str]:
-        with server.session() as ftp:
-            ftp.voidcmd("TYPE I")
-            conn = ftp.transfercmd("RETR big.bin")
-            assert conn.recv(65536)
+        with retr_running(server) as (ftp, conn):
             conn.close()  # stop reading; the RETR ends in 426 either way
             first = ftp.abort()  # ABOR, urgent; reads one reply (426, 225 or 226)
             ftp.putcmd("NOOP")
@@ -883,10 +884,7 @@ async def test_ftputil_round_trip(server_factory, tmp_path: Path, host: str,
         import ftputil
         import ftputil.session
 
-    server = await serve(server_factory, host)
-    local = tmp_path / "local.bin"
-    data = payload(local)
-    back = tmp_path / "back.bin"
+    server, local, data, back = await round_trip_setup(server_factory, tmp_path, host)
     factory = ftputil.session.session_factory(port=server.port, use_passive_mode=passive,
                                               encoding="UTF-8")
 

@@ -64,6 +64,12 @@ class ALPNRecordingFTP_TLS(ftplib.FTP_TLS):  # noqa: N801 - mirrors ftplib's cla
         return conn, size
 
 
+async def implicit_tls_server(server_factory, tls_files: TLSFiles):  # type: ignore[no-untyped-def]
+    """A server with an implicit-FTPS port too: the server, and that port."""
+    server = await server_factory(tls_cert=str(tls_files.path), implicit_tls_port=0)
+    return server, server.service.implicit_port.getHost().port
+
+
 @pytest.mark.parametrize("offer", list(OFFERS))
 @pytest_twisted.ensureDeferred
 async def test_explicit_ftps_with_any_alpn_offer(server_factory, tls_files: TLSFiles,
@@ -99,8 +105,7 @@ async def test_explicit_ftps_with_any_alpn_offer(server_factory, tls_files: TLSF
 @pytest_twisted.ensureDeferred
 async def test_implicit_ftps_with_any_alpn_offer(server_factory, tls_files: TLSFiles,
                                                  offer: str) -> None:
-    server = await server_factory(tls_cert=str(tls_files.path), implicit_tls_port=0)
-    port = server.service.implicit_port.getHost().port
+    server, port = await implicit_tls_server(server_factory, tls_files)
     context = alpn_context(tls_files.cert_pem, OFFERS[offer])
 
     def client() -> tuple[str | None, bytes]:
@@ -141,8 +146,7 @@ def gnutls(port: int, *args: str, commands: bytes) -> str:
 @pytest_twisted.ensureDeferred
 async def test_gnutls_client_with_any_alpn_offer(server_factory, tls_files: TLSFiles,
                                                  offer: str) -> None:
-    server = await server_factory(tls_cert=str(tls_files.path), implicit_tls_port=0)
-    implicit = server.service.implicit_port.getHost().port
+    server, implicit = await implicit_tls_server(server_factory, tls_files)
     alpn = [f"--alpn={protocol}" for protocol in OFFERS[offer]]
     logged_in = b"USER alice\r\nPASS secret\r\nPWD\r\nQUIT\r\n"
 
