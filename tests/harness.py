@@ -316,6 +316,13 @@ class ManualRunner:
                 d.callback(result)
 
 
+def held_harness(tmp_path: Path, **options) -> tuple[Harness, ManualRunner]:  # type: ignore[no-untyped-def]
+    """A harness whose blocking calls (disk work, password checks) wait for the
+    returned runner's ``flush()``."""
+    runner = ManualRunner()
+    return Harness(tmp_path, run=runner, **options), runner
+
+
 def connect_recording(h: Harness, implicit_tls: bool = False,
                       ) -> tuple[Session, RecordingTransport]:
     """A new control session over a RecordingTransport, and that transport."""

@@ -54,6 +54,10 @@ class ShellConformanceMixin:
             self.assertIsNone(self.successResultOf(writer.write(chunk)))
         return writer
 
+    def abort(self, writer: IWriteFile) -> None:
+        """Abort an upload, which never fails."""
+        self.assertIsNone(self.successResultOf(writer.abort()))
+
     # interface and permissions
 
     def test_provides_interface(self) -> None:
@@ -294,8 +298,7 @@ class ShellConformanceMixin:
 
     def test_abort_keeps_the_old_file(self) -> None:
         self.create_file(("f",), b"old contents")
-        writer = self.upload(("f",), [b"partial"])
-        self.assertIsNone(self.successResultOf(writer.abort()))
+        self.abort(self.upload(("f",), [b"partial"]))
         self.assertEqual(self.read_back(("f",)), b"old contents")
         self.assertEqual([e.name for e in self.successResultOf(self.shell().list_dir(()))], ["f"])
 
@@ -343,7 +346,7 @@ class ShellConformanceMixin:
         writer = self.upload(("f",), [b"x"])
         self.successResultOf(writer.commit())
         self.assertRaises(RuntimeError, writer.write, b"more")
-        self.assertIsNone(self.successResultOf(writer.abort()))  # abort never fails
+        self.abort(writer)
         self.assertEqual(self.read_back(("f",)), b"x")
         aborted = self.upload(("g",), [b"y"])
         self.successResultOf(aborted.abort())
@@ -387,9 +390,9 @@ class ShellConformanceMixin:
     def test_append_abort_keeps_written_data(self) -> None:
         self.create_file(("f",), b"abc")
         writer = self.append(("f",), [b"X"])
-        self.assertIsNone(self.successResultOf(writer.abort()))
+        self.abort(writer)
         self.assertEqual(self.read_back(("f",)), b"abcX")
-        self.assertIsNone(self.successResultOf(writer.abort()))
+        self.abort(writer)
         self.assertRaises(RuntimeError, writer.write, b"more")
 
     def test_append_errors(self) -> None:

@@ -28,6 +28,7 @@ from tests.harness import (
     Session,
     close,
     connect_recording,
+    held_harness,
     hidden,
     logged_in,
 )
@@ -142,8 +143,7 @@ def test_5000_noops_behind_a_running_command(tmp_path: Path, outcome: str) -> No
 
 
 def test_noop_after_retr_of_a_missing_file_waits_for_its_550(tmp_path: Path) -> None:
-    runner = ManualRunner()
-    h = Harness(tmp_path, run=runner)
+    h, runner = held_harness(tmp_path)
     s = h.connect()
     assert codes_of(manual_login(s, runner)) == [331, 230]
     s.pasv()
@@ -161,8 +161,7 @@ def test_noop_after_retr_of_a_missing_file_in_one_read(tmp_path: Path) -> None:
 
 
 def test_pipelined_abor_waits_for_the_stor_150(tmp_path: Path) -> None:
-    runner = ManualRunner()
-    h = Harness(tmp_path, run=runner)
+    h, runner = held_harness(tmp_path)
     s = h.connect()
     manual_login(s, runner)
     s.pasv()
@@ -249,8 +248,7 @@ def test_failed_login_then_disconnect_leaves_no_timer(tmp_path: Path) -> None:
 
 
 def test_failed_login_checked_after_disconnect_starts_no_timer(tmp_path: Path) -> None:
-    runner = ManualRunner()
-    h = Harness(tmp_path, run=runner)
+    h, runner = held_harness(tmp_path)
     s = h.connect()
     s.proto.dataReceived(b"USER alice\r\n")
     runner.flush()

@@ -197,15 +197,22 @@ def feat_mlst(s: Session) -> str:
     return lines[0][1:]
 
 
+def after_opts_mlst(tmp_path: Path, facts: str) -> tuple[Session, list[str]]:
+    """A logged-in session over the populated tree, after OPTS MLST ``facts``: the
+    session and that command's reply."""
+    h, s = logged_in(tmp_path)
+    populate(h)
+    return s, s.send(f"OPTS MLST {facts}")
+
+
 def test_feat_stars_every_fact_by_default(tmp_path: Path) -> None:
     _, s = logged_in(tmp_path)
     assert feat_mlst(s) == "MLST type*;size*;modify*;perm*;unix.mode*;unique*;"
 
 
 def test_opts_mlst_selects_the_facts(tmp_path: Path) -> None:
-    h, s = logged_in(tmp_path)
-    populate(h)
-    assert s.send("OPTS MLST type;size;") == ["200 MLST OPTS type;size;"]
+    s, reply = after_opts_mlst(tmp_path, "type;size;")
+    assert reply == ["200 MLST OPTS type;size;"]
     _, entries, lines = mlsd(s)
     assert entries == {".": {"type": "cdir"}, "d": {"type": "dir"},
                        "f.txt": {"type": "file", "size": "5"}}
@@ -215,18 +222,16 @@ def test_opts_mlst_selects_the_facts(tmp_path: Path) -> None:
 
 
 def test_opts_mlst_ignores_unknown_facts_and_case(tmp_path: Path) -> None:
-    h, s = logged_in(tmp_path)
-    populate(h)
-    assert s.send("OPTS MLST Size;bogus;UNIX.mode;x=y;") == ["200 MLST OPTS size;unix.mode;"]
+    s, reply = after_opts_mlst(tmp_path, "Size;bogus;UNIX.mode;x=y;")
+    assert reply == ["200 MLST OPTS size;unix.mode;"]
     _, entries, _ = mlsd(s)
     assert entries["f.txt"] == {"size": "5", "unix.mode": "0644"}
     assert feat_mlst(s) == "MLST type;size*;modify;perm;unix.mode*;unique;"
 
 
 def test_opts_mlst_with_no_known_fact_turns_all_off(tmp_path: Path) -> None:
-    h, s = logged_in(tmp_path)
-    populate(h)
-    assert s.send("OPTS MLST bogus;") == ["200 MLST OPTS"]
+    s, reply = after_opts_mlst(tmp_path, "bogus;")
+    assert reply == ["200 MLST OPTS"]
     assert feat_mlst(s) == "MLST type;size;modify;perm;unix.mode;unique;"
     _, entries, _ = mlsd(s)
     assert entries == {".": {}, "d": {}, "f.txt": {}}

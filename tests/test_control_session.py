@@ -11,7 +11,7 @@ from twisted.internet import defer, error
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
-from tests.harness import Harness, ManualRunner, Session, close, logged_in
+from tests.harness import Harness, Session, close, held_harness, logged_in
 from twisted_ftpd.control.scheduler import MAX_QUEUED
 from twisted_ftpd.protocol.errors import FileNotFound
 from twisted_ftpd.protocol.values import FileInfo
@@ -268,8 +268,7 @@ def test_no_delayed_calls_after_active_setup_and_disconnect(tmp_path: Path) -> N
 
 
 def test_slow_password_check_does_not_block_other_sessions(tmp_path: Path) -> None:
-    runner = ManualRunner()
-    h = Harness(tmp_path, run=runner)
+    h, runner = held_harness(tmp_path)
     a = h.connect()
     b = h.connect()
     assert a.send("USER alice") == ["331 Password required for alice."]
@@ -281,8 +280,7 @@ def test_slow_password_check_does_not_block_other_sessions(tmp_path: Path) -> No
 
 
 def test_disconnect_during_a_slow_password_check_does_not_log_in(tmp_path: Path) -> None:
-    runner = ManualRunner()
-    h = Harness(tmp_path, run=runner)
+    h, runner = held_harness(tmp_path)
     s = h.connect()
     s.send("USER alice")
     assert s.send("PASS secret") == []

@@ -160,17 +160,8 @@ async def test_curl_quote_commands(server, tmp_path: Path) -> None:
     assert result.returncode == 21, result.stderr
 
 
-@pytest_twisted.ensureDeferred
-async def test_curl_resume_download(server, tmp_path: Path) -> None:
-    data = os.urandom(2_000_000)
-    (server.root / "r.bin").write_bytes(data)
-    out = tmp_path / "partial.bin"
-    out.write_bytes(data[:700_001])
-
-    result = await curl(server, tmp_path, "/r.bin", "-v", "-C", "-", "-o", str(out))
-    ok(result)
-    assert "REST" in sent_commands(result)
-    assert file_sha256(out) == sha256(data)
+# curl resuming a download (REST) and an upload (SIZE, APPE): test_interop_matrix.py's
+# test_curl_resume_download_and_upload, over IPv4 and IPv6.
 
 
 @pytest_twisted.ensureDeferred

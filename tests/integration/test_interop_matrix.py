@@ -69,8 +69,11 @@ FAMILY_MODES = [
 # -- helpers --------------------------------------------------------------------------------
 
 
-async def serve(server_factory: Any, host: str) -> Server:
-    """A fresh server on ``host``; IPv6 is skipped cleanly when ::1 is missing."""
+async def serve(server_factory: Any, host: str, client: str | None = None) -> Server:
+    """A fresh server on ``host``; IPv6 is skipped cleanly when ::1 is missing, and so is
+    a test of a ``client`` program that is not installed."""
+    if client is not None:
+        require_binary(client)
     if ":" in host and not ipv6_available():
         pytest.skip("no IPv6 loopback (::1) on this host")
     return await server_factory(interface=host)
@@ -94,11 +97,11 @@ def payload(path: Path, size: int = PAYLOAD_SIZE) -> bytes:
     return data
 
 
-async def round_trip_setup(server_factory: Any, tmp_path: Path,
-                           host: str) -> tuple[Server, Path, bytes, Path]:
-    """For a client's round trip: a fresh server on ``host``, a local file to upload and
-    its bytes, and where to download it back to."""
-    server = await serve(server_factory, host)
+async def round_trip_setup(server_factory: Any, tmp_path: Path, host: str,
+                           client: str | None = None) -> tuple[Server, Path, bytes, Path]:
+    """For a client's round trip: a fresh server on ``host`` (as for ``serve``), a local
+    file to upload and its bytes, and where to download it back to."""
+    server = await serve(server_factory, host, client)
     local = tmp_path / "local.bin"
     return server, local, payload(local), tmp_path / "back.bin"
 
@@ -139,8 +142,7 @@ def lftp_sent(result: subprocess.CompletedProcess) -> list[str]:
 @pytest.mark.parametrize("host", FAMILIES)
 @pytest_twisted.ensureDeferred
 async def test_lftp_round_trip(server_factory, tmp_path: Path, host: str) -> None:
-    require_binary("lftp")
-    server, local, data, back = await round_trip_setup(server_factory, tmp_path, host)
+    server, local, data, back = await round_trip_setup(server_factory, tmp_path, host, "lftp")
 
     result = await lftp(
         server, tmp_path, "mkdir dir", f'put "{local}" -o "dir/{NAME}"', "cls -l dir/",
@@ -165,8 +167,7 @@ async def test_lftp_round_trip(server_factory, tmp_path: Path, host: str) -> Non
 @pytest.mark.parametrize("host", FAMILIES)
 @pytest_twisted.ensureDeferred
 async def test_lftp_get_c_resumes_download(server_factory, tmp_path: Path, host: str) -> None:
-    require_binary("lftp")
-    server = await serve(server_factory, host)
+    server = await serve(server_factory, host, "lftp")
     data = payload(server.root / "r.bin")
     partial = tmp_path / "partial.bin"
     partial.write_bytes(data[:654_321])
@@ -182,8 +183,7 @@ async def test_lftp_get_c_resumes_download(server_factory, tmp_path: Path, host:
 @pytest_twisted.ensureDeferred
 async def test_lftp_resumes_upload_with_rest_stor(server_factory, tmp_path: Path, host: str,
                                                   command: str) -> None:
-    require_binary("lftp")
-    server = await serve(server_factory, host)
+    server = await serve(server_factory, host, "lftp")
     local = tmp_path / "up.bin"
     data = payload(local)
     (server.root / "up.bin").write_bytes(data[:400_001])
@@ -260,8 +260,7 @@ def curl_verbs(result: subprocess.CompletedProcess) -> list[str]:
 @pytest.mark.parametrize("host", FAMILIES)
 @pytest_twisted.ensureDeferred
 async def test_curl_round_trip(server_factory, tmp_path: Path, host: str) -> None:
-    require_binary("curl")
-    server, local, data, back = await round_trip_setup(server_factory, tmp_path, host)
+    server, local, data, back = await round_trip_setup(server_factory, tmp_path, host, "curl")
 
     ok(await curl(server, tmp_path, f"/dir/{quote(NAME)}", "-Q", "MKD dir", "-T", str(local)))
     assert file_sha256(server.root / "dir" / NAME) == sha256(data)
@@ -282,8 +281,7 @@ async def test_curl_round_trip(server_factory, tmp_path: Path, host: str) -> Non
 @pytest_twisted.ensureDeferred
 async def test_curl_resume_download_and_upload(server_factory, tmp_path: Path,
                                                host: str) -> None:
-    require_binary("curl")
-    server = await serve(server_factory, host)
+    server = await serve(server_factory, host, "curl")
     data = payload(server.root / "r.bin")
     partial = tmp_path / "partial.bin"
     partial.write_bytes(data[:333_333])
@@ -347,8 +345,7 @@ async def test_curl_data_connection_modes(server_factory, tmp_path: Path, host: 
                                           args: list[str], ipv4_verb: str,
                                           ipv6_verb: str) -> None:
     """On IPv6 curl always uses EPSV/EPRT (PASV/PORT cannot carry the address)."""
-    require_binary("curl")
-    server = await serve(server_factory, host)
+    server = await serve(server_factory, host, "curl")
     expected = ipv6_verb if ":" in host else ipv4_verb
     data = payload(server.root / "m.bin", 700_000)
     local = tmp_path / "u.bin"
@@ -383,8 +380,7 @@ async def wget(server: Server, tmp_path: Path, path: str, *args: str,
 @pytest_twisted.ensureDeferred
 async def test_wget_download_listing_and_resume(server_factory, tmp_path: Path,
                                                 host: str) -> None:
-    require_binary("wget")
-    server = await serve(server_factory, host)
+    server = await serve(server_factory, host, "wget")
     data = payload(server.root / "dir" / NAME)
     work = tmp_path / "work"
     work.mkdir()
@@ -550,8 +546,7 @@ async def tnftp(server: Server, tmp_path: Path, cwd: Path, *commands: str,
 @pytest_twisted.ensureDeferred
 async def test_tnftp_round_trip(server_factory, tmp_path: Path, host: str,
                                 passive: bool) -> None:
-    require_binary("tnftp")
-    server = await serve(server_factory, host)
+    server = await serve(server_factory, host, "tnftp")
     work = tmp_path / "work"
     data = payload(work / "local.bin")
 
