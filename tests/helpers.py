@@ -107,10 +107,12 @@ def ftp_session(server: Any, user: str | None = None, password: str | None = Non
         ftp.quit()
 
 
-def ftp_retr(ftp: ftplib.FTP, path: str, into: list[bytes] | None = None) -> bytes:
-    """Download ``path`` in binary; the chunks also land in ``into`` if given."""
+def ftp_retr(ftp: ftplib.FTP, path: str, into: list[bytes] | None = None,
+             rest: int | None = None) -> bytes:
+    """Download ``path`` in binary (from ``rest`` on, if given); the chunks also land in
+    ``into`` if given."""
     chunks = [] if into is None else into
-    ftp.retrbinary(f"RETR {path}", chunks.append)
+    ftp.retrbinary(f"RETR {path}", chunks.append, rest=rest)
     return b"".join(chunks)
 
 

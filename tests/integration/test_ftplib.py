@@ -10,6 +10,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 
+from tests.helpers import ftp_retr
 from tests.integration.conftest import (
     UTF8_NAME,
     file_sha256,
@@ -28,12 +29,6 @@ MODES = [
     pytest.param("::1", True, id="ipv6-passive"),
     pytest.param("::1", False, id="ipv6-active"),
 ]
-
-
-def retr(ftp: ftplib.FTP, name: str) -> bytes:
-    chunks: list[bytes] = []
-    ftp.retrbinary(f"RETR {name}", chunks.append)
-    return b"".join(chunks)
 
 
 def list_lines(ftp: ftplib.FTP, path: str = "") -> list[str]:
@@ -60,7 +55,7 @@ async def test_full_session(server_factory, interface: str, passive: bool) -> No
 
             ftp.storbinary("STOR blob.bin", io.BytesIO(data))
             assert file_sha256(server.root / "work" / "blob.bin") == sha256(data)
-            assert sha256(retr(ftp, "blob.bin")) == sha256(data)
+            assert sha256(ftp_retr(ftp, "blob.bin")) == sha256(data)
             assert ftp.size("blob.bin") == len(data)
             assert ftp.nlst() == ["blob.bin"]
 
@@ -87,7 +82,7 @@ async def test_concurrent_sessions(server) -> None:
     def session(name: str, passive: bool) -> str:
         with server.session(passive=passive) as ftp:
             ftp.storbinary(f"STOR {name}", io.BytesIO(blobs[name]))
-            return sha256(retr(ftp, name))
+            return sha256(ftp_retr(ftp, name))
 
     results = await defer.gatherResults([
         in_thread(session, name, i % 2 == 0) for i, name in enumerate(blobs)
@@ -105,7 +100,7 @@ async def test_utf8_name_with_spaces_round_trip(server, passive: bool) -> None:
     def session() -> tuple[bytes, list[str], list[str]]:
         with server.session(passive=passive) as ftp:
             ftp.storbinary(f"STOR {UTF8_NAME}", io.BytesIO(data))
-            got = retr(ftp, UTF8_NAME)
+            got = ftp_retr(ftp, UTF8_NAME)
             return got, ftp.nlst(), list_lines(ftp)
 
     got, names, lines = await in_thread(session)
@@ -124,7 +119,7 @@ async def test_read_only_user_refused_writes(server) -> None:
     def session() -> list[str]:
         codes = []
         with server.session("bob") as ftp:
-            assert retr(ftp, "existing.txt") == b"keep me\n"
+            assert ftp_retr(ftp, "existing.txt") == b"keep me\n"
             attempts = [
                 lambda: ftp.storbinary("STOR new.bin", io.BytesIO(b"x" * 1000)),
                 lambda: ftp.storbinary("STOR existing.txt", io.BytesIO(b"overwritten")),
@@ -152,7 +147,7 @@ async def test_anonymous_is_read_only(server) -> None:
 
     def session() -> tuple[bytes, str]:
         with server.session("anonymous", "guest@example.org") as ftp:
-            got = retr(ftp, "pub.bin")
+            got = ftp_retr(ftp, "pub.bin")
             with pytest.raises(ftplib.error_perm) as info:
                 ftp.storbinary("STOR upload.bin", io.BytesIO(b"nope"))
             return got, str(info.value)
@@ -205,7 +200,7 @@ async def test_path_escapes_are_confined(server, tmp_path) -> None:
             with pytest.raises(ftplib.error_perm):
                 ftp.cwd("link")
             assert ftp.pwd() == "/"
-            assert retr(ftp, "../inside.txt") == b"inside\n"
+            assert ftp_retr(ftp, "../inside.txt") == b"inside\n"
         return seen
 
     seen = await in_thread(session)
@@ -238,7 +233,7 @@ async def test_links_out_of_the_home_can_be_deleted_and_renamed_not_followed(
                     ftp.sendcmd(line)
                 refused.append(str(info.value)[:3])
             with pytest.raises(ftplib.error_perm):
-                retr(ftp, "secret_out")
+                ftp_retr(ftp, "secret_out")
             assert ftp.delete("to_delete").startswith("250")
             assert ftp.rename("etc", "sub/etc_link").startswith("250")
             assert ftp.rename("tmp_out", "tmp_link").startswith("250")
@@ -249,7 +244,7 @@ async def test_links_out_of_the_home_can_be_deleted_and_renamed_not_followed(
             with pytest.raises(ftplib.error_perm):  # still not followed once renamed
                 ftp.cwd("sub/etc_link")
             with pytest.raises(ftplib.error_perm):
-                retr(ftp, "tmp_link/secret.txt")
+                ftp_retr(ftp, "tmp_link/secret.txt")
             assert ftp.delete("sub/etc_link").startswith("250")
             assert ftp.delete("secret_out").startswith("250")
             return refused

@@ -34,6 +34,7 @@ from twisted.internet import reactor
 from twisted.internet.protocol import ClientCreator
 from twisted.protocols.ftp import FTPClient, FTPFileListProtocol
 
+from tests.helpers import ftp_retr
 from tests.integration.conftest import (
     CLI_TIMEOUT,
     FTP_TIMEOUT,
@@ -588,12 +589,6 @@ async def test_tnftp_reget_and_url_mode(server_factory, tmp_path: Path, host: st
 # -- ftplib -----------------------------------------------------------------------------------
 
 
-def retr(ftp: ftplib.FTP, name: str, rest: int | None = None) -> bytes:
-    chunks: list[bytes] = []
-    ftp.retrbinary(f"RETR {name}", chunks.append, rest=rest)
-    return b"".join(chunks)
-
-
 @pytest.mark.parametrize("host,passive", FAMILY_MODES)
 @pytest_twisted.ensureDeferred
 async def test_ftplib_round_trip(server_factory, host: str, passive: bool) -> None:
@@ -608,9 +603,9 @@ async def test_ftplib_round_trip(server_factory, host: str, passive: bool) -> No
             entries = dict(ftp.mlsd("dir"))
             assert entries[NAME]["size"] == str(len(data))
             assert entries["."]["type"] == "cdir" and entries[".."]["type"] == "pdir"
-            assert sha256(retr(ftp, f"dir/{NAME}")) == sha256(data)
+            assert sha256(ftp_retr(ftp, f"dir/{NAME}")) == sha256(data)
             # Resume an interrupted download from an offset (REST + RETR).
-            assert retr(ftp, f"dir/{NAME}", rest=1_000_001) == data[1_000_001:]
+            assert ftp_retr(ftp, f"dir/{NAME}", rest=1_000_001) == data[1_000_001:]
             assert ftp.rename(f"dir/{NAME}", "dir/renamed.bin").startswith("250")
             assert ftp.size("dir/renamed.bin") == len(data)
             assert ftp.delete("dir/renamed.bin").startswith("250")

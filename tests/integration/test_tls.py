@@ -24,6 +24,7 @@ from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.protocols.ftp import CommandFailed, FTPClient, FTPClientBasic
 
 from tests.harness import write_users
+from tests.helpers import ftp_retr
 from tests.integration.conftest import (
     FTP_TIMEOUT,
     Collector,
@@ -50,7 +51,6 @@ from tests.integration.tls_helpers import (
     make_tls_files,
     ok,
     outcome,
-    retr,
     start_process,
     stop_process,
     stor,
@@ -107,7 +107,7 @@ async def test_ftplib_protected_session(server_factory, tls_files: TLSFiles, int
             ftp.mkd("dir")
             ftp.cwd("dir")
             out["stor"] = stor(ftp, "up.bin", payload)
-            out["back"] = retr(ftp, "up.bin")
+            out["back"] = ftp_retr(ftp, "up.bin")
             listing: list[str] = []
             ftp.retrlines("LIST", listing.append)
             out["list"] = listing
@@ -204,7 +204,7 @@ async def test_client_without_session_reuse_gets_522(server_factory, tls_files: 
             noop = ftp.voidcmd("NOOP")
             ftp.prot_c()  # the session still works: a clear transfer now succeeds
             stored = stor(ftp, "g.bin", b"clear data")
-            return final, got, noop, stored, retr(ftp, "f.bin")
+            return final, got, noop, stored, ftp_retr(ftp, "f.bin")
 
     final, got, noop, stored, back = await in_thread(client)
     assert code(final) == "522", final
@@ -223,7 +223,7 @@ async def test_no_reuse_option_lets_plain_ftplib_transfer(server_factory,
     def client() -> tuple[str, bytes, list[str]]:
         with tls_session(server.host, server.port, tls_files.cert_pem, reuse=False) as ftp:
             stored = stor(ftp, "p.bin", payload)
-            return stored, retr(ftp, "p.bin"), ftp.nlst()
+            return stored, ftp_retr(ftp, "p.bin"), ftp.nlst()
 
     stored, back, names = await in_thread(client)
     assert code(stored) == "226"
@@ -259,7 +259,7 @@ async def test_stolen_passive_connection_gets_nothing(server_factory,
         assert stolen == b""
 
         # Alice is unharmed: a fresh PASV and RETR work.
-        assert sha256(await in_thread(retr, alice, "secret.bin")) == sha256(secret)
+        assert sha256(await in_thread(ftp_retr, alice, "secret.bin")) == sha256(secret)
     finally:
         await in_thread(close_quietly, alice)
 
@@ -275,7 +275,7 @@ async def test_prot_c_after_auth_transfers_in_clear(server_factory, tls_files: T
                          prot_p=False) as ftp:
             assert code(ftp.sendcmd("PBSZ 0")) == "200"
             prot = ftp.prot_c()
-            return prot, stor(ftp, "c.bin", payload), retr(ftp, "c.bin"), ftp.nlst()
+            return prot, stor(ftp, "c.bin", payload), ftp_retr(ftp, "c.bin"), ftp.nlst()
 
     prot, stored, back, names = await in_thread(client)
     assert code(prot) == "200"
@@ -483,11 +483,11 @@ async def test_downloads_and_listings_over_tls_1_3_after_a_held_ticket(
 
     def client() -> dict:
         with tls_session(server.host, server.port, tls_files.cert_pem) as ftp:
-            out: dict = {"version": str(ftp.sock.version()), "back": retr(ftp, "d.bin"),
+            out: dict = {"version": str(ftp.sock.version()), "back": ftp_retr(ftp, "d.bin"),
                          "names": ftp.nlst(), "list": []}
             ftp.retrlines("LIST", out["list"].append)
             out["stored"] = stor(ftp, "empty.bin", b"")  # nothing sent either way
-            out["empty"] = retr(ftp, "empty.bin")
+            out["empty"] = ftp_retr(ftp, "empty.bin")
             out["reused"] = ftp.data_sessions_reused
             return out
 
@@ -522,7 +522,7 @@ async def test_tls_1_2_data_connections(server_factory, tls_files: TLSFiles,
             ftp.login("alice", "secret")
             ftp.prot_p()
             stored = stor(ftp, "t12.bin", payload)
-            back = retr(ftp, "t12.bin")
+            back = ftp_retr(ftp, "t12.bin")
             return str(ftp.sock.version()), stored, back, getattr(ftp, "data_sessions_reused", [])
         finally:
             close_quietly(ftp)
@@ -628,7 +628,7 @@ async def test_required_tls_requires_prot_p(server_factory, tls_files: TLSFiles)
             out["PROT C"] = outcome(ftp, "PROT C")
             out["PROT P"] = ftp.prot_p()
             out["stor"] = stor(ftp, "new.bin", data[:1000])
-            out["retr"] = retr(ftp, "r.bin")
+            out["retr"] = ftp_retr(ftp, "r.bin")
             out["nlst"] = sorted(ftp.nlst())
             return out
 
@@ -669,7 +669,7 @@ async def test_per_user_tls_requirement(server_factory, tls_files: TLSFiles) -> 
             ftp.sendcmd("PASV")
             clear_list = outcome(ftp, "LIST")  # carol's data must be protected too
             ftp.prot_p()
-            return clear_list, stor(ftp, "carol.bin", b"by carol"), retr(ftp, "carol.bin")
+            return clear_list, stor(ftp, "carol.bin", b"by carol"), ftp_retr(ftp, "carol.bin")
 
     clear_list, stored, back = await in_thread(carol_over_tls)
     assert code(clear_list) == "521", clear_list
@@ -801,7 +801,7 @@ def test_generated_certificate_serves_auth_tls(tmp_path: Path) -> None:
             ftp.login("alice", "secret")
             ftp.prot_p()
             assert code(stor(ftp, "x.bin", b"x" * 10_000)) == "226"
-            assert retr(ftp, "x.bin") == b"x" * 10_000
+            assert ftp_retr(ftp, "x.bin") == b"x" * 10_000
         finally:
             close_quietly(ftp)
     finally:

@@ -122,12 +122,6 @@ def tls_session(host: str, port: int, cert_pem: bytes, user: str | None = "alice
         close_quietly(ftp)
 
 
-def retr(ftp: ftplib.FTP, name: str) -> bytes:
-    chunks: list[bytes] = []
-    ftp.retrbinary(f"RETR {name}", chunks.append)
-    return b"".join(chunks)
-
-
 def stor(ftp: ftplib.FTP, name: str, data: bytes) -> str:
     return ftp.storbinary(f"STOR {name}", io.BytesIO(data))
 
