@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from twisted.logger import Logger
 
 from twisted_ftpd.auth import passwords, perms
+from twisted_ftpd.units import parse_rate
 
 #: The record whose line enables anonymous login; it has no password hash.
 ANONYMOUS = "anonymous"
@@ -61,6 +63,13 @@ def validate_home(home: str) -> None:
         raise ValueError(f"home {home!r} is not valid UTF-8") from None
 
 
+# Options whose values must parse: a bad one is reported with its line, at load.
+OPTION_VALUES: dict[str, Callable[[str], object]] = {
+    "download_rate": parse_rate,  # bytes/s for this user, overriding --max-download-rate
+    "upload_rate": parse_rate,
+}
+
+
 def _validate(record: UserRecord) -> None:
     validate_name(record.name)
     if record.name == ANONYMOUS:
@@ -75,6 +84,11 @@ def _validate(record: UserRecord) -> None:
     for key, value in record.options.items():
         if not key or "=" in key or any(c in key + value for c in _FORBIDDEN_IN_FIELD):
             raise ValueError(f"bad option {key!r}={value!r}")
+        if key in OPTION_VALUES:
+            try:
+                OPTION_VALUES[key](value)
+            except ValueError as e:
+                raise ValueError(f"option {key}: {e}") from None
 
 
 def _parse_line(line: str) -> UserRecord:

@@ -14,6 +14,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.logger import Logger
 
 from twisted_ftpd.auth.userdb import ANONYMOUS_NAMES
+from twisted_ftpd.data.throttle import SessionRates
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.errors import HomeUnavailable
@@ -43,10 +44,15 @@ async def ftp_user(ctx: CommandContext, arg: str) -> Reply:
 
 async def _user_requires_tls(ctx: CommandContext, name: str) -> bool:
     """The user file may demand TLS per user (``tls=required``)."""
+    return (await _user_options(ctx, name)).get("tls") == "required"
+
+
+async def _user_options(ctx: CommandContext, name: str) -> dict[str, str]:
+    """The ``key=value`` options of the user's users.db line ({} without a user file)."""
     if ctx.lookup_user is None:
-        return False
+        return {}
     record = await ctx.lookup_user("anonymous" if name.lower() in ANONYMOUS_NAMES else name)
-    return record is not None and record.options.get("tls") == "required"
+    return dict(record.options) if record is not None else {}
 
 
 @handles("PASS")
@@ -72,6 +78,8 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     session.fire(Event.LOGIN_OK)
     session.failed_logins = 0
     ctx.shell, ctx.logout = shell, logout
+    ctx.rates = SessionRates(ctx.clock, ctx.config.max_download_rate, ctx.config.max_upload_rate,
+                             await _user_options(ctx, session.user))
     log.info("{user!r} logged in from {peer}", user=session.user, peer=ctx.peer_host)
     return replies.LOGGED_IN
 

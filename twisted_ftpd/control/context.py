@@ -20,6 +20,8 @@ from twisted_ftpd.protocol.values import Segments
 if TYPE_CHECKING:
     from twisted.cred.portal import Portal
 
+    from twisted_ftpd.data.throttle import SessionRates
+
     from .data_slot import DataSlot
     from .tls_session import ControlTLS
 
@@ -35,6 +37,7 @@ class CommandContext(Protocol):
     lookup_user: Callable[[str], defer.Deferred] | None
     tls: ControlTLS
     data: DataSlot
+    rates: SessionRates | None  # this login's bandwidth limits
     gone: bool  # the client has disconnected
 
     @property

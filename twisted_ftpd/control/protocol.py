@@ -22,6 +22,7 @@ from zope.interface import implementer
 
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.data.channel import set_nodelay
+from twisted_ftpd.data.throttle import SessionRates
 from twisted_ftpd.listing.mlsx import FACTS
 from twisted_ftpd.protocol import paths, replies
 from twisted_ftpd.protocol.errors import InvalidPath
@@ -73,6 +74,8 @@ class FTPControlProtocol(CommandLineReceiver, TimeoutMixin):
         self.tls = ControlTLS(tls, config, self.timers)
         self._implicit_tls = implicit_tls
         self.data = DataSlot(clock, config.stall_timeout, self._data_changed)
+        self.rates: SessionRates | None = None  # set at login
+        self.data.on_connected.append(lambda proto: self.rates and self.rates.apply(proto))
         self._idle_suspended = False
         self.scheduler = CommandScheduler(self._execute, self.set_reading,
                                           lambda: self.data.transfer_running)
@@ -174,7 +177,7 @@ class FTPControlProtocol(CommandLineReceiver, TimeoutMixin):
         return self.scheduler.when_idle()
 
     def end_login(self) -> None:
-        logout, self.logout, self.shell = self.logout, None, None
+        logout, self.logout, self.shell, self.rates = self.logout, None, None, None
         if logout is not None:
             logout()
 

@@ -38,6 +38,8 @@ from twisted_ftpd.protocol.errors import (
 )
 from twisted_ftpd.tls import describe_tls_failure, session_reused, start_tls
 
+from .throttle import Gate, ThrottledProducer, TokenBucket
+
 log = Logger()
 CONNECTION_DONE = Failure(error.ConnectionDone())
 
@@ -153,6 +155,10 @@ class DataProtocol(Protocol, TimeoutMixin):
         self._refusing = False  # a TLS shutdown of a refused connection is under way
         self._refuse_timer: Any = None
         self._held_output: _HeldTLSOutput | None = None  # TLS 1.3: the ticket, held back
+        self._holds: set[str] = set()  # why reading is paused: "owner", "rate"
+        self._download_rate: tuple[TokenBucket, IReactorTime] | None = None
+        self._throttled: ThrottledProducer | None = None
+        self._upload_gate: Gate | None = None
 
     def connectionMade(self) -> None:
         set_nodelay(self.transport)
@@ -227,12 +233,14 @@ class DataProtocol(Protocol, TimeoutMixin):
         self.bytes_moved += len(data)
         if cut:
             self.close()
+        if self._upload_gate is not None:
+            self._upload_gate.passed(len(data))
         if self._sink is not None:
             self._sink(data)
             return
         # Nobody has claimed the connection yet: keep this, stop reading more.
         self._early.append(data)
-        self.transport.pauseProducing()
+        self._hold("owner", True)
 
     def watch(self, clock: IReactorTime, stall_timeout: float | None) -> None:
         """Start the stall timer, on ``clock`` (not for a connection already gone)."""
@@ -261,10 +269,25 @@ class DataProtocol(Protocol, TimeoutMixin):
     # IConsumer, delegating to the transport and counting as activity.
     def registerProducer(self, producer: object, streaming: bool) -> None:
         self._release_tls_output()
+        if self._download_rate is not None:
+            self._throttled = ThrottledProducer(producer, *self._download_rate)
+            producer = self._throttled
         self.transport.registerProducer(producer, streaming)
 
     def unregisterProducer(self) -> None:
+        if self._throttled is not None:
+            self._throttled.gate.cancel()
+            self._throttled = None
         self.transport.unregisterProducer()
+
+    def limit_rates(self, clock: IReactorTime, download: TokenBucket | None,
+                    upload: TokenBucket | None) -> None:
+        """Hold this connection's traffic to the session's rates (None: unlimited)."""
+        if download is not None:
+            self._download_rate = (download, clock)
+        if upload is not None:
+            self._upload_gate = Gate(upload, clock, lambda: self._hold("rate", True),
+                                     lambda: self._hold("rate", False))
 
     def write(self, data: bytes) -> None:
         self.resetTimeout()
@@ -272,12 +295,17 @@ class DataProtocol(Protocol, TimeoutMixin):
         data, cut = self._over_limit(data)
         self.bytes_moved += len(data)
         self.transport.write(data)
+        if self._throttled is not None:
+            self._throttled.sent(len(data))
         if cut:  # flush what is within the limit, then hang up: the transfer fails
             self.aborted = True
             self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = CONNECTION_DONE) -> None:
         self.setTimeout(None)
+        for gate in (self._upload_gate, self._throttled and self._throttled.gate):
+            if gate is not None:
+                gate.cancel()
         if self._refuse_timer is not None and self._refuse_timer.active():
             self._refuse_timer.cancel()
         if not self._ready:
@@ -309,12 +337,17 @@ class DataProtocol(Protocol, TimeoutMixin):
             sink(chunk)
 
     def resume(self) -> None:
-        if self.lost is None:
-            self.transport.resumeProducing()
+        self._hold("owner", False)
 
     def pause(self) -> None:
-        if self.lost is None:
-            self.transport.pauseProducing()
+        self._hold("owner", True)
+
+    def _hold(self, reason: str, on: bool) -> None:
+        """Reading stops while any reason holds it (the owner's disk, the rate)."""
+        was = bool(self._holds)
+        (self._holds.add if on else self._holds.discard)(reason)
+        if self.lost is None and was != bool(self._holds):
+            (self.transport.pauseProducing if self._holds else self.transport.resumeProducing)()
 
     def close(self) -> None:
         """Drop the connection now, without flushing (ABOR, session end, errors).
