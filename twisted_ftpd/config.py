@@ -9,7 +9,6 @@ start-up rather than a traceback later.
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 import sys
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from twisted import copyright
 from twisted.python import usage
 
-from twisted_ftpd import __version__, config_file
+from twisted_ftpd import __version__
 from twisted_ftpd.tls import TLSConfigError, TLSCredentials
 from twisted_ftpd.units import parse_rate
 
@@ -46,7 +45,6 @@ class ServerConfig:
     tls_require_reuse: bool = True  # data connections must resume the login's TLS session
     implicit_tls_port: int | None = None  # also listen for implicit FTPS here
     tls_handshake_timeout: float = 30.0
-    shutdown_grace: float = 30.0  # on SIGTERM/SIGINT, running transfers may finish
     max_download_rate: int = 0  # bytes/s per session; 0: no limit
     max_upload_rate: int = 0
 
@@ -111,10 +109,6 @@ class Options(usage.Options):
         ["tls-cert", None, None, "PEM certificate (the key may be in the same file): "
          "enables AUTH TLS (explicit FTPS)."],
         ["tls-key", None, None, "PEM private key, when not in the --tls-cert file."],
-        ["config", None, None, "TOML file with any of these options, spelled as here "
-         "without the dashes in front; the command line wins."],
-        ["shutdown-grace", None, 30.0, "Seconds running transfers may take to finish when "
-         "the server is told to stop.", float],
         ["implicit-tls-port", None, None, "Also serve implicit FTPS (TLS from the first byte) "
          "on this port.", parse_port],
         ["max-download-rate", None, 0, "Bytes/s each session may download (K, M, G: 1024s; "
@@ -143,17 +137,10 @@ class Options(usage.Options):
         print(f"twisted-ftpd {__version__} (Twisted {copyright.version})")
         raise SystemExit(0)
 
-    def parseOptions(self, options: list[str] | None = None) -> None:
-        """The ``--config`` file's options first (``config_file.py``), then the command line."""
-        argv = sys.argv[1:] if options is None else list(options)
-        config_file.parse(self, argv, super().parseOptions)
-
     def postOptions(self) -> None:
         for name in ("idle-timeout", "data-timeout"):
             if self[name] <= 0:
                 raise usage.UsageError(f"--{name} must be positive")
-        if not 0 <= self["shutdown-grace"] < math.inf:
-            raise usage.UsageError("--shutdown-grace must be a number of seconds, 0 or more")
         self["banner"] = self["banner"].replace("\\n", "\n")
         if self["tls-cert"] is None:
             for name in ("tls-key", "implicit-tls-port"):
@@ -183,7 +170,6 @@ class Options(usage.Options):
             tls_required=bool(self["tls-required"]),
             tls_require_reuse=not self["no-tls-session-reuse"],
             implicit_tls_port=self["implicit-tls-port"],
-            shutdown_grace=self["shutdown-grace"],
             max_download_rate=self["max-download-rate"],
             max_upload_rate=self["max-upload-rate"],
         )
