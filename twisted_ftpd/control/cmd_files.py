@@ -17,6 +17,7 @@ from twisted_ftpd.protocol.replies import Reply, quote_path
 
 from .context import CommandContext
 from .dispatch import handles
+from .session_log import emit
 
 
 @handles("CWD", "XCWD")
@@ -44,18 +45,23 @@ def ftp_pwd(ctx: CommandContext, arg: str) -> Reply:
 async def ftp_mkd(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg, creating=True)
     await ctx.shell.make_dir(path)
+    emit(ctx, "mkdir", path=display(path))
     return replies.PATH_CREATED(quote_path(display(path)))
 
 
 @handles("RMD", "XRMD")
 async def ftp_rmd(ctx: CommandContext, arg: str) -> Reply:
-    await ctx.shell.remove_dir(ctx.resolve(arg))
+    path = ctx.resolve(arg)
+    await ctx.shell.remove_dir(path)
+    emit(ctx, "rmdir", path=display(path))
     return replies.RMD_OK
 
 
 @handles("DELE")
 async def ftp_dele(ctx: CommandContext, arg: str) -> Reply:
-    await ctx.shell.remove_file(ctx.resolve(arg))
+    path = ctx.resolve(arg)
+    await ctx.shell.remove_file(path)
+    emit(ctx, "delete", path=display(path))
     return replies.DELE_OK
 
 
@@ -72,7 +78,9 @@ async def ftp_rnto(ctx: CommandContext, arg: str) -> Reply:
     source, ctx.session.rename_from = ctx.session.rename_from, None
     if source is None:
         return replies.RNFR_FIRST
-    await ctx.shell.rename(source, ctx.resolve(arg, creating=True))
+    target = ctx.resolve(arg, creating=True)
+    await ctx.shell.rename(source, target)
+    emit(ctx, "rename", path=display(source), to=display(target))
     return replies.RNTO_OK
 
 

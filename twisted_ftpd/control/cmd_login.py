@@ -21,6 +21,7 @@ from twisted_ftpd.protocol.errors import HomeUnavailable
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Event
 
+from . import session_log
 from .context import CommandContext
 from .dispatch import handles
 
@@ -80,13 +81,13 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     ctx.shell, ctx.logout = shell, logout
     ctx.rates = SessionRates(ctx.clock, ctx.config.max_download_rate, ctx.config.max_upload_rate,
                              await _user_options(ctx, session.user))
-    log.info("{user!r} logged in from {peer}", user=session.user, peer=ctx.peer_host)
+    session_log.login(ctx, "ok")
     return replies.LOGGED_IN
 
 
 async def _login_failed(ctx: CommandContext, reply: Reply) -> Reply | None:
     session = ctx.session
-    log.info("Failed login for {user!r} from {peer}", user=session.user, peer=ctx.peer_host)
+    session_log.login(ctx, "failed")
     session.failed_logins += 1
     session.fire(Event.LOGIN_FAILED)
     session.reset()

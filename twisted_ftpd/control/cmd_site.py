@@ -13,6 +13,7 @@ from twisted_ftpd.protocol.replies import Reply
 
 from .context import CommandContext
 from .dispatch import handles
+from .session_log import emit
 
 SITE_HELP = "SITE commands:\n CHMOD <mode> <path>\n HELP\nEnd of SITE help."
 _OCTAL_MODE = re.compile(r"[0-7]{1,4}")
@@ -29,7 +30,9 @@ async def ftp_site(ctx: CommandContext, arg: str) -> Reply:
         mode, _, target = rest.strip().partition(" ")
         if not target or not _OCTAL_MODE.fullmatch(mode):
             return replies.BAD_ARGUMENT
-        await ctx.shell.chmod(ctx.resolve(target), int(mode, 8))
+        path = ctx.resolve(target)
+        await ctx.shell.chmod(path, int(mode, 8))
+        emit(ctx, "chmod", path=display(path), permissions=f"{int(mode, 8) & 0o777:04o}")
         return replies.SITE_CHMOD_OK
     return replies.PARAM_NOT_IMPLEMENTED
 

@@ -25,6 +25,7 @@ from twisted_ftpd.protocol.values import Segments
 
 from .context import CommandContext
 from .dispatch import handles
+from .session_log import recorded
 
 
 def _mode(ctx: CommandContext) -> str:
@@ -45,27 +46,29 @@ async def ftp_retr(ctx: CommandContext, arg: str) -> Reply:
         await _check_rest(ctx, path, offset)
         source = await ctx.shell.open_for_reading(path, offset)
         ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
-        try:
-            proto = await ctx.data.open(pending)
-        except Exception:
-            source.close()
-            raise
-        await source.send(AsciiConsumer(proto) if ctx.session.type == "A" else proto)
-        await finish_sending(proto)
+        with recorded(ctx, "download", display(path), pending.tls is not None):
+            try:
+                proto = await ctx.data.open(pending)
+            except Exception:
+                source.close()
+                raise
+            await source.send(AsciiConsumer(proto) if ctx.session.type == "A" else proto)
+            await finish_sending(proto)
     finally:
         ctx.data.end_transfer()
     return replies.TRANSFER_COMPLETE
 
 
-async def _receive(ctx: CommandContext, pending: Any, target: IWriteFile) -> Reply:
+async def _receive(ctx: CommandContext, pending: Any, target: IWriteFile, path: str) -> Reply:
     """The shared second half of STOR, APPE and STOU, once the file is open."""
     if ctx.session.type == "A":
         target = AsciiWriteFile(target)
-    try:
-        await Receiver(await ctx.data.open(pending), target).run()
-    except Exception:
-        await target.abort()  # a no-op when the receiver already settled the file
-        raise
+    with recorded(ctx, "upload", path, pending.tls is not None):
+        try:
+            await Receiver(await ctx.data.open(pending), target).run()
+        except Exception:
+            await target.abort()  # a no-op when the receiver already settled the file
+            raise
     return replies.TRANSFER_COMPLETE
 
 
@@ -78,7 +81,7 @@ async def ftp_stor(ctx: CommandContext, arg: str) -> Reply:
         await _check_rest(ctx, path, offset)
         target = await ctx.shell.open_for_writing(path, offset or None)
         ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
-        return await _receive(ctx, pending, target)
+        return await _receive(ctx, pending, target, display(path))
     finally:
         ctx.data.end_transfer()
 
@@ -91,7 +94,7 @@ async def ftp_appe(ctx: CommandContext, arg: str) -> Reply:
     try:
         target = await ctx.shell.open_for_appending(path)
         ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
-        return await _receive(ctx, pending, target)
+        return await _receive(ctx, pending, target, display(path))
     finally:
         ctx.data.end_transfer()
 
@@ -109,7 +112,7 @@ async def ftp_stou(ctx: CommandContext, arg: str) -> Reply:
     try:
         name, target = await ctx.shell.open_unique(directory, prefix)
         ctx.reply(replies.UNIQUE_FILE(name))  # RFC 1123 4.1.2.9
-        return await _receive(ctx, pending, target)
+        return await _receive(ctx, pending, target, display((*directory, name)))
     finally:
         ctx.data.end_transfer()
 

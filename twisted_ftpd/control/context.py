@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from twisted.cred.portal import Portal
 
     from twisted_ftpd.data.throttle import SessionRates
+    from twisted_ftpd.events import EventLog
 
     from .data_slot import DataSlot
     from .tls_session import ControlTLS
@@ -39,6 +40,8 @@ class CommandContext(Protocol):
     data: DataSlot
     rates: SessionRates | None  # this login's bandwidth limits
     gone: bool  # the client has disconnected
+    session_id: str  # this connection's id in the logs
+    events: EventLog  # where its session events go (twisted_ftpd.events)
 
     @property
     def permissions(self) -> str: ...

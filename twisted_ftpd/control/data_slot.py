@@ -61,6 +61,7 @@ class DataSlot:
         self.state = Slot.IDLE
         self.pending: PendingConnection | None = None
         self.transfer: DataProtocol | None = None
+        self.aborted = False  # ABOR broke the current transfer off (for its log event)
         self.on_pending: list[Callable[[PendingConnection], None]] = []
         self.on_connected: list[Callable[[DataProtocol], None]] = []
 
@@ -105,6 +106,7 @@ class DataSlot:
             self.set_pending(None)  # used up either way
             raise
         self._move(Slot.CLAIMED)
+        self.aborted = False
         return pending
 
     async def open(self, pending: PendingConnection) -> DataProtocol:
@@ -131,6 +133,7 @@ class DataSlot:
 
     def abort(self) -> None:
         """ABOR: break the running transfer off; its command then answers 426."""
+        self.aborted = self.in_transfer
         if self.in_transfer and self.pending is not None:
             self.pending.close(TransferAborted())
         if self.transfer is not None:

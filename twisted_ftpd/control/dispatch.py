@@ -25,6 +25,7 @@ from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Phase
 
 from .context import CommandContext
+from .session_log import emit
 
 log = Logger()
 
@@ -110,11 +111,14 @@ def run(ctx: CommandContext, command: Command) -> defer.Deferred[Reply | None]:
     state = GateState(ctx.session.phase, ctx.permissions, ctx.tls.configured,
                       ctx.tls.started, ctx.session.epsv_all)
     refusal = gate(COMMANDS.get(command.verb), command, state)
+    verb = command.verb
     if refusal is None and command.verb == "SITE":
         sub_spec, sub = site_command(command)
         if sub_spec is not None:
-            refusal = gate(sub_spec, sub, state)
+            refusal, verb = gate(sub_spec, sub, state), sub.verb
     if refusal is not None:
+        if refusal.code != replies.NOT_IMPLEMENTED.code:  # a missing feature refuses nobody
+            emit(ctx, "command_refused", command=verb, code=refusal.code)
         return defer.succeed(refusal)
     handler = HANDLERS[command.verb]
     try:

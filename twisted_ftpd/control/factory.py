@@ -11,6 +11,7 @@ from twisted.internet.interfaces import IAddress, IReactorTCP, IReactorTime
 from twisted.internet.protocol import ServerFactory
 
 from twisted_ftpd.config import ServerConfig
+from twisted_ftpd.events import EventLog
 from twisted_ftpd.tls import TLSCredentials
 
 from .protocol import FTPControlProtocol
@@ -29,6 +30,7 @@ class FTPFactory(ServerFactory):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.sessions: set[FTPControlProtocol] = set()
+        self.events = EventLog()  # this server's session events (metrics, xferlog)
         # Called with every new session before it starts (the test server's faults).
         self.session_hooks: list[Callable[[FTPControlProtocol], None]] = []
 
@@ -37,6 +39,7 @@ class FTPFactory(ServerFactory):
                                    tls=self.tls, implicit_tls=implicit_tls,
                                    lookup_user=self.lookup_user)
         proto.factory = self
+        proto.events = self.events
         for hook in self.session_hooks:
             hook(proto)
         self.sessions.add(proto)

@@ -23,6 +23,7 @@ from zope.interface import implementer
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.data.channel import set_nodelay
 from twisted_ftpd.data.throttle import SessionRates
+from twisted_ftpd.events import EventLog, new_session_id
 from twisted_ftpd.listing.mlsx import FACTS
 from twisted_ftpd.protocol import paths, replies
 from twisted_ftpd.protocol.errors import InvalidPath
@@ -47,6 +48,7 @@ from .data_slot import DataSlot
 from .lines import CommandLineReceiver, urgent_data_inline
 from .output import ReplyOutput
 from .scheduler import CommandScheduler
+from .session_log import emit as emit_event
 from .timers import SessionTimers
 from .tls_session import ControlTLS
 
@@ -82,6 +84,8 @@ class FTPControlProtocol(CommandLineReceiver, TimeoutMixin):
         self.output: ReplyOutput | None = None  # made on connection
         self.output_factory: Callable[..., ReplyOutput] = ReplyOutput  # faults replace it
         self.on_lost: list[Callable[[FTPControlProtocol], None]] = []
+        self.session_id = new_session_id()
+        self.events = EventLog()  # the factory gives it its server's
 
     def connectionMade(self) -> None:
         set_nodelay(self.transport)
@@ -90,6 +94,7 @@ class FTPControlProtocol(CommandLineReceiver, TimeoutMixin):
                                           self.scheduler.release)
         self.transport.registerProducer(self.output, True)
         self.setTimeout(self.config.idle_timeout)
+        emit_event(self, "connect")
         if self._implicit_tls:
             self.start_tls()
             self.session.pbsz, self.session.prot = True, "P"
@@ -180,6 +185,7 @@ class FTPControlProtocol(CommandLineReceiver, TimeoutMixin):
         logout, self.logout, self.shell, self.rates = self.logout, None, None, None
         if logout is not None:
             logout()
+            emit_event(self, "logout")
 
     def close_after(self, reply: Reply) -> None:
         self.scheduler.stop()
