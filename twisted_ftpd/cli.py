@@ -6,10 +6,11 @@ from __future__ import annotations
 import sys
 
 from twisted.internet import defer, task
-from twisted.logger import globalLogBeginner, textFileLogObserver
+from twisted.logger import globalLogBeginner
 from twisted.python import usage
 
 from twisted_ftpd.config import Options
+from twisted_ftpd.logs import foreground_observer
 from twisted_ftpd.service import FTPService
 
 
@@ -20,7 +21,12 @@ def _serve(reactor, argv: list[str]) -> defer.Deferred:  # type: ignore[no-untyp
     except usage.UsageError as e:
         print(f"{sys.argv[0]}: {e} (see --help)", file=sys.stderr)
         raise SystemExit(2) from None
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
+    try:
+        observer = foreground_observer(options["log-format"], options["log-file"])
+    except OSError as e:
+        print(f"{sys.argv[0]}: cannot open the log file: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     try:
         server = FTPService(options.to_config(), reactor)
         server.startService()
@@ -32,5 +38,5 @@ def _serve(reactor, argv: list[str]) -> defer.Deferred:  # type: ignore[no-untyp
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse options, serve in the foreground, log to stdout; Ctrl-C stops."""
+    """Parse options, serve in the foreground, log to stdout (or --log-file); Ctrl-C stops."""
     task.react(_serve, [sys.argv[1:] if argv is None else argv])

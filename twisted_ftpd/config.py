@@ -17,6 +17,7 @@ from twisted import copyright
 from twisted.python import usage
 
 from twisted_ftpd import __version__
+from twisted_ftpd.logs import parse_log_format
 from twisted_ftpd.tls import TLSConfigError, TLSCredentials
 from twisted_ftpd.units import parse_rate
 
@@ -47,6 +48,8 @@ class ServerConfig:
     tls_handshake_timeout: float = 30.0
     max_download_rate: int = 0  # bytes/s per session; 0: no limit
     max_upload_rate: int = 0
+    log_format: str = "text"  # or "json": one JSON object per line
+    log_file: str | None = None  # server.py logs to stdout without it
 
     def passive_port_candidates(self) -> list[int]:
         if self.passive_ports is None:
@@ -115,6 +118,10 @@ class Options(usage.Options):
          "0: no limit).", parse_rate],
         ["max-upload-rate", None, 0, "Bytes/s each session may upload (0: no limit).",
          parse_rate],
+        ["log-format", None, "text", "Log lines as text, or as one JSON object each (json).",
+         parse_log_format],
+        ["log-file", None, None, "Append the log to this file instead of stdout (twistd: "
+         "instead of its --logfile)."],
     ]
 
     optFlags = [
@@ -172,5 +179,7 @@ class Options(usage.Options):
             implicit_tls_port=self["implicit-tls-port"],
             max_download_rate=self["max-download-rate"],
             max_upload_rate=self["max-upload-rate"],
+            log_format=self["log-format"],
+            log_file=self["log-file"],
         )
 

@@ -24,6 +24,7 @@ from twisted_ftpd.config import Options, ServerConfig
 from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
 from twisted_ftpd.fs.files import Runner
 from twisted_ftpd.fs.shell import FilesystemShell
+from twisted_ftpd.logs import twistd_service
 from twisted_ftpd.tls import TLSCredentials
 
 __all__ = ["FTPService", "Options", "build_factory", "makeService"]
@@ -118,6 +119,6 @@ class FTPService(service.Service):
 
 def makeService(options: Options) -> service.MultiService:
     """twistd's entry point (IServiceMaker)."""
-    top = service.MultiService()
+    top = twistd_service(options)  # also sets up the log (logs.py)
     FTPService(options.to_config()).setServiceParent(top)
     return top

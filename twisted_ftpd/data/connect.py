@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTCP, I
 from twisted.internet.protocol import ClientFactory, Factory
 from twisted.logger import Logger
 
+from twisted_ftpd.logs import listen_quietly
 from twisted_ftpd.protocol.addresses import normalize, same_host
 from twisted_ftpd.protocol.errors import DataConnectionError
 
@@ -187,8 +188,8 @@ class PassiveConnection(PendingConnection):
             random.shuffle(candidates)
         for number in candidates:
             try:
-                self.port = reactor.listenTCP(number, _PassiveFactory(self), backlog=5,
-                                              interface=host)
+                self.port = listen_quietly(reactor.listenTCP, number, _PassiveFactory(self),
+                                           backlog=5, interface=host)
                 return
             except error.CannotListenError:
                 continue

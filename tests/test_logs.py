@@ -1,0 +1,165 @@
+"""The log's formats and files, and the data-port lines it leaves out."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.application import service
+from twisted.logger import ILogObserver, LogPublisher, globalLogPublisher
+from twisted.python import log as legacy_log
+from twisted.python import usage
+
+from twisted_ftpd import logs
+from twisted_ftpd.config import Options
+from twisted_ftpd.events import EventLog
+
+
+def legacy_lines(*messages: str, quiet: bool = False) -> list[str]:
+    """What a text file observer writes for these legacy ``log.msg`` lines, as a TCP
+    port logs them (``quiet``: inside ``listen_quietly``)."""
+    out = io.StringIO()
+    publisher = LogPublisher(logs.file_observer(out, "text"))
+    globalLogPublisher.addObserver(publisher)
+    try:
+        for message in messages:
+            if quiet:
+                logs.listen_quietly(legacy_log.msg, message)
+            else:
+                legacy_log.msg(message)
+    finally:
+        globalLogPublisher.removeObserver(publisher)
+    return [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
+
+
+def test_a_quiet_port_logs_neither_its_start_nor_its_close() -> None:
+    assert legacy_lines("_PassiveFactory starting on 40001", quiet=True) == []
+    assert legacy_lines("(TCP Port 40001 Closed)") == ["(TCP Port 40001 Closed)"]  # new filter
+
+
+def test_the_close_of_a_quiet_port_is_dropped_only_for_that_port() -> None:
+    out = io.StringIO()
+    observer = logs.file_observer(out, "text")
+    publisher = LogPublisher(observer)
+    globalLogPublisher.addObserver(publisher)
+    try:
+        logs.listen_quietly(legacy_log.msg, "_PassiveFactory starting on 40002")
+        legacy_log.msg("FTPFactory starting on 21")
+        legacy_log.msg("(TCP Port 40002 Closed)")
+        legacy_log.msg("(TCP Port 40002 Closed)")  # the number reused by a port of others
+        legacy_log.msg("(TCP Port 21 Closed)")
+    finally:
+        globalLogPublisher.removeObserver(publisher)
+    lines = [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
+    assert lines == ["FTPFactory starting on 21", "(TCP Port 40002 Closed)",
+                     "(TCP Port 21 Closed)"]
+
+
+def test_json_is_one_object_per_line_from_twisteds_observer() -> None:
+    out = io.StringIO()
+    events = EventLog(forward=logs.file_observer(out, "json"))
+    events.emit("connect", session="0000abcd", peer="192.0.2.7")
+    events.emit("logout", session="0000abcd", peer="192.0.2.7", user="alice")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and "\x1e" not in out.getvalue()
+    first, second = (json.loads(line) for line in lines)
+    assert (first["ftpd_event"], first["session"], first["peer"]) == (
+        "connect", "0000abcd", "192.0.2.7")
+    assert (second["ftpd_event"], second["user"]) == ("logout", "alice")
+    assert first["log_level"]["name"] == "info" and "log_time" in first
+
+
+def test_text_lines_escape_names_that_are_not_utf8() -> None:
+    out = io.StringIO()
+    events = EventLog(forward=logs.file_observer(out, "text"))
+    events.emit("delete", session="s", peer="p", user="alice", path="/caf\udce9")
+    line = out.getvalue()
+    assert line.endswith("'alice' from p deleted '/caf\\udce9'\n")
+    line.encode("utf-8")  # what the log file's encoder must accept
+
+
+def test_log_file_is_appended_to(tmp_path: Path) -> None:
+    path = tmp_path / "ftpd.log"
+    path.write_text("older line\n")
+    observer = logs.foreground_observer("text", str(path))
+    EventLog(forward=observer).emit("connect", session="s", peer="192.0.2.7")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "older line" and lines[1].endswith("[s] connection from 192.0.2.7")
+
+
+def test_options_take_the_log_format_and_file() -> None:
+    options = Options()
+    options.parseOptions(["--log-format", "json", "--log-file", "/var/log/ftpd.log"])
+    config = options.to_config()
+    assert (config.log_format, config.log_file) == ("json", "/var/log/ftpd.log")
+    assert Options().to_config().log_format == "text"
+    with pytest.raises(usage.UsageError, match="text, json"):
+        Options().parseOptions(["--log-format", "xml"])
+
+
+# -- under twistd -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def usr1() -> Iterator[None]:
+    """Whatever the test installs for SIGUSR1 is undone afterwards."""
+    before = signal.getsignal(signal.SIGUSR1)
+    yield
+    signal.signal(signal.SIGUSR1, before)
+
+
+def emit_to(observer: ILogObserver | None) -> None:
+    assert observer is not None
+    EventLog(forward=observer).emit("connect", session="s", peer="192.0.2.7")
+
+
+def test_twistd_logger_or_syslog_keep_twistds_own() -> None:
+    assert logs.twistd_observer(None, "json", None) is None  # no twistd
+    assert logs.twistd_observer({"logger": object()}, "json", None) is None
+    assert logs.twistd_observer({"syslog": True, "logfile": None}, "text", None) is None
+    with pytest.raises(ValueError, match="--syslog"):
+        logs.twistd_observer({"syslog": True, "logfile": None}, "json", None)
+
+
+@pytest.mark.parametrize("twistd", [{"logfile": "-"}, {"logfile": None, "nodaemon": True}])
+def test_twistd_to_stdout(twistd: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    emit_to(logs.twistd_observer(twistd, "json", None))
+    assert json.loads(capsys.readouterr().out)["ftpd_event"] == "connect"
+
+
+def test_twistd_logfile_is_rotated_on_sigusr1(tmp_path: Path, usr1: None) -> None:
+    path = tmp_path / "twistd.log"
+    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    emit_to(logs.twistd_observer({"logfile": str(path)}, "json", None))
+    assert json.loads(path.read_text())["peer"] == "192.0.2.7"
+    assert signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, None)
+
+
+def test_log_file_wins_over_twistds(tmp_path: Path) -> None:
+    ours = tmp_path / "ours.log"
+    emit_to(logs.twistd_observer({"logfile": str(tmp_path / "theirs.log")}, "text", str(ours)))
+    assert "connection from 192.0.2.7" in ours.read_text()
+    assert not (tmp_path / "theirs.log").exists()
+
+
+def test_twistds_application_gets_the_observer() -> None:
+    observer = logs.file_observer(io.StringIO(), "json")
+    application = service.Application("ftpd")
+    logs.TwistdLogging(observer).setServiceParent(application)
+    assert application.getComponent(ILogObserver) is observer
+    untouched = service.Application("ftpd")
+    logs.TwistdLogging(None).setServiceParent(untouched)
+    assert untouched.getComponent(ILogObserver) is None
+
+
+def test_twistd_service_reports_an_unusable_log_file_in_one_line(tmp_path: Path) -> None:
+    options = Options()
+    options.parent = {"logfile": None, "nodaemon": True}  # as twistd sets it
+    options.parseOptions(["--log-file", str(tmp_path / "missing" / "ftpd.log")])
+    with pytest.raises(SystemExit, match="cannot log: .*No such file"):
+        logs.twistd_service(options)

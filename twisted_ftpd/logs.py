@@ -1,0 +1,153 @@
+# -*- test-case-name: tests.test_logs,tests.integration.test_logs -*-
+"""Where the log goes: text or JSON lines, to stdout or a file, under server.py or twistd.
+
+Both formats are twisted.logger's own (``formatEventAsClassicLogText`` and
+``jsonFileLogObserver``); this module only chooses the file and drops the two
+lines Twisted writes for every passive data port, which said nothing an
+administrator could use and drowned the session events.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+from typing import IO, Any
+
+from twisted.application import service
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import (
+    FileLogObserver,
+    FilteringLogObserver,
+    ILogObserver,
+    PredicateResult,
+    formatEventAsClassicLogText,
+    formatTime,
+    jsonFileLogObserver,
+)
+from twisted.python import log as legacy_log
+from twisted.python import logfile
+from twisted.python.components import Componentized
+
+LOG_FORMATS = ("text", "json")
+# Marks the legacy "<Factory> starting on N" event of a port listen_quietly opened.
+_QUIET = "ftpd_quiet_port"
+_STARTING = re.compile(r" starting on (\d+)$")
+_CLOSED = re.compile(r"^\(TCP Port (\d+) Closed\)$")
+
+
+def parse_log_format(text: str) -> str:
+    if text not in LOG_FORMATS:
+        raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}, got {text!r}")
+    return text
+
+
+def listen_quietly(listen: Any, *args: Any, **kwargs: Any) -> IListeningPort:
+    """``listen(*args, **kwargs)`` (``reactor.listenTCP``) for a port whose start and
+    close lines the log observers here leave out: one pair per passive transfer.
+
+    Twisted's TCP port logs both unconditionally (``noisy`` only silences the
+    factory's own lines), so the start is tagged through the legacy log context and
+    the filter drops the close line of the port number it saw start.
+    """
+    return legacy_log.callWithContext({_QUIET: True}, listen, *args, **kwargs)
+
+
+class QuietPorts:
+    """A log filter predicate: no "starting on" / "Closed" lines for quiet ports."""
+
+    def __init__(self) -> None:
+        self._open: set[int] = set()
+
+    def __call__(self, event: dict[str, Any]) -> PredicateResult:
+        if event.get("log_namespace") != "log_legacy":
+            return PredicateResult.maybe
+        text = " ".join(str(part) for part in event.get("message", ()))
+        if event.get(_QUIET):
+            started = _STARTING.search(text)
+            if started:
+                self._open.add(int(started.group(1)))
+                return PredicateResult.no
+        closed = _CLOSED.match(text)
+        if closed and int(closed.group(1)) in self._open:
+            self._open.discard(int(closed.group(1)))
+            return PredicateResult.no
+        return PredicateResult.maybe
+
+
+def _classic_text(event: dict[str, Any]) -> str | None:
+    """Twisted's text format; names that were not UTF-8 on disk come out escaped
+    instead of making the log file's encoder raise."""
+    text = formatEventAsClassicLogText(event, lambda when: formatTime(when, "%Y-%m-%dT%H:%M:%S%z"))
+    return text and text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def file_observer(out: IO[Any], log_format: str) -> ILogObserver:
+    """Every event to ``out`` as a text line or, for "json", one JSON object per line."""
+    if log_format == "json":
+        observer = jsonFileLogObserver(out, recordSeparator="")
+    else:
+        observer = FileLogObserver(out, _classic_text)
+    return FilteringLogObserver(observer, [QuietPorts()])
+
+
+def open_log_file(path: str) -> IO[str]:
+    """Append to ``path``, a line at a time (``logrotate``'s ``copytruncate`` works)."""
+    return open(path, "a", encoding="utf-8", buffering=1)
+
+
+def foreground_observer(log_format: str, log_file: str | None) -> ILogObserver:
+    """server.py's log: stdout, or ``log_file``."""
+    return file_observer(sys.stdout if log_file is None else open_log_file(log_file), log_format)
+
+
+def twistd_observer(twistd: Any, log_format: str, log_file: str | None) -> ILogObserver | None:
+    """The observer for twistd's application, writing where twistd itself would
+    (``--logfile``; stdout with ``-n``; else twistd.log, rotated on SIGUSR1), or None
+    to leave twistd's own in place (``--logger``, text to ``--syslog``, or no twistd)."""
+    if twistd is None or twistd.get("logger"):
+        return None
+    if log_file is not None:
+        return file_observer(open_log_file(log_file), log_format)
+    if twistd.get("syslog"):
+        if log_format == "json":
+            raise ValueError("--log-format json writes a file: give --logfile, not --syslog")
+        return None
+    name = twistd.get("logfile") or ""
+    if name == "-" or (not name and twistd.get("nodaemon")):
+        return file_observer(sys.stdout, log_format)
+    out = logfile.LogFile.fromFullPath(name or "twistd.log")
+    if not signal.getsignal(signal.SIGUSR1):  # as twistd does for its own log file
+
+        def rotate(signum: int, frame: object) -> None:
+            from twisted.internet import reactor
+
+            reactor.callFromThread(out.rotate)
+
+        signal.signal(signal.SIGUSR1, rotate)
+    return file_observer(out, log_format)
+
+
+class TwistdLogging(service.MultiService):
+    """The top service ``twistd ftpd`` gets: it hands twistd's application our
+    observer (the documented ``ILogObserver`` component), so ``--log-format`` and
+    the quiet data ports hold under twistd too."""
+
+    def __init__(self, observer: ILogObserver | None) -> None:
+        super().__init__()
+        self.observer = observer
+
+    def setServiceParent(self, parent: Any) -> None:  # noqa: N802 - Twisted's name
+        if self.observer is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.observer)
+        super().setServiceParent(parent)
+
+
+def twistd_service(options: Any) -> TwistdLogging:
+    """The top service for ``makeService``: the plugin's options, with twistd's
+    own as their parent (none when called outside twistd)."""
+    try:
+        observer = twistd_observer(options.parent, options["log-format"], options["log-file"])
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"twistd ftpd: cannot log: {e}") from None
+    return TwistdLogging(observer)
