@@ -1,6 +1,12 @@
 """In-memory harness for control-channel tests: a real factory and protocol on a
 StringTransport, a MemoryReactorClock for data connections and timers, and a
 synchronous runner in place of the thread pool, so every test is deterministic.
+
+The control tests share its helpers rather than keep copies: ``logged_in``, the
+Session's data-connection steps (``start``/``finish``, ``download``, ``upload``,
+``listing``, ``open_passive``/``open_active``), ``RecordingTransport`` for TLS and
+aborts, and ``ManualRunner``/``held_harness`` for blocking calls the test releases.
+Its users.db holds cheap scrypt hashes (``cheap_hash``), so a login costs microseconds.
 """
 
 from __future__ import annotations
