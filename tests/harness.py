@@ -347,6 +347,14 @@ def logged_in(tmp_path: Path, perms: str = ALL_PERMS, peer: str = PEER, local: s
     return h, s
 
 
+def failed_login(h: Harness, s: Session, user: str, password: str) -> list[str]:
+    """USER/PASS that should fail: nothing until the login delay, then the replies."""
+    assert s.send(f"USER {user}")[0].startswith("331")
+    assert s.send(f"PASS {password}") == []
+    h.reactor.advance(h.config.login_delay)
+    return s.take()
+
+
 def hidden(root: Path) -> list[str]:
     """The dot files in ``root``: where uploads in progress would show."""
     return [name for name in os.listdir(root) if name.startswith(".")]

@@ -7,16 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Harness, Session, cheap_hash, close, logged_in
+from tests.harness import Harness, cheap_hash, close, failed_login, logged_in
 from twisted_ftpd.auth import userdb
-
-
-def failed_login(h: Harness, s: Session, user: str, password: str) -> list[str]:
-    """USER/PASS that should fail: nothing until the login delay, then the replies."""
-    assert s.send(f"USER {user}")[0].startswith("331")
-    assert s.send(f"PASS {password}") == []
-    h.reactor.advance(h.config.login_delay)
-    return s.take()
 
 
 def test_user_then_pass_logs_in(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from twisted.internet import defer, error
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
-from tests.harness import Harness, Session, close, held_harness, logged_in
+from tests.harness import Harness, Session, close, failed_login, held_harness, logged_in
 from twisted_ftpd.control.scheduler import MAX_QUEUED
 from twisted_ftpd.protocol.errors import FileNotFound
 from twisted_ftpd.protocol.values import FileInfo
@@ -240,10 +240,7 @@ def test_no_delayed_calls_after_a_completed_login_failure_and_disconnect(
         tmp_path: Path) -> None:
     h = Harness(tmp_path)
     s = h.connect()
-    s.send("USER alice")
-    s.send("PASS wrong")
-    h.reactor.advance(h.config.login_delay)
-    assert s.take() == ["530 Login incorrect."]
+    assert failed_login(h, s, "alice", "wrong") == ["530 Login incorrect."]
     s.lose()
     assert h.reactor.getDelayedCalls() == []
 
