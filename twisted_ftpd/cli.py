@@ -33,6 +33,7 @@ def _serve(reactor, argv: list[str]) -> defer.Deferred:  # type: ignore[no-untyp
     except Exception as e:
         print(f"{sys.argv[0]}: cannot start: {e}", file=sys.stderr)
         raise SystemExit(1) from None
+    server.force_on_signal = True  # a second Ctrl-C ends the shutdown grace period
     reactor.addSystemEventTrigger("before", "shutdown", server.stopService)
     return defer.Deferred()  # runs until the process is interrupted
 

@@ -9,6 +9,7 @@ start-up rather than a traceback later.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class ServerConfig:
     tls_require_reuse: bool = True  # data connections must resume the login's TLS session
     implicit_tls_port: int | None = None  # also listen for implicit FTPS here
     tls_handshake_timeout: float = 30.0
+    shutdown_grace: float = 30.0  # on SIGTERM/SIGINT, running transfers may finish
     max_download_rate: int = 0  # bytes/s per session; 0: no limit
     max_upload_rate: int = 0
     log_format: str = "text"  # or "json": one JSON object per line
@@ -112,6 +114,8 @@ class Options(usage.Options):
         ["tls-cert", None, None, "PEM certificate (the key may be in the same file): "
          "enables AUTH TLS (explicit FTPS)."],
         ["tls-key", None, None, "PEM private key, when not in the --tls-cert file."],
+        ["shutdown-grace", None, 30.0, "Seconds running transfers may take to finish when "
+         "the server is told to stop.", float],
         ["implicit-tls-port", None, None, "Also serve implicit FTPS (TLS from the first byte) "
          "on this port.", parse_port],
         ["max-download-rate", None, 0, "Bytes/s each session may download (K, M, G: 1024s; "
@@ -148,6 +152,8 @@ class Options(usage.Options):
         for name in ("idle-timeout", "data-timeout"):
             if self[name] <= 0:
                 raise usage.UsageError(f"--{name} must be positive")
+        if not 0 <= self["shutdown-grace"] < math.inf:
+            raise usage.UsageError("--shutdown-grace must be a number of seconds, 0 or more")
         self["banner"] = self["banner"].replace("\\n", "\n")
         if self["tls-cert"] is None:
             for name in ("tls-key", "implicit-tls-port"):
@@ -177,6 +183,7 @@ class Options(usage.Options):
             tls_required=bool(self["tls-required"]),
             tls_require_reuse=not self["no-tls-session-reuse"],
             implicit_tls_port=self["implicit-tls-port"],
+            shutdown_grace=self["shutdown-grace"],
             max_download_rate=self["max-download-rate"],
             max_upload_rate=self["max-upload-rate"],
             log_format=self["log-format"],

@@ -25,6 +25,7 @@ from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
 from twisted_ftpd.fs.files import Runner
 from twisted_ftpd.fs.shell import FilesystemShell
 from twisted_ftpd.logs import twistd_service
+from twisted_ftpd.shutdown import Shutdown, force_on_second_signal
 from twisted_ftpd.tls import TLSCredentials
 
 __all__ = ["FTPService", "Options", "build_factory", "makeService"]
@@ -81,6 +82,9 @@ class FTPService(service.Service):
         self.factory = build_factory(config, reactor, portal=portal)
         self.port: IListeningPort | None = None
         self.implicit_port: IListeningPort | None = None
+        self.shutdown: Shutdown | None = None  # the stop in progress
+        # The launchers (server.py, twistd) let a second SIGINT/SIGTERM end the grace.
+        self.force_on_signal = False
 
     def startService(self) -> None:
         super().startService()
@@ -109,16 +113,26 @@ class FTPService(service.Service):
             return self.reactor.listenTCP(port, factory, interface="0.0.0.0")
 
     def stopService(self):  # type: ignore[no-untyped-def]
+        """Stop accepting, let running transfers finish for ``shutdown_grace`` seconds,
+        then close every session (``shutdown.py``); fires once all have settled."""
         super().stopService()
-        for session in list(self.factory.sessions):
-            session.transport.loseConnection()
         ports = [p for p in (self.port, self.implicit_port) if p is not None]
         self.port = self.implicit_port = None
-        return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        stopped = defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        if ports:
+            stopped.addCallback(lambda _: log.info("Stopped listening; new connections are "
+                                                   "refused"))
+        self.shutdown = Shutdown(self.factory.sessions, self.config.shutdown_grace,
+                                 self.factory.clock)
+        if self.force_on_signal:
+            force_on_second_signal(self.reactor, self.shutdown.force)
+        return defer.gatherResults([stopped, self.shutdown.start()])
 
 
 def makeService(options: Options) -> service.MultiService:
     """twistd's entry point (IServiceMaker)."""
     top = twistd_service(options)  # also sets up the log (logs.py)
-    FTPService(options.to_config()).setServiceParent(top)
+    server = FTPService(options.to_config())
+    server.force_on_signal = True
+    server.setServiceParent(top)
     return top
