@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from twisted import copyright
 from twisted.python import usage
 
-from twisted_ftpd import __version__
+from twisted_ftpd import __version__, config_file
 from twisted_ftpd.logs import parse_log_format
 from twisted_ftpd.tls import TLSConfigError, TLSCredentials
 from twisted_ftpd.units import parse_rate
@@ -114,6 +114,8 @@ class Options(usage.Options):
         ["tls-cert", None, None, "PEM certificate (the key may be in the same file): "
          "enables AUTH TLS (explicit FTPS)."],
         ["tls-key", None, None, "PEM private key, when not in the --tls-cert file."],
+        ["config", None, None, "TOML file with any of these options, spelled as here "
+         "without the dashes in front; the command line wins."],
         ["shutdown-grace", None, 30.0, "Seconds running transfers may take to finish when "
          "the server is told to stop.", float],
         ["implicit-tls-port", None, None, "Also serve implicit FTPS (TLS from the first byte) "
@@ -147,6 +149,11 @@ class Options(usage.Options):
         """Display the twisted-ftpd and Twisted versions and exit."""
         print(f"twisted-ftpd {__version__} (Twisted {copyright.version})")
         raise SystemExit(0)
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """The ``--config`` file's options first (``config_file.py``), then the command line."""
+        argv = sys.argv[1:] if options is None else list(options)
+        config_file.parse(self, argv, super().parseOptions)
 
     def postOptions(self) -> None:
         for name in ("idle-timeout", "data-timeout"):
