@@ -29,6 +29,7 @@ def _serve(reactor, argv: list[str]) -> defer.Deferred:  # type: ignore[no-untyp
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     try:
         server = FTPService(options.to_config(), reactor)
+        server.privilegedStartService()  # binds, then becomes --user
         server.startService()
     except Exception as e:
         print(f"{sys.argv[0]}: cannot start: {e}", file=sys.stderr)

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from twisted import copyright
 from twisted.python import usage
 
-from twisted_ftpd import __version__, config_file
+from twisted_ftpd import __version__, config_file, listen, privileges
 from twisted_ftpd.logs import parse_log_format
 from twisted_ftpd.tls import TLSConfigError, TLSCredentials
 from twisted_ftpd.units import parse_rate
 
 DEFAULT_PORT = 52305
 DEFAULT_BANNER = "twisted-ftpd ready."
+DEFAULT_UMASK = 0o022
 DESCRIPTION = "twisted-ftpd: serve files over FTP and FTPS to the users in the user file."
 
 
@@ -52,6 +53,11 @@ class ServerConfig:
     max_upload_rate: int = 0
     log_format: str = "text"  # or "json": one JSON object per line
     log_file: str | None = None  # server.py logs to stdout without it
+    listen: tuple[str, ...] = ()  # endpoint descriptions; () means port and interface
+    implicit_tls_listen: tuple[str, ...] = ()  # () means implicit_tls_port
+    user: str | None = None  # run as this user once the ports are bound
+    group: str | None = None  # and this group (default: the user's primary group)
+    umask: int = DEFAULT_UMASK  # for uploaded files and new directories
 
     def passive_port_candidates(self) -> list[int]:
         if self.passive_ports is None:
@@ -82,6 +88,16 @@ def parse_ipv4(text: str) -> str:
         return str(ipaddress.IPv4Address(text))
     except ValueError:
         raise ValueError(f"{text!r} is not an IPv4 address (PASV can only announce IPv4)") from None
+
+
+def parse_umask(text: str) -> int:
+    # A leading 0 as vsftpd asks for: "22" or a TOML integer would be ambiguous.
+    if not text.startswith("0") or not text.removeprefix("0o").isdigit():
+        raise ValueError(f"expected an octal umask with a leading 0 (e.g. 022), got {text!r}")
+    value = int(text.removeprefix("0o"), 8)
+    if value > 0o777:
+        raise ValueError(f"umask {text} is more than 0777")
+    return value
 
 
 def parse_interface(text: str) -> str:
@@ -128,6 +144,11 @@ class Options(usage.Options):
          parse_log_format],
         ["log-file", None, None, "Append the log to this file instead of stdout (twistd: "
          "instead of its --logfile)."],
+        ["user", None, None, "Once the ports are bound, run as this user (name or uid) and "
+         "its groups; needs root."],
+        ["group", None, None, "With --user: run as this group (default: the user's own)."],
+        ["umask", None, None, "Octal mask (leading 0) for the modes of uploaded files and new "
+         "directories (default: 022).", parse_umask],
     ]
 
     optFlags = [
@@ -144,6 +165,21 @@ class Options(usage.Options):
         else:
             line = super().getSynopsis()  # "Usage: twistd [options] ftpd [options]"
         return f"{line}\n{DESCRIPTION}"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"], self["implicit-tls-listen"] = [], []
+        self.longOpt = list(dict.fromkeys(self.longOpt))
+
+    def opt_listen(self, description: str) -> None:
+        """Twisted endpoint to serve FTP on, repeatable (tcp:21:interface=\\:\\:,
+        systemd:domain=INET6:index=0); replaces --port and --interface."""
+        self["listen"].append(_checked("listen", description))
+
+    def opt_implicit_tls_listen(self, description: str) -> None:
+        """Twisted endpoint to serve implicit FTPS on, repeatable; replaces
+        --implicit-tls-port."""
+        self["implicit-tls-listen"].append(_checked("implicit-tls-listen", description))
 
     def opt_version(self) -> None:
         """Display the twisted-ftpd and Twisted versions and exit."""
@@ -162,6 +198,11 @@ class Options(usage.Options):
         if not 0 <= self["shutdown-grace"] < math.inf:
             raise usage.UsageError("--shutdown-grace must be a number of seconds, 0 or more")
         self["banner"] = self["banner"].replace("\\n", "\n")
+        try:
+            listen.check_options(self)
+            privileges.check_options(self)
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
         if self["tls-cert"] is None:
             for name in ("tls-key", "implicit-tls-port"):
                 if self[name] is not None:
@@ -195,5 +236,16 @@ class Options(usage.Options):
             max_upload_rate=self["max-upload-rate"],
             log_format=self["log-format"],
             log_file=self["log-file"],
+            listen=tuple(self["listen"]),
+            implicit_tls_listen=tuple(self["implicit-tls-listen"]),
+            user=self["user"],
+            group=self["group"],
+            umask=DEFAULT_UMASK if self["umask"] is None else self["umask"],
         )
 
+
+def _checked(name: str, description: str) -> str:
+    try:
+        return listen.check_description(description)
+    except listen.ListenError as e:
+        raise usage.UsageError(f"--{name} {e}") from None

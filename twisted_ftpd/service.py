@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_config,tests.integration.test_launchers -*-
-"""Assemble a running server from options: portal, factory and listening port.
+"""Assemble a running server from options: portal, factory and listening ports.
 
 Shared by ``python server.py``, ``twistd ftpd`` and in-process use, so all three
 behave the same. This is the only module that touches the global reactor, and
@@ -12,11 +12,11 @@ import os
 
 from twisted.application import service
 from twisted.cred.portal import Portal
-from twisted.internet import defer, error, threads
+from twisted.internet import defer, threads
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
-from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
+from twisted_ftpd import listen, privileges
 from twisted_ftpd.auth.checker import UserDBChecker
 from twisted_ftpd.auth.realm import FTPRealm
 from twisted_ftpd.auth.userdb import UserDB
@@ -26,6 +26,7 @@ from twisted_ftpd.fs.files import Runner
 from twisted_ftpd.fs.shell import FilesystemShell
 from twisted_ftpd.logs import twistd_service
 from twisted_ftpd.shutdown import Shutdown, force_on_second_signal
+from twisted_ftpd.startup import users_file_warnings
 from twisted_ftpd.tls import TLSCredentials
 
 __all__ = ["FTPService", "Options", "build_factory", "makeService"]
@@ -46,20 +47,20 @@ def thread_runner(reactor: IReactorTCP) -> Runner:
 def build_factory(config: ServerConfig, reactor: IReactorTCP,
                   clock: IReactorTime | None = None, run: Runner | None = None,
                   portal: Portal | None = None) -> FTPFactory:
-    """The control-connection factory for ``config``; creates the root if missing.
+    """The control-connection factory for ``config``.
 
     ``run`` executes blocking calls (password hashing, disk access); by default
     they go to the reactor's thread pool. ``portal`` replaces the user file
     (in-process test servers bring their own users).
     """
     tls = TLSCredentials.load(config.tls_cert, config.tls_key) if config.tls_cert else None
-    os.makedirs(config.root, exist_ok=True)
     runner = run or thread_runner(reactor)
     lookup_user = None
     if portal is None:
         userdb = UserDB(config.users)
         realm = FTPRealm(userdb, config.root,
-                         lambda home, perms: FilesystemShell(home, perms, run=runner), run=runner)
+                         lambda home, perms: FilesystemShell(home, perms, run=runner,
+                                                             umask=config.umask), run=runner)
         portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=runner)])
 
         def lookup_user(name: str) -> defer.Deferred:
@@ -69,7 +70,13 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
 
 
 class FTPService(service.Service):
-    """Listens for control connections; stopping it also ends every live session."""
+    """Listens for control connections; stopping it also ends every live session.
+
+    The ports are bound in ``privilegedStartService`` (twistd calls it before dropping
+    to ``--uid``/``--gid``, so port 21 works), then the server becomes ``--user``; in-process
+    use may call ``startService`` alone. The root is created after that, by the user
+    that will write to it.
+    """
 
     def __init__(self, config: ServerConfig, reactor: IReactorTCP | None = None,
                  portal: Portal | None = None) -> None:
@@ -80,44 +87,82 @@ class FTPService(service.Service):
         self.config = config
         self.reactor = reactor
         self.factory = build_factory(config, reactor, portal=portal)
-        self.port: IListeningPort | None = None
-        self.implicit_port: IListeningPort | None = None
+        self.ports: list[IListeningPort] = []  # control connections, in --listen order
+        self.implicit_ports: list[IListeningPort] = []  # implicit FTPS
+        self._users_file = config.users if portal is None else None
         self.shutdown: Shutdown | None = None  # the stop in progress
         # The launchers (server.py, twistd) let a second SIGINT/SIGTERM end the grace.
         self.force_on_signal = False
 
-    def startService(self) -> None:
-        super().startService()
-        self.port = self._listen(self.config.port, self.factory)
-        if self.config.implicit_tls_port is not None:
-            try:
-                self.implicit_port = self._listen(self.config.implicit_tls_port,
-                                                  ImplicitTLSFactory(self.factory))
-            except Exception:
-                self.port.stopListening()
-                raise
-            log.info("twisted-ftpd serving implicit FTPS on port {port}",
-                     port=self.implicit_port.getHost().port)
-        address = self.port.getHost()
-        log.info("twisted-ftpd serving {root!r} on {host} port {port}",
-                 root=os.path.abspath(self.config.root), host=address.host, port=address.port)
+    @property
+    def port(self) -> IListeningPort | None:
+        """The first control port (the one in-process users connect to)."""
+        return self.ports[0] if self.ports else None
 
-    def _listen(self, port: int, factory: ServerFactory) -> IListeningPort:
-        interface = self.config.interface
-        if interface:
-            return self.reactor.listenTCP(port, factory, interface=interface)
+    @property
+    def implicit_port(self) -> IListeningPort | None:
+        return self.implicit_ports[0] if self.implicit_ports else None
+
+    def privilegedStartService(self) -> None:  # noqa: N802 - Twisted interface name
+        super().privilegedStartService()
+        self._bind()
+
+    def startService(self) -> None:
+        self._bind()
         try:
-            # One dual-stack socket serves IPv6 and IPv4 (as mapped addresses).
-            return self.reactor.listenTCP(port, factory, interface="::")
-        except error.CannotListenError:
-            return self.reactor.listenTCP(port, factory, interface="0.0.0.0")
+            os.makedirs(self.config.root, exist_ok=True)
+            # Blocking, once, before anyone is served: said now, not at the first login.
+            warnings = users_file_warnings(self._users_file) if self._users_file else []
+        except Exception:
+            self._unbind()
+            raise
+        super().startService()
+        for warning in warnings:
+            log.warn("{warning}", warning=warning)
+        if os.geteuid() == 0:
+            log.warn("serving as root: give --user (or twistd's --uid/--gid) to drop privileges")
+        addresses = ", ".join(listen.describe(p) for p in self.ports)
+        if self.implicit_ports:
+            addresses += "; implicit FTPS on " + ", ".join(
+                listen.describe(p) for p in self.implicit_ports)
+        log.info("twisted-ftpd serving {root} (users file {users}) on {addresses} as {user}",
+                 root=os.path.abspath(self.config.root),
+                 users=os.path.abspath(self._users_file) if self._users_file else "none",
+                 addresses=addresses, user=privileges.running_as())
+
+    def _bind(self) -> None:
+        """Listen on every configured address, then switch to ``--user``; nothing is
+        served in between (the reactor does not run meanwhile). Once only."""
+        if self.ports:
+            return
+        config = self.config
+        implicit = listen.implicit_listeners(config.implicit_tls_listen,
+                                             config.implicit_tls_port, config.interface)
+        plan = [(alternatives, self.factory, self.ports) for alternatives in
+                listen.control_listeners(config.listen, config.port, config.interface)]
+        if implicit:
+            implicit_factory = ImplicitTLSFactory(self.factory)
+            plan += [(alternatives, implicit_factory, self.implicit_ports)
+                     for alternatives in implicit]
+        try:
+            for alternatives, factory, ports in plan:
+                ports.append(listen.listen(self.reactor, alternatives, factory))
+            if config.user is not None:
+                privileges.switch_to(privileges.resolve(config.user, config.group))
+        except Exception:
+            self._unbind()
+            raise
+
+    def _unbind(self) -> None:
+        for port in [*self.ports, *self.implicit_ports]:
+            port.stopListening()
+        self.ports, self.implicit_ports = [], []
 
     def stopService(self):  # type: ignore[no-untyped-def]
         """Stop accepting, let running transfers finish for ``shutdown_grace`` seconds,
         then close every session (``shutdown.py``); fires once all have settled."""
         super().stopService()
-        ports = [p for p in (self.port, self.implicit_port) if p is not None]
-        self.port = self.implicit_port = None
+        ports, self.ports, self.implicit_ports = [*self.ports, *self.implicit_ports], [], []
         stopped = defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
         if ports:
             stopped.addCallback(lambda _: log.info("Stopped listening; new connections are "

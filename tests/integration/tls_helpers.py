@@ -206,14 +206,22 @@ def free_port() -> int:
 
 def start_process(command: list[str], cwd: Path) -> subprocess.Popen[str]:
     """Start a server and wait (on its log, not a clock) until it is listening."""
+    return start_logged(command, cwd)[0]
+
+
+def start_logged(command: list[str], cwd: Path,
+                 pass_fds: tuple[int, ...] = ()) -> tuple[subprocess.Popen[str], str]:
+    """``start_process``, and what the server logged until it was listening; ``pass_fds``
+    stay open in the server (sockets for it to inherit)."""
     proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True, env=_no_proxy_env())
+                            text=True, start_new_session=True, env=_no_proxy_env(),
+                            pass_fds=pass_fds)
     assert proc.stdout is not None
     seen = []
     for line in proc.stdout:
         seen.append(line)
         if "twisted-ftpd serving" in line:
-            return proc
+            return proc, "".join(seen)
     proc.wait(timeout=SAFETY_TIMEOUT)
     raise AssertionError("server exited before listening:\n" + "".join(seen))
 

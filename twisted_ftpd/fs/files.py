@@ -197,13 +197,13 @@ class WriteFile:
     @classmethod
     def open(
         cls, path: str, offset: int | None = None, *, run: Runner, display_path: str = "",
-        append: bool = False,
+        append: bool = False, mode: int = DEFAULT_MODE,
     ) -> WriteFile:
         """Start an upload to the OS path ``path`` (blocking: call through ``run``).
 
         ``append`` adds to the end of the file (created if missing), whatever
-        ``offset`` says. Raises FTPErrors for directories and special files,
-        OSError otherwise.
+        ``offset`` says; a new file gets ``mode``. Raises FTPErrors for directories
+        and special files, OSError otherwise.
         """
         try:
             existing: os.stat_result | None = os.stat(path)
@@ -217,7 +217,7 @@ class WriteFile:
         if append:
             offset = existing.st_size if existing is not None else 0
         elif offset is None:
-            return cls._open_aside(path, existing, run, display_path)
+            return cls._open_aside(path, existing, run, display_path, mode)
         if existing is None and offset != 0:
             raise errors.FileNotFound(display_path)
         flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -227,6 +227,8 @@ class WriteFile:
         try:
             if not statmod.S_ISREG(os.fstat(fd).st_mode):
                 raise errors.NotAPlainFile(display_path)
+            if existing is None:
+                os.fchmod(fd, mode)
             os.set_blocking(fd, True)
             if not append:
                 os.ftruncate(fd, offset)
@@ -239,11 +241,11 @@ class WriteFile:
 
     @classmethod
     def create_unique(cls, directory: str, prefix: str, *, run: Runner,
-                      display_dir: str = "") -> tuple[str, WriteFile]:
+                      display_dir: str = "", mode: int = DEFAULT_MODE) -> tuple[str, WriteFile]:
         """Create a new file with a name no other file has (STOU); blocking."""
         fd, path = tempfile.mkstemp(dir=directory, prefix=prefix)
         try:
-            os.fchmod(fd, DEFAULT_MODE)
+            os.fchmod(fd, mode)
             fileobj = os.fdopen(fd, "wb")
         except BaseException:
             os.close(fd)
@@ -255,13 +257,14 @@ class WriteFile:
 
     @classmethod
     def _open_aside(
-        cls, path: str, existing: os.stat_result | None, run: Runner, display_path: str
+        cls, path: str, existing: os.stat_result | None, run: Runner, display_path: str,
+        new_mode: int,
     ) -> WriteFile:
         directory, name = os.path.split(path)
         fd, temp = tempfile.mkstemp(dir=directory, prefix=_temp_prefix(name), suffix=".part")
         try:
             # Set the final mode now: the partial may end up under the real name.
-            mode = statmod.S_IMODE(existing.st_mode) & 0o777 if existing else DEFAULT_MODE
+            mode = statmod.S_IMODE(existing.st_mode) & 0o777 if existing else new_mode
             os.fchmod(fd, mode)
             fileobj = os.fdopen(fd, "wb")
         except BaseException:

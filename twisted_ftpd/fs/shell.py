@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from twisted_ftpd.fs.confine import Confinement
-from twisted_ftpd.fs.files import ReadFile, Runner, WriteFile
+from twisted_ftpd.fs.files import DEFAULT_MODE, ReadFile, Runner, WriteFile
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.paths import display
@@ -81,11 +81,16 @@ def _guarded(shown: str, f: Callable[..., _T], *args: Any) -> _T:
 class FilesystemShell:
     """A user's home directory on the local filesystem."""
 
-    def __init__(self, root: str, permissions: str, *, run: Runner | None = None) -> None:
+    def __init__(self, root: str, permissions: str, *, run: Runner | None = None,
+                 umask: int | None = None) -> None:
+        """``umask`` sets the modes of new files and directories (``--umask``); without
+        it they follow the process umask."""
         self.root = root
         self.permissions = permissions
         self._run: Runner = run if run is not None else default_run
         self._confine = Confinement(root)
+        self._umask = umask
+        self._file_mode = DEFAULT_MODE if umask is None else 0o666 & ~umask
 
     def _call(self, path: Segments, f: Callable[..., Any], *args: Any) -> Deferred:
         return self._run(_guarded, display(path), f, *args)
@@ -162,7 +167,15 @@ class FilesystemShell:
         return infos
 
     def _make_dir(self, path: Segments) -> None:
-        os.mkdir(self._confine.resolve_parent(path))
+        real = self._confine.resolve_parent(path)
+        os.mkdir(real)
+        if self._umask is not None:
+            # Set exactly, not through the process umask (twistd's daemon mode makes it 077).
+            fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.fchmod(fd, 0o777 & ~self._umask)
+            finally:
+                os.close(fd)
 
     def _remove_dir(self, path: Segments) -> None:
         try:
@@ -210,14 +223,15 @@ class FilesystemShell:
         target = self._confine.resolve_parent(path)
         if os.path.islink(target):  # confined by resolve_parent; write through it
             target = os.path.realpath(target)
-        return WriteFile.open(target, offset, run=self._run, display_path=shown, append=append)
+        return WriteFile.open(target, offset, run=self._run, display_path=shown, append=append,
+                              mode=self._file_mode)
 
     def _open_unique(self, directory: Segments, prefix: str) -> tuple[str, WriteFile]:
         real = self._confine.resolve(directory)
         if not statmod.S_ISDIR(os.stat(real).st_mode):
             raise errors.NotADirectory(display(directory))
         return WriteFile.create_unique(real, prefix, run=self._run,
-                                       display_dir=display(directory))
+                                       display_dir=display(directory), mode=self._file_mode)
 
     def _set_mtime(self, path: Segments, mtime: float) -> None:
         real = self._confine.resolve(path)
