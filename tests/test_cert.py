@@ -361,3 +361,52 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("python -m twisted_ftpd.cert: error: invalid host name")
     assert "Traceback" not in result.stderr
+
+
+def test_cli_prints_the_sha1_fingerprint_too(tmp_path: Path, capsys: Capsys) -> None:
+    status, path = _run(tmp_path)
+    assert status == 0
+    out = capsys.readouterr().out
+    match = re.search(r"^SHA-1 fingerprint: +((?:[0-9A-F]{2}:){19}[0-9A-F]{2})$", out, re.M)
+    assert match  # what lftp shows; FileZilla shows both
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    assert bytes.fromhex(match.group(1).replace(":", "")) == cert.fingerprint(hashes.SHA1())
+    assert "mode 0600" in out
+
+
+def test_show_prints_names_expiry_and_both_fingerprints(tmp_path: Path, capsys: Capsys) -> None:
+    status, path = _run(tmp_path, "--alt", "192.0.2.7")
+    assert status == 0
+    made = capsys.readouterr().out
+    before = path.read_bytes()
+    assert main(["--show", str(path)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0] == f"{path}: CN=ftp.example.com"
+    assert shown[1] == "names: ftp.example.com, 192.0.2.7"
+    assert shown[2].startswith("valid until ") and shown[2].endswith(" UTC")
+    assert shown[3:] == [line for line in made.splitlines() if "fingerprint" in line]
+    assert path.read_bytes() == before  # nothing written
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"])
+def test_show_of_a_missing_or_bad_file_is_one_line(tmp_path: Path, capsys: Capsys,
+                                                   content: bytes | None) -> None:
+    path = tmp_path / "x.pem"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["--show", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and "Traceback" not in err
+
+
+def test_twisted_ftpd_cert_subcommand(tmp_path: Path) -> None:
+    script = str(Path(sys.executable).with_name("twisted-ftpd"))
+    result = subprocess.run([script, "cert", "--hostname", "ftp.example.com", "--out",
+                             str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "SHA-256 fingerprint" in result.stdout and "SHA-1 fingerprint" in result.stdout
+    assert stat.S_IMODE((tmp_path / "ftpd.pem").stat().st_mode) == 0o600
+    result = subprocess.run([script, "cert", "--hostname", "", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith("twisted-ftpd cert: error: invalid host name")

@@ -133,10 +133,38 @@ def make_self_signed(
     return cert_pem, key_pem
 
 
-def fingerprint(cert_pem: bytes) -> str:
-    """The certificate's SHA-256 fingerprint as colon-separated upper-case hex."""
-    digest = x509.load_pem_x509_certificate(cert_pem).fingerprint(hashes.SHA256())
-    return digest.hex(":").upper()
+def fingerprint(cert_pem: bytes, algorithm: hashes.HashAlgorithm | None = None) -> str:
+    """The certificate's fingerprint (SHA-256 unless ``algorithm`` says otherwise) as
+    colon-separated upper-case hex, as clients show it."""
+    certificate = x509.load_pem_x509_certificate(cert_pem)
+    return certificate.fingerprint(algorithm or hashes.SHA256()).hex(":").upper()
+
+
+def fingerprint_lines(cert_pem: bytes) -> list[str]:
+    """What to compare with a client's prompt: FileZilla shows SHA-256 and SHA-1, lftp
+    and older clients SHA-1 only (SHA-1 is fine for recognising a certificate)."""
+    return [f"SHA-256 fingerprint: {fingerprint(cert_pem)}",
+            f"SHA-1 fingerprint:   {fingerprint(cert_pem, hashes.SHA1())}"]
+
+
+def _show(path: str) -> list[str]:
+    """The names, validity and fingerprints of the first certificate in a PEM file."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        certificate = x509.load_pem_x509_certificate(data)
+    except ValueError:
+        raise ValueError(f"{path}: no PEM certificate in it") from None
+    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        names = ", ".join(_name_text(entry) for entry in san.value)  # type: ignore[arg-type]
+    except x509.ExtensionNotFound:
+        names = "(none)"
+    return [f"{path}: {certificate.subject.rfc4514_string()}",
+            f"names: {names}",
+            f"valid until {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+            *fingerprint_lines(cert_pem)]
 
 
 def _write_new(path: Path, data: bytes) -> None:
@@ -199,16 +227,16 @@ def _days(text: str) -> int:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=prog,
         description=f"Write DIR/{FILENAME}: a self-signed certificate and its private key, "
         "for the server's --tls-cert.",
     )
-    parser.add_argument("--hostname", required=True, metavar="NAME",
-                        help="the DNS name or IP address clients connect to")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help=f"directory for {FILENAME} (created if missing)")
+    parser.add_argument("--hostname", metavar="NAME",
+                        help="the DNS name or IP address clients connect to (required)")
+    parser.add_argument("--out", metavar="DIR",
+                        help=f"directory for {FILENAME}, created if missing (required)")
     parser.add_argument("--days", type=_days, default=DEFAULT_DAYS, metavar="N",
                         help=f"days of validity (default {DEFAULT_DAYS})")
     parser.add_argument("--alt", action="append", default=[], metavar="NAME",
@@ -217,15 +245,30 @@ def _parser() -> argparse.ArgumentParser:
                         help="RSA 2048 key instead of ECDSA P-256 (for old clients)")
     parser.add_argument("--force", action="store_true",
                         help=f"replace an existing {FILENAME}")
+    parser.add_argument("--show", metavar="FILE",
+                        help="make nothing: print the names, expiry and fingerprints of the "
+                        "certificate in FILE (any PEM certificate, a CA's too)")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     """Make and write the certificate; returns the exit status (0 ok, 1 error, 2 usage)."""
+    parser = _parser(prog)
     try:
-        args = _parser().parse_args(argv)
+        args = parser.parse_args(argv)
+        if args.show is None and (args.hostname is None or args.out is None):
+            parser.error("the following arguments are required: --hostname, --out "
+                         "(or --show FILE)")
     except SystemExit as e:  # usage errors and --help: argparse already printed
         return e.code if isinstance(e.code, int) else 2
+    if args.show is not None:
+        try:
+            print("\n".join(_show(args.show)))
+        except ValueError as e:
+            return _error(prog, str(e))
+        except OSError as e:
+            return _error(prog, f"{args.show}: {e.strerror or e}")
+        return 0
     path = Path(args.out) / FILENAME
     try:
         cert_pem, key_pem = make_self_signed(
@@ -240,10 +283,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             message = f"{e.filename or path}: {e.strerror or e}"
     else:
-        print(f"wrote {path} (start the server with --tls-cert {path})")
-        print(f"SHA-256 fingerprint: {fingerprint(cert_pem)}")
+        print(f"wrote {path} (mode 0600; start the server with --tls-cert {path})")
+        print("\n".join(fingerprint_lines(cert_pem)))
         return 0
-    print(f"{PROG}: error: {message}".replace("\n", " "), file=sys.stderr)
+    return _error(prog, message)
+
+
+def _error(prog: str, message: str) -> int:
+    print(f"{prog}: error: {message}".replace("\n", " "), file=sys.stderr)
     return 1
 
 

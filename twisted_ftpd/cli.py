@@ -1,8 +1,10 @@
 # -*- test-case-name: tests.integration.test_launchers -*-
-"""The foreground launcher behind ``python server.py`` and the ``twisted-ftpd`` command."""
+"""The foreground launcher behind ``python server.py`` and the ``twisted-ftpd`` command,
+whose ``users`` and ``cert`` sub-commands run the user and certificate tools."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 from twisted.internet import defer, task
@@ -39,6 +41,15 @@ def _serve(reactor, argv: list[str]) -> defer.Deferred:  # type: ignore[no-untyp
     return defer.Deferred()  # runs until the process is interrupted
 
 
+# ``twisted-ftpd NAME ...`` runs the tool in this module (its ``main(argv, prog)``).
+SUBCOMMANDS = {"users": "twisted_ftpd.users", "cert": "twisted_ftpd.cert"}
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Parse options, serve in the foreground, log to stdout (or --log-file); Ctrl-C stops."""
-    task.react(_serve, [sys.argv[1:] if argv is None else argv])
+    """``twisted-ftpd users ...`` and ``twisted-ftpd cert ...`` run those tools; anything
+    else serves in the foreground, logging to stdout (or --log-file); Ctrl-C stops."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in SUBCOMMANDS:
+        tool = importlib.import_module(SUBCOMMANDS[args[0]])
+        raise SystemExit(tool.main(args[1:], prog=f"twisted-ftpd {args[0]}"))
+    task.react(_serve, [args])

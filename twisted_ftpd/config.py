@@ -111,7 +111,8 @@ def parse_interface(text: str) -> str:
 
 class Options(usage.Options):
     longdesc = ("README.md describes the user file, the commands served and FTPS; "
-                "python3 -m twisted_ftpd.users manages users.")
+                "'twisted-ftpd users --help' manages users, 'twisted-ftpd cert --help' "
+                "makes a certificate.")
 
     optParameters = [
         ["port", "p", DEFAULT_PORT, "TCP port for the control connection.", parse_port],

@@ -1,14 +1,21 @@
 # -*- test-case-name: tests.test_users_cli -*-
-"""Manage users.db from a shell so nobody hand-writes password hashes or breaks its syntax."""
+"""Manage users.db from a shell so nobody hand-writes password hashes or breaks its syntax.
+
+``twisted-ftpd users ...`` (or ``python -m twisted_ftpd.users ...``). Every command
+says what it did; the file is rewritten atomically, keeps its comments and is left
+readable by its owner only (mode 0600), since it holds password hashes.
+"""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
-from twisted_ftpd.auth import perms
+from twisted_ftpd.auth import perms, userdb
 from twisted_ftpd.auth.passwords import hash_password
 from twisted_ftpd.auth.userdb import (
     ANONYMOUS,
@@ -21,6 +28,10 @@ from twisted_ftpd.auth.userdb import (
 )
 
 PROG = "python -m twisted_ftpd.users"
+DEFAULT_DB = "./users.db"
+DEFAULT_ROOT = "./ftproot"  # the server's --root default
+FILE_MODE = 0o600
+TLS_CHOICES = ("required", "optional")
 
 
 class CommandError(Exception):
@@ -64,6 +75,82 @@ def _existing(db: str, name: str) -> UserRecord:
     return record
 
 
+def _save(args: argparse.Namespace, write: Callable[[], None]) -> None:
+    """Run ``write`` (which rewrites the file), then make the file owner-only."""
+    existed = os.path.exists(args.db)
+    write()
+    os.chmod(os.path.realpath(args.db), FILE_MODE)
+    if not existed:
+        print(f"created {args.db} (mode 0600)")
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            print("  it belongs to root: chown it to the account the server runs as, "
+                  "which must be able to read it")
+
+
+# -- homes ------------------------------------------------------------------------------
+
+
+def _check_home(args: argparse.Namespace, home: str) -> None:
+    """A home must exist where the server will look for it, unless --create-home makes it.
+
+    Empty means the server's root (the server creates that itself); a relative home
+    hangs off the root, as the server resolves it.
+    """
+    if not home:
+        return
+    path = os.path.abspath(os.path.join(args.root, home))
+    if os.path.isdir(path):
+        return
+    if os.path.lexists(path):
+        raise CommandError(f"home {path} exists but is not a directory")
+    if not args.create_home:
+        raise CommandError(f"home {path} does not exist (give --create-home to make it)")
+    os.makedirs(path, mode=0o755)
+    print(f"created home directory {path}")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        print("  it belongs to root: chown it to the account the server runs as "
+              "if this user may upload")
+
+
+# -- key=value options: tls=, limits and whatever the server validates -------------------
+
+
+def _option_flags() -> dict[str, str]:
+    """``--flag`` spelling -> users.db key, for every option the server checks."""
+    return {key.replace("_", "-"): key for key in userdb.OPTION_VALUES}
+
+
+def _options_from(args: argparse.Namespace, current: dict[str, str]) -> dict[str, str]:
+    options = dict(current)
+    for key in args.unset or ():
+        key = _option_flags().get(key, key)
+        if key not in options:
+            raise CommandError(f"user {args.name} has no option {key}")
+        del options[key]
+    if args.tls == "required":
+        options["tls"] = "required"
+    elif args.tls == "optional":
+        options.pop("tls", None)
+    for flag, key in _option_flags().items():
+        value = getattr(args, flag.replace("-", "_"))
+        if value is not None:
+            try:
+                userdb.OPTION_VALUES[key](value)
+            except ValueError as e:
+                raise CommandError(f"--{flag}: {e}") from None
+            options[key] = value
+    return options
+
+
+def _describe(record: UserRecord) -> str:
+    home = record.home or "the server root"
+    extra = "".join(f", {key}={value}" for key, value in record.options.items())
+    return f"perms {record.perms or '-'}, home {home}{extra}"
+
+
+# -- the commands -----------------------------------------------------------------------
+
+
 def cmd_add(args: argparse.Namespace) -> None:
     try:
         validate_name(args.name)
@@ -73,13 +160,19 @@ def cmd_add(args: argparse.Namespace) -> None:
         raise CommandError(str(e)) from None
     if args.name in _load(args.db, missing_ok=True):
         raise CommandError(f"user {args.name} already exists; use passwd to change the password")
+    options = _options_from(args, {})
     if args.name == ANONYMOUS:
         if args.password_stdin:
             raise CommandError(f"{ANONYMOUS} takes no password")
         password_hash = ""
     else:
         password_hash = hash_password(_read_password(args.password_stdin))
-    set_user(args.db, UserRecord(args.name, password_hash, letters, args.home))
+    record = UserRecord(args.name, password_hash, letters, args.home, options)
+    userdb.format_record(record)  # refuse a bad record before creating its home
+    _check_home(args, args.home)
+    _save(args, lambda: set_user(args.db, record))
+    what = "anonymous login" if args.name == ANONYMOUS else f"user {args.name}"
+    print(f"added {what} to {args.db}: {_describe(record)}")
 
 
 def cmd_passwd(args: argparse.Namespace) -> None:
@@ -87,14 +180,40 @@ def cmd_passwd(args: argparse.Namespace) -> None:
     if record.name == ANONYMOUS:
         raise CommandError(f"{ANONYMOUS} has no password (any password is accepted)")
     password_hash = hash_password(_read_password(args.password_stdin))
-    set_user(args.db, replace(record, password_hash=password_hash))
+    _save(args, lambda: set_user(args.db, replace(record, password_hash=password_hash)))
+    print(f"changed the password of {args.name} in {args.db}")
+
+
+def cmd_modify(args: argparse.Namespace) -> None:
+    record = _existing(args.db, args.name)
+    changed = record
+    try:
+        if args.perm is not None:
+            changed = replace(changed, perms=perms.validate(args.perm))
+        if args.home is not None:
+            validate_home(args.home)
+            changed = replace(changed, home=args.home)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    changed = replace(changed, options=_options_from(args, record.options))
+    if changed == record:
+        print(f"{args.name} unchanged: {_describe(record)}")
+        return
+    userdb.format_record(changed)
+    if args.home is not None:
+        _check_home(args, args.home)
+    _save(args, lambda: set_user(args.db, changed))
+    print(f"modified {args.name} in {args.db}: {_describe(changed)} "
+          f"(was {_describe(record)})")
 
 
 def cmd_remove(args: argparse.Namespace) -> None:
+    _load(args.db)  # a missing file is "no such file", not a crash inside the rewrite
     try:
-        remove_user(args.db, args.name)
+        _save(args, lambda: remove_user(args.db, args.name))
     except KeyError:
         raise CommandError(f"no such user: {args.name}") from None
+    print(f"removed {args.name} from {args.db} (files in the home are left alone)")
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -102,55 +221,114 @@ def cmd_list(args: argparse.Namespace) -> None:
     width = max((len(name) for name in records), default=0)
     for record in records.values():
         home = record.home or "(default root)"
-        print(f"{record.name:<{width}}  {record.perms or '-':<10}  {home}")
+        extra = " ".join(f"{key}={value}" for key, value in record.options.items())
+        line = f"{record.name:<{width}}  {record.perms or '-':<10}  {home}"
+        print(f"{line}  {extra}" if extra else line)
 
 
-def _parser() -> argparse.ArgumentParser:
+# -- the parser -------------------------------------------------------------------------
+
+
+def _add_option_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tls", choices=TLS_CHOICES,
+                        help="required: this user may log in only over TLS (tls=required)")
+    for flag, key in _option_flags().items():
+        check = userdb.OPTION_VALUES[key]
+        doc = (check.__doc__ or "").strip().splitlines()
+        parser.add_argument(f"--{flag}", metavar="VALUE",
+                            help=f"users.db {key}=" + (f"; {doc[0]}" if doc else ""))
+
+
+def _add_home_arguments(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument("--home", default=default, metavar="DIR",
+                        help="the user's root (relative: below --root; empty: the root "
+                        "itself); must exist")
+    parser.add_argument("--create-home", action="store_true",
+                        help="make the home directory (and its parents) when missing")
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=prog,
         description="Manage the twisted-ftpd user database.",
         epilog=f"Permission letters: {perms.ALL} (default for new users: {perms.READ_ONLY}).",
     )
-    parser.add_argument("--db", default="./users.db", help="user database (default ./users.db)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="the server's TOML config file: its users and root are the "
+                        "defaults for --db and --root")
+    parser.add_argument("--db", metavar="FILE", help=f"user database (default {DEFAULT_DB})")
+    parser.add_argument("--root", metavar="DIR",
+                        help=f"the server's --root, for relative homes (default {DEFAULT_ROOT})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     add = sub.add_parser("add", help="add a user")
     add.add_argument("name", metavar="NAME")
     add.add_argument("--perm", default=perms.READ_ONLY, metavar="LETTERS")
-    add.add_argument("--home", default="", metavar="DIR", help="default: the server root")
+    _add_home_arguments(add, "")
     add.add_argument("--password-stdin", action="store_true", help="read the first stdin line")
-    add.set_defaults(func=cmd_add)
+    _add_option_arguments(add)
+    add.set_defaults(func=cmd_add, unset=None)
 
     passwd = sub.add_parser("passwd", help="change a user's password")
     passwd.add_argument("name", metavar="NAME")
     passwd.add_argument("--password-stdin", action="store_true")
     passwd.set_defaults(func=cmd_passwd)
 
+    modify = sub.add_parser("modify", help="change a user's permissions, home, tls= or limits")
+    modify.add_argument("name", metavar="NAME")
+    modify.add_argument("--perm", metavar="LETTERS", help="the new permission letters")
+    _add_home_arguments(modify, None)
+    _add_option_arguments(modify)
+    modify.add_argument("--unset", action="append", metavar="KEY",
+                        help="remove a key=value option (download_rate, ...); repeatable")
+    modify.set_defaults(func=cmd_modify)
+
     remove = sub.add_parser("remove", help="remove a user")
     remove.add_argument("name", metavar="NAME")
     remove.set_defaults(func=cmd_remove)
 
-    listing = sub.add_parser("list", help="list users (name, permissions, home)")
+    listing = sub.add_parser("list", help="list users (name, permissions, home, options)")
     listing.set_defaults(func=cmd_list)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _defaults_from_config(args: argparse.Namespace) -> None:
+    """--db and --root: given, else the config file's users and root, else the defaults."""
+    table: dict[str, object] = {}
+    if args.config is not None:
+        from twisted.python.usage import UsageError
+
+        from twisted_ftpd.config_file import read
+
+        try:
+            table = read(args.config)
+        except UsageError as e:
+            raise CommandError(str(e)) from None
+    for attribute, key, default in (("db", "users", DEFAULT_DB), ("root", "root", DEFAULT_ROOT)):
+        if getattr(args, attribute) is None:
+            value = table.get(key, default)
+            if not isinstance(value, str):
+                raise CommandError(f"config file {args.config}: {key}: expected a string")
+            setattr(args, attribute, value)
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     """Run one command; returns the exit status (0 ok, 1 error, 2 usage)."""
-    parser = _parser()
+    parser = _parser(prog)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # usage errors and --help: argparse already printed
         return e.code if isinstance(e.code, int) else 2
     try:
+        _defaults_from_config(args)
         args.func(args)
     except (CommandError, ValueError) as e:  # ValueError includes UserDBError
         message = str(e)
     except OSError as e:
-        message = f"{args.db}: {e.strerror or e}"
+        message = f"{e.filename or args.db}: {e.strerror or e}"
     else:
         return 0
-    print(f"{PROG}: error: {message}".replace("\n", " "), file=sys.stderr)
+    print(f"{prog}: error: {message}".replace("\n", " "), file=sys.stderr)
     return 1
 
 

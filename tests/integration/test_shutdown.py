@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 LAUNCHERS = {
     "server.py": [sys.executable, str(REPO / "server.py")],
+    "twisted-ftpd": [str(Path(sys.executable).with_name("twisted-ftpd"))],  # console script
     "twistd": [*TWISTD, "-n", "--pidfile=", "--logfile=-", "ftpd"],
 }
 # More than any loopback socket buffers hold: once sendall returns, the server has read
