@@ -94,6 +94,15 @@ def test_a_list_gives_a_repeatable_option_each_value(tmp_path: Path) -> None:
     assert options["seen"] == ["c"]  # replaced by the command line, not extended
 
 
+def test_listen_takes_a_list_of_endpoints(tmp_path: Path) -> None:
+    path = write(tmp_path, 'listen = ["tcp:2121:interface=127.0.0.1", "tcp6:2121"]\n')
+    assert parse("--config", path).to_config().listen == ("tcp:2121:interface=127.0.0.1",
+                                                         "tcp6:2121")
+    config = parse("--config", path, "--listen", "tcp:21").to_config()
+    assert config.listen == ("tcp:21",)
+    assert "listen = 'nope:1': " in error("--config", write(tmp_path, 'listen = ["nope:1"]\n'))
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ('passive_ports = "50000-50100"', "unknown key 'passive_ports' (write it as passive-ports"),
     ("passive-port = 1", "unknown key 'passive-port' (did you mean passive-ports?)"),
@@ -213,3 +222,39 @@ def test_server_py_reports_a_bad_key_in_one_line_with_status_2(tmp_path: Path) -
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and "unknown key 'prot'" in result.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("launcher", ["server.py", "twistd"])
+def test_a_launcher_serves_with_the_options_of_the_file(tmp_path: Path, launcher: str) -> None:
+    import ftplib
+
+    from tests.harness import write_users
+    from tests.integration.tls_helpers import free_port, start_process, stop_process
+
+    write_users(tmp_path / "users.db", {"alice": ("secret", "elr")}, None)
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "hello.txt").write_bytes(b"hello\n")
+    port = free_port()
+    path = write(tmp_path, f"""
+port = {port}
+interface = "127.0.0.1"
+root = "{tmp_path / 'files'}"
+users = "{tmp_path / 'users.db'}"
+banner = "from the file"
+""")
+    if launcher == "server.py":
+        command = [sys.executable, str(REPO / "server.py"), "--config", path]
+    else:
+        command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
+                   "--pidfile=", "--logfile=-", "ftpd", "--config", path]
+    proc = start_process(command, tmp_path)
+    try:
+        with ftplib.FTP() as ftp:
+            ftp.connect("127.0.0.1", port, timeout=30)
+            assert ftp.getwelcome() == "220 from the file"
+            ftp.login("alice", "secret")
+            assert ftp.nlst() == ["hello.txt"]
+            ftp.quit()
+    finally:
+        stop_process(proc)

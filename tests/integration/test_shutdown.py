@@ -190,8 +190,10 @@ def test_an_upload_that_ends_within_the_grace_period_is_stored_whole(
     assert server.hidden() == []
 
 
-def test_a_second_sigterm_ends_the_grace_period(tmp_path: Path, sites: list[Site]) -> None:
-    server = site(sites, tmp_path, "server.py", "--shutdown-grace", "600")
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_a_second_sigterm_ends_the_grace_period(tmp_path: Path, sites: list[Site],
+                                                launcher: str) -> None:
+    server = site(sites, tmp_path, launcher, "--shutdown-grace", "600")
     sparse_file(server.root / "big.bin")
     ftp = server.login()
     data = ftp.transfercmd("RETR big.bin")
