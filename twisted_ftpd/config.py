@@ -42,6 +42,11 @@ class ServerConfig:
     stall_timeout: float = 300.0  # a data connection that moves no bytes
     login_delay: float = 1.0  # before answering a failed login
     max_login_failures: int = 3  # then the connection is closed
+    max_connections: int = 250  # control connections at once; 0: no limit
+    max_connections_per_ip: int = 20  # from one client address; 0: no limit
+    ban_after: int = 10  # failed logins from one address within ban_window; 0: never ban
+    ban_window: float = 600.0
+    ban_time: float = 600.0  # the first ban; each repeat doubles it
     tls_cert: str | None = None  # PEM certificate (may also hold the key): enables FTPS
     tls_key: str | None = None
     tls_required: bool = False  # refuse logins and transfers without TLS
@@ -81,6 +86,13 @@ def parse_port_range(text: str) -> tuple[int, int]:
     if not 1024 <= low <= high <= 65535:
         raise ValueError(f"passive ports must satisfy 1024 <= LOW <= HIGH <= 65535, got {text}")
     return low, high
+
+
+def parse_count(text: str) -> int:
+    count = int(text)
+    if count < 0:
+        raise ValueError(f"expected 0 or more, got {count}")
+    return count
 
 
 def parse_ipv4(text: str) -> str:
@@ -128,6 +140,14 @@ class Options(usage.Options):
          parse_ipv4],
         ["idle-timeout", None, 300.0, "Seconds a control connection may sit idle.", float],
         ["data-timeout", None, 30.0, "Seconds to wait for a data connection to open.", float],
+        ["max-connections", None, 250, "Most control connections at once; more get 421 "
+         "(0: no limit).", parse_count],
+        ["max-connections-per-ip", None, 20, "Most control connections from one client "
+         "address (0: no limit).", parse_count],
+        ["ban-after", None, 10, "Ban a client address after this many failed logins within "
+         "--ban-window (0: never).", parse_count],
+        ["ban-window", None, 600.0, "Seconds over which failed logins are counted.", float],
+        ["ban-time", None, 600.0, "Seconds a first ban lasts; each repeat doubles it.", float],
         ["tls-cert", None, None, "PEM certificate (the key may be in the same file): "
          "enables AUTH TLS (explicit FTPS)."],
         ["tls-key", None, None, "PEM private key, when not in the --tls-cert file."],
@@ -196,6 +216,9 @@ class Options(usage.Options):
         for name in ("idle-timeout", "data-timeout"):
             if self[name] <= 0:
                 raise usage.UsageError(f"--{name} must be positive")
+        for name in ("ban-window", "ban-time"):
+            if not 0 < self[name] < float("inf"):
+                raise usage.UsageError(f"--{name} must be a positive number of seconds")
         if not 0 <= self["shutdown-grace"] < math.inf:
             raise usage.UsageError("--shutdown-grace must be a number of seconds, 0 or more")
         self["banner"] = self["banner"].replace("\\n", "\n")
@@ -227,6 +250,11 @@ class Options(usage.Options):
             masquerade_address=self["masquerade-address"],
             idle_timeout=self["idle-timeout"],
             data_timeout=self["data-timeout"],
+            max_connections=self["max-connections"],
+            max_connections_per_ip=self["max-connections-per-ip"],
+            ban_after=self["ban-after"],
+            ban_window=self["ban-window"],
+            ban_time=self["ban-time"],
             tls_cert=self["tls-cert"],
             tls_key=self["tls-key"],
             tls_required=bool(self["tls-required"]),

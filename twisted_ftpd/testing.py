@@ -48,8 +48,12 @@ Users = Mapping[str, str | tuple[str, str]]
 # Where a test server differs from a production one. Failed logins are answered at
 # once, and protected data connections need not resume the login's TLS session:
 # Python's own ftplib.FTP_TLS never resumes (cpython#63699), and it is what most
-# people test with. ``tls_require_reuse=True`` restores the strict check.
-TEST_DEFAULTS: dict[str, Any] = {"login_delay": 0.0, "tls_require_reuse": False}
+# people test with. ``tls_require_reuse=True`` restores the strict check. Every
+# client is 127.0.0.1, so a suite's tests of wrong passwords never ban it and there
+# is no per-address connection limit (pass ``ban_after=``/``max_connections_per_ip=``
+# to test a client against them).
+TEST_DEFAULTS: dict[str, Any] = {"login_delay": 0.0, "tls_require_reuse": False,
+                                 "ban_after": 0, "max_connections_per_ip": 0}
 
 
 @implementer(ICredentialsChecker)

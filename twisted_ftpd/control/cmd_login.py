@@ -24,6 +24,7 @@ from twisted_ftpd.protocol.session import Event
 from . import session_log
 from .context import CommandContext
 from .dispatch import handles
+from .limits import refuse
 
 log = Logger()
 
@@ -61,13 +62,15 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     session = ctx.session
     session.fire(Event.PASS)  # the table let PASS through only after USER
     name = session.user.lower() if session.user.lower() in ANONYMOUS_NAMES else session.user
+    if ctx.limits.bans.banned(ctx.peer_host):  # banned since it connected: check nothing
+        return refuse(ctx, "banned", replies.ADDRESS_BANNED)
     credentials = UsernamePassword(
         name.encode("utf-8", "surrogateescape"), arg.encode("utf-8", "surrogateescape")
     )
     try:
         _, shell, logout = await ctx.portal.login(credentials, None, IFTPShell)
-    except UnauthorizedLogin:
-        return await _login_failed(ctx, replies.LOGIN_INCORRECT)
+    except UnauthorizedLogin:  # a wrong password or an unknown user: counted per address
+        return await _login_failed(ctx, replies.LOGIN_INCORRECT, counted=True)
     except HomeUnavailable:
         return await _login_failed(ctx, replies.HOME_UNAVAILABLE)
     except Exception:
@@ -85,13 +88,20 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     return replies.LOGGED_IN
 
 
-async def _login_failed(ctx: CommandContext, reply: Reply) -> Reply | None:
+async def _login_failed(ctx: CommandContext, reply: Reply, counted: bool = False,
+                        ) -> Reply | None:
+    """Answer a failed login after the delay; ``counted`` failures also count against
+    the client's address: the delay grows, then the address is banned (421)."""
     session = ctx.session
     session_log.login(ctx, "failed")
     session.failed_logins += 1
     session.fire(Event.LOGIN_FAILED)
     session.reset()
-    await ctx.sleep(ctx.config.login_delay)
+    verdict = ctx.limits.bans.failure(ctx.peer_host) if counted else None
+    if verdict is not None and verdict.banned:
+        ctx.close_after(replies.ADDRESS_BANNED)
+        return None
+    await ctx.sleep(ctx.config.login_delay * (verdict.delay_factor if verdict else 1))
     if session.failed_logins >= ctx.config.max_login_failures:
         ctx.close_after(reply)
         return None

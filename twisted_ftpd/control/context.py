@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from twisted_ftpd.events import EventLog
 
     from .data_slot import DataSlot
+    from .limits import ConnectionLimits
     from .tls_session import ControlTLS
 
 
@@ -40,6 +41,7 @@ class CommandContext(Protocol):
     data: DataSlot
     rates: SessionRates | None  # this login's bandwidth limits
     gone: bool  # the client has disconnected
+    limits: ConnectionLimits  # the server's connection limits and bans
     session_id: str  # this connection's id in the logs
     events: EventLog  # where its session events go (twisted_ftpd.events)
 

@@ -14,6 +14,7 @@ from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.events import EventLog
 from twisted_ftpd.tls import TLSCredentials
 
+from .limits import ConnectionLimits
 from .protocol import FTPControlProtocol
 
 
@@ -31,13 +32,15 @@ class FTPFactory(ServerFactory):
         self.clock = clock if clock is not None else reactor
         self.sessions: set[FTPControlProtocol] = set()
         self.events = EventLog()  # this server's session events (metrics, xferlog)
+        # Connection limits and bans, shared by every session of this server.
+        self.limits = ConnectionLimits.from_config(config, self.clock, emit=self.events.emit)
         # Called with every new session before it starts (the test server's faults).
         self.session_hooks: list[Callable[[FTPControlProtocol], None]] = []
 
     def buildProtocol(self, addr: IAddress, implicit_tls: bool = False) -> FTPControlProtocol:
         proto = FTPControlProtocol(self.portal, self.config, self.reactor, self.clock,
                                    tls=self.tls, implicit_tls=implicit_tls,
-                                   lookup_user=self.lookup_user)
+                                   lookup_user=self.lookup_user, limits=self.limits)
         proto.factory = self
         proto.events = self.events
         for hook in self.session_hooks:

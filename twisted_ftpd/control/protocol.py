@@ -45,6 +45,7 @@ from . import (  # noqa: F401
     dispatch,
 )
 from .data_slot import DataSlot
+from .limits import ConnectionLimits
 from .lines import CommandLineReceiver, urgent_data_inline
 from .output import ReplyOutput
 from .scheduler import CommandScheduler
@@ -64,7 +65,8 @@ class FTPControlProtocol(CommandLineReceiver, TimeoutMixin):
     def __init__(self, portal: Portal, config: ServerConfig, reactor: IReactorTCP,
                  clock: IReactorTime, tls: TLSCredentials | None = None,
                  implicit_tls: bool = False,
-                 lookup_user: Callable[[str], defer.Deferred] | None = None) -> None:
+                 lookup_user: Callable[[str], defer.Deferred] | None = None,
+                 limits: ConnectionLimits | None = None) -> None:
         self.portal, self.config, self.reactor, self.clock = portal, config, reactor, clock
         self.lookup_user = lookup_user
         self.callLater = clock.callLater  # TimeoutMixin's timer source
@@ -84,6 +86,8 @@ class FTPControlProtocol(CommandLineReceiver, TimeoutMixin):
         self.output: ReplyOutput | None = None  # made on connection
         self.output_factory: Callable[..., ReplyOutput] = ReplyOutput  # faults replace it
         self.on_lost: list[Callable[[FTPControlProtocol], None]] = []
+        # The server's limits and bans (the factory's); on its own, a protocol has its own.
+        self.limits = limits if limits is not None else ConnectionLimits.from_config(config, clock)
         self.session_id = new_session_id()
         self.events = EventLog()  # the factory gives it its server's
 
@@ -98,6 +102,16 @@ class FTPControlProtocol(CommandLineReceiver, TimeoutMixin):
         if self._implicit_tls:
             self.start_tls()
             self.session.pbsz, self.session.prot = True, "P"
+        self.start_session()
+
+    def start_session(self) -> None:
+        """Greet the client, or refuse it with 421 (limits, bans) before it can send a
+        thing. Needs the client's real address: behind a PROXY-protocol front end,
+        call it once the header has been read, not at connectionMade."""
+        refusal = self.limits.admit(self)
+        if refusal is not None:
+            self.close_after(refusal)
+            return
         self.reply(replies.SERVICE_READY(self.config.banner))
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]

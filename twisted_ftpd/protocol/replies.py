@@ -90,6 +90,9 @@ REST_OK = Reply(350, "Restarting at {}. Send STOR or RETR.")
 
 # 4xx: transient failure
 SERVICE_CLOSING = Reply(421, "{}")
+TOO_MANY_CONNECTIONS = Reply(421, "Too many connected users; try again later.")
+TOO_MANY_FROM_ADDRESS = Reply(421, "Too many connections from your address; try again later.")
+ADDRESS_BANNED = Reply(421, "Too many failed logins from your address; try again later.")
 CANT_OPEN_DATA = Reply(425, "Can't open data connection: {}")
 TRANSFER_ABORTED = Reply(426, "Connection closed; transfer aborted.")
 LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing.")
