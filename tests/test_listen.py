@@ -12,7 +12,7 @@ from twisted.internet import error
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import capturedLogs
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python import usage
 from zope.interface import implementer
 
@@ -275,13 +275,29 @@ def test_users_file_problems(tmp_path: Path) -> None:
     assert "cannot be read" in users_file_warnings(str(tmp_path))[0]
 
 
-def test_in_process_users_need_no_users_file(tmp_path: Path) -> None:
+def warnings_logged(events: list[dict[str, Any]]) -> list[str]:
+    return [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
+
+
+def test_serving_as_root_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    server, _ = make_service(tmp_path)
+    with capturedLogs() as events:
+        server.startService()
+    assert warnings_logged(events) == [
+        "serving as root: give --user (or twistd's --uid/--gid) to drop privileges"]
+    server.stopService()
+
+
+def test_in_process_servers_need_no_users_file_and_warn_of_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from twisted.cred.portal import Portal
 
+    monkeypatch.setattr(os, "geteuid", lambda: 0)  # test suites often run as root
     server = FTPService(ServerConfig(port=0, interface="127.0.0.1", root=str(tmp_path),
                                      users=os.devnull), MemoryReactorClock(), portal=Portal(None))
     with capturedLogs() as events:
         server.startService()
-    assert not [e for e in events if "warning" in e]
+    assert warnings_logged(events) == []
     assert [e["users"] for e in events if "users" in e] == ["none"]
     server.stopService()

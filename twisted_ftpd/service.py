@@ -119,7 +119,7 @@ class FTPService(service.Service):
         super().startService()
         for warning in warnings:
             log.warn("{warning}", warning=warning)
-        if os.geteuid() == 0:
+        if os.geteuid() == 0 and self._users_file:  # not for in-process test servers
             log.warn("serving as root: give --user (or twistd's --uid/--gid) to drop privileges")
         addresses = ", ".join(listen.describe(p) for p in self.ports)
         if self.implicit_ports:
