@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 
 from twisted_ftpd import config_file
@@ -68,6 +69,16 @@ def test_the_command_line_wins_wherever_it_is(tmp_path: Path) -> None:
                  [f"--config={path}", "--port=21"]):
         config = parse(*argv).to_config()
         assert (config.port, config.root) == (21, "/from/file"), argv
+
+
+def test_the_file_read_is_logged_with_its_absolute_path(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "port = 2121\n")
+    monkeypatch.chdir(tmp_path)
+    with capturedLogs() as events:
+        parse("--config", "ftpd.toml")
+    assert [formatEvent(e) for e in events] == [
+        f"Options from config file {tmp_path / 'ftpd.toml'}"]
 
 
 def test_false_flag_is_the_default(tmp_path: Path) -> None:

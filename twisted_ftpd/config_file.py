@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import difflib
 import getopt
+import os
 import re
 import tomllib
 from collections.abc import Callable
 from typing import Any
 
+from twisted.logger import Logger
 from twisted.python import reflect, usage
 
 #: The option that names the file; it cannot appear inside one.
 CONFIG_OPTION = "config"
 # Options that act at once instead of setting something.
 _NOT_SETTINGS = frozenset({CONFIG_OPTION, "help", "version"})
+
+log = Logger()
 
 
 def read(path: str) -> dict[str, Any]:
@@ -150,6 +154,7 @@ def parse(options: usage.Options, argv: list[str],
         _check_value(options, path, key, key_tokens)
         from_file += key_tokens
         keys.append(key)
+    log.info("Options from config file {path}", path=os.path.abspath(path))
     try:
         parse_argv(from_file + argv)
     except usage.UsageError as e:

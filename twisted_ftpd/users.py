@@ -233,10 +233,15 @@ def _add_option_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls", choices=TLS_CHOICES,
                         help="required: this user may log in only over TLS (tls=required)")
     for flag, key in _option_flags().items():
-        check = userdb.OPTION_VALUES[key]
-        doc = (check.__doc__ or "").strip().splitlines()
-        parser.add_argument(f"--{flag}", metavar="VALUE",
-                            help=f"users.db {key}=" + (f"; {doc[0]}" if doc else ""))
+        parser.add_argument(f"--{flag}", metavar="VALUE", help=_option_help(key))
+
+
+def _option_help(key: str) -> str:
+    """``users.db key=: <the first line of its check's docstring>``."""
+    lines = (userdb.OPTION_VALUES[key].__doc__ or "").replace("``", "").strip().splitlines()
+    doc = lines[0] if lines else ""
+    doc = doc.removeprefix(f"{key}=").lstrip(": ")
+    return f"users.db {key}=" + (f": {doc}" if doc else "")
 
 
 def _add_home_arguments(parser: argparse.ArgumentParser, default: str | None) -> None:
