@@ -19,6 +19,7 @@ from twisted.python import usage
 
 from twisted_ftpd import __version__, config_file, listen, privileges
 from twisted_ftpd.logs import parse_log_format
+from twisted_ftpd.metrics import parse_endpoint
 from twisted_ftpd.tls import TLSConfigError, TLSCredentials
 from twisted_ftpd.units import parse_rate
 
@@ -58,6 +59,8 @@ class ServerConfig:
     max_upload_rate: int = 0
     log_format: str = "text"  # or "json": one JSON object per line
     log_file: str | None = None  # server.py logs to stdout without it
+    xferlog: str | None = None  # the standard xferlog of every transfer
+    metrics: str | None = None  # endpoint serving Prometheus metrics
     listen: tuple[str, ...] = ()  # endpoint descriptions; () means port and interface
     implicit_tls_listen: tuple[str, ...] = ()  # () means implicit_tls_port
     user: str | None = None  # run as this user once the ports are bound
@@ -165,6 +168,10 @@ class Options(usage.Options):
          parse_log_format],
         ["log-file", None, None, "Append the log to this file instead of stdout (twistd: "
          "instead of its --logfile)."],
+        ["xferlog", None, None, "Append a standard xferlog line (as vsftpd and ProFTPD write) "
+         "for every upload and download to this file."],
+        ["metrics", None, None, "Serve Prometheus metrics on this endpoint "
+         "(tcp:9102:interface=127.0.0.1).", parse_endpoint],
         ["user", None, None, "Once the ports are bound, run as this user (name or uid) and "
          "its groups; needs root."],
         ["group", None, None, "With --user: run as this group (default: the user's own)."],
@@ -265,6 +272,8 @@ class Options(usage.Options):
             max_upload_rate=self["max-upload-rate"],
             log_format=self["log-format"],
             log_file=self["log-file"],
+            xferlog=self["xferlog"],
+            metrics=self["metrics"],
             listen=tuple(self["listen"]),
             implicit_tls_listen=tuple(self["implicit-tls-listen"]),
             user=self["user"],

@@ -25,6 +25,7 @@ from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
 from twisted_ftpd.fs.files import Runner
 from twisted_ftpd.fs.shell import FilesystemShell
 from twisted_ftpd.logs import twistd_service
+from twisted_ftpd.reporting import Reporting
 from twisted_ftpd.shutdown import Shutdown, force_on_second_signal
 from twisted_ftpd.startup import users_file_warnings
 from twisted_ftpd.tls import TLSCredentials
@@ -87,6 +88,7 @@ class FTPService(service.Service):
         self.config = config
         self.reactor = reactor
         self.factory = build_factory(config, reactor, portal=portal)
+        self.reporting = Reporting(config, self.factory, reactor)  # xferlog, metrics
         self.ports: list[IListeningPort] = []  # control connections, in --listen order
         self.implicit_ports: list[IListeningPort] = []  # implicit FTPS
         self._users_file = config.users if portal is None else None
@@ -147,6 +149,7 @@ class FTPService(service.Service):
         try:
             for alternatives, factory, ports in plan:
                 ports.append(listen.listen(self.reactor, alternatives, factory))
+            self.reporting.start()  # before the switch: the xferlog may be root's
             if config.user is not None:
                 privileges.switch_to(privileges.resolve(config.user, config.group))
         except Exception:
@@ -157,6 +160,7 @@ class FTPService(service.Service):
         for port in [*self.ports, *self.implicit_ports]:
             port.stopListening()
         self.ports, self.implicit_ports = [], []
+        self.reporting.stop()
 
     def stopService(self):  # type: ignore[no-untyped-def]
         """Stop accepting, let running transfers finish for ``shutdown_grace`` seconds,
@@ -171,7 +175,7 @@ class FTPService(service.Service):
                                  self.factory.clock)
         if self.force_on_signal:
             force_on_second_signal(self.reactor, self.shutdown.force)
-        return defer.gatherResults([stopped, self.shutdown.start()])
+        return defer.gatherResults([stopped, self.shutdown.start(), self.reporting.stop()])
 
 
 def makeService(options: Options) -> service.MultiService:

@@ -1,5 +1,6 @@
 """The log a real server writes for real ftplib sessions: JSON lines from server.py
-and twistd, text on stdout, and no per-transfer noise from the passive ports."""
+and twistd, text on stdout, no per-transfer noise from the passive ports, and the
+xferlog."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 
 from tests.harness import write_users
+from tests.integration.conftest import in_thread, sparse_file
 from tests.integration.tls_helpers import free_port, start_process
 
 pytestmark = pytest.mark.integration
@@ -137,3 +140,36 @@ def test_text_log_on_stdout_shows_the_events_without_port_noise(tmp_path: Path) 
     assert "'alice' from 127.0.0.1 upload '/up load.bin': 5000 bytes in" in out
     assert ", complete\n" in out
     assert port_lines(out.splitlines(), port) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_xferlog_of_real_sessions(server_factory, tmp_path: Path) -> None:
+    xferlog = tmp_path / "xferlog"
+    server = await server_factory(xferlog=str(xferlog))
+    sparse_file(server.root / "big file.bin")
+
+    def sessions() -> None:
+        with server.session() as ftp:
+            ftp.storbinary("STOR a b.txt", io.BytesIO(b"z" * 1234))
+            ftp.retrlines("RETR a b.txt", lambda _: None)  # TYPE A
+            ftp.voidcmd("TYPE I")
+            data = ftp.transfercmd("RETR big file.bin")
+            data.recv(1000)
+            data.close()  # the client gives up: 426, an incomplete transfer
+            with pytest.raises(ftplib.error_temp):
+                ftp.voidresp()
+        with server.session("anonymous") as ftp:
+            ftp.retrbinary("RETR a b.txt", lambda _: None)
+
+    await in_thread(sessions)
+    await server.all_sessions_gone()
+    lines = [line.split() for line in xferlog.read_text().splitlines()]
+    assert [words[5 + 2:] for words in lines[:2]] == [
+        ["1234", "/a_b.txt", "b", "_", "i", "r", "alice", "ftp", "0", "*", "c"],
+        ["1234", "/a_b.txt", "a", "_", "o", "r", "alice", "ftp", "0", "*", "c"]]
+    broken, anonymous = lines[2], lines[3]
+    assert broken[8:] == ["/big_file.bin", "b", "_", "o", "r", "alice", "ftp", "0", "*", "i"]
+    assert 0 < int(broken[7]) < 64 << 20
+    assert anonymous[7:] == ["1234", "/a_b.txt", "b", "_", "o", "a", "anonymous", "ftp", "0",
+                             "*", "c"]
+    assert all(words[6] == "127.0.0.1" and int(words[5]) >= 1 for words in lines)
