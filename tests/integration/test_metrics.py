@@ -99,3 +99,29 @@ async def test_stopping_the_server_closes_the_metrics_port(server_factory) -> No
     await server.stop()
     with pytest.raises(OSError):
         await in_thread(urllib.request.urlopen, f"http://127.0.0.1:{port}/metrics", timeout=30)
+
+
+@pytest_twisted.ensureDeferred
+async def test_limit_refusals_and_bans_are_counted(server_factory) -> None:
+    server = await server_factory(metrics=METRICS, login_delay=0.0, max_connections_per_ip=1,
+                                  ban_after=2)
+
+    def refused_then_banned() -> None:
+        with server.session(user=None) as first:
+            with pytest.raises(ftplib.error_temp, match="421"):
+                ftplib.FTP().connect(server.host, server.port, timeout=30)  # one per address
+            with pytest.raises(ftplib.error_perm):
+                first.login("alice", "wrong")
+            with pytest.raises(ftplib.error_temp, match="421"):
+                first.login("alice", "wrong")  # the second failure bans the address
+        with pytest.raises(ftplib.error_temp, match="421"):
+            ftplib.FTP().connect(server.host, server.port, timeout=30)
+
+    await in_thread(refused_then_banned)
+    await server.all_sessions_gone()
+    after = await in_thread(scrape, server)
+    assert after[("ftpd_refused_total", (("reason", "max-connections-per-ip"),))] == 1
+    assert after[("ftpd_refused_total", (("reason", "banned"),))] == 1
+    assert after[("ftpd_bans_total", ())] == 1
+    assert after[("ftpd_logins_total", (("result", "failed"),))] == 2
+    assert after[("ftpd_connections_total", ())] == 3
