@@ -19,7 +19,13 @@ import pytest_twisted
 
 from tests.harness import write_users
 from tests.integration.conftest import in_thread, sparse_file
-from tests.integration.tls_helpers import free_port, start_process
+from tests.integration.tls_helpers import (
+    free_port,
+    make_tls_files,
+    start_process,
+    stor,
+    tls_session,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +179,23 @@ async def test_xferlog_of_real_sessions(server_factory, tmp_path: Path) -> None:
     assert anonymous[7:] == ["1234", "/a_b.txt", "b", "_", "o", "a", "anonymous", "ftp", "0",
                              "*", "c"]
     assert all(words[6] == "127.0.0.1" and int(words[5]) >= 1 for words in lines)
+
+
+@pytest_twisted.ensureDeferred
+async def test_transfers_say_whether_their_data_connection_was_tls(server_factory,
+                                                                 tmp_path: Path) -> None:
+    tls = make_tls_files(tmp_path)
+    server = await server_factory(tls_cert=str(tls.path))
+    seen: list[dict[str, Any]] = []
+    server.factory.events.observe(seen.append)
+
+    def protected_then_clear() -> None:
+        with tls_session(server.host, server.port, tls.cert_pem) as ftps:
+            stor(ftps, "p.bin", b"secret data")
+            ftps.prot_c()
+            ftps.retrbinary("RETR p.bin", lambda _: None)
+
+    await in_thread(protected_then_clear)
+    transfers = [e for e in seen if e["ftpd_event"] == "transfer"]
+    assert [(e["direction"], e["tls"], e["bytes"]) for e in transfers] == [
+        ("upload", True, 11), ("download", False, 11)]
