@@ -13,9 +13,15 @@ import stat
 from twisted.internet.testing import StringTransport
 from zope.interface.verify import verifyObject
 
-from twisted_ftpd.interfaces import IFTPShell, IReadFile, IWriteFile
+from twisted_ftpd.interfaces import (
+    IFTPShell,
+    IReadFile,
+    IStagedWriteFile,
+    IUsageShell,
+    IWriteFile,
+)
 from twisted_ftpd.protocol import errors
-from twisted_ftpd.protocol.values import FileInfo, Segments
+from twisted_ftpd.protocol.values import FileInfo, Segments, Staged
 
 BIG = bytes(range(256)) * 2500  # 640,000 bytes: several read chunks for any sane backend
 
@@ -466,3 +472,60 @@ class ShellConformanceMixin:
         self.failureResultOf(shell.chmod((), 0o777), errors.PermissionDenied)
         self.failureResultOf(shell.chmod((), 0o000), errors.PermissionDenied)
         self.assertEqual(self.successResultOf(shell.stat(())).mode, before)
+
+    # IStagedWriteFile: looking at an upload before it lands (--upload-check)
+
+    def staged_bytes(self, staged: Staged) -> bytes:
+        if staged.file is None:
+            assert staged.data is not None
+            return staged.data
+        with open(staged.file, "rb") as f:
+            return f.read()
+
+    def test_staged_shows_the_whole_upload_before_commit(self) -> None:
+        self.create_file(("f",), b"old")
+        writer = self.upload(("f",), [b"new ", b"data"])
+        self.assertTrue(verifyObject(IStagedWriteFile, writer))
+        staged = self.successResultOf(writer.staged())
+        self.assertEqual((self.staged_bytes(staged), staged.size), (b"new data", 8))
+        self.assertEqual(self.read_back(("f",)), b"old")
+        self.successResultOf(writer.commit())
+        self.assertEqual(self.read_back(("f",)), b"new data")
+
+    def test_discard_keeps_nothing_and_the_old_file(self) -> None:
+        self.create_file(("f",), b"old")
+        self.assertIsNone(self.successResultOf(self.upload(("f",), [b"new"]).discard()))
+        writer = self.upload(("new",), [b"partial"])
+        self.successResultOf(writer.discard())
+        self.successResultOf(writer.abort())  # settled already: no partial appears now
+        self.assertEqual(self.read_back(("f",)), b"old")
+        self.assertEqual([e.name for e in self.successResultOf(self.shell().list_dir(()))], ["f"])
+
+    def test_discard_removes_a_file_made_in_place_only(self) -> None:
+        self.create_file(("log",), b"kept ")
+        appended = self.append(("log",), [b"more"])
+        self.successResultOf(appended.discard())
+        self.assertEqual(self.read_back(("log",)), b"kept more")  # existing: left as it is
+        self.successResultOf(self.append(("new",), [b"x"]).discard())
+        name, unique = self.successResultOf(self.shell().open_unique((), "u."))
+        self.successResultOf(unique.write(b"y"))
+        self.successResultOf(unique.discard())
+        self.assertFalse(self.exists(("new",)))
+        self.assertFalse(self.exists((name,)))
+
+    # IUsageShell: measuring the home (quotas)
+
+    def test_disk_usage_counts_regular_files_below_the_home(self) -> None:
+        shell = self.shell()
+        self.assertTrue(verifyObject(IUsageShell, shell))
+        self.assertEqual(self.successResultOf(shell.disk_usage()), (0, 0))
+        self.create_file(("a",), b"12345")
+        self.create_dir(("d",))
+        self.create_dir(("d", "e"))
+        self.create_file(("d", "e", "b"), b"678")
+        self.create_file(("d", "empty"), b"")
+        self.assertEqual(self.successResultOf(shell.disk_usage()), (8, 3))
+
+    def test_usage_key_is_the_same_for_every_shell_on_one_home(self) -> None:
+        self.assertEqual(self.shell().usage_key, self.make_shell("elr").usage_key)
+        hash(self.shell().usage_key)

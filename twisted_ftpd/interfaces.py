@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from zope.interface import Attribute, Interface
 
-from twisted_ftpd.protocol.values import FileInfo, Segments
+from twisted_ftpd.protocol.values import FileInfo, Segments, Staged
 
-__all__ = ["FileInfo", "IFTPShell", "IReadFile", "IWriteFile", "Segments"]
+__all__ = ["FileInfo", "IFTPShell", "IReadFile", "IStagedWriteFile", "IUsageShell", "IWriteFile",
+           "Segments", "Staged"]
 
 
 class IReadFile(Interface):
@@ -61,6 +62,28 @@ class IWriteFile(Interface):
         An upload that would have replaced an existing file is discarded, so the
         old file survives intact; an upload to a new name is kept as a partial
         file so the client can resume it.
+
+        @return: Deferred firing when done (never fails).
+        """
+
+
+class IStagedWriteFile(IWriteFile):
+    """An upload that can be looked at, and thrown away, before it lands
+    (``--upload-check``). The disk and memory backends provide it."""
+
+    def staged():
+        """Flush what was written, so another process can read all of it.
+
+        @return: Deferred[Staged]: where the complete upload lies now (the temporary
+            file, or the file itself when written in place), its size, and where it
+            lands on commit; a backend without real files gives the bytes instead.
+        """
+
+    def discard():
+        """Give up on the upload and keep nothing of it: a temporary file is removed
+        (never kept as a partial), a file this upload created in place is removed,
+        an existing file written in place is left as it now is. Later ``abort`` and
+        ``discard`` calls do nothing.
 
         @return: Deferred firing when done (never fails).
         """
@@ -142,3 +165,18 @@ class IFTPShell(Interface):
     def chmod(path, mode):  # noqa: N805
         """Set the permission bits (0-0o777) of ``path``; the home itself (``()``) is
         refused with PermissionDenied. @return: Deferred[None]."""
+
+
+class IUsageShell(IFTPShell):
+    """A shell that can measure its home, for per-user quotas."""
+
+    usage_key = Attribute(
+        "Hashable, equal for every shell on the same home tree, so that all the "
+        "sessions in one home share one usage count")
+
+    def disk_usage():
+        """The total size and the number of regular files below the home; symbolic
+        links are neither followed nor counted, unreadable directories are skipped.
+
+        @return: Deferred[tuple[int, int]] (bytes, files), computed off the reactor.
+        """

@@ -18,8 +18,9 @@ from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from twisted_ftpd.interfaces import IReadFile, IWriteFile
+from twisted_ftpd.interfaces import IReadFile, IStagedWriteFile, IWriteFile
 from twisted_ftpd.protocol import errors
+from twisted_ftpd.protocol.values import Staged
 
 CHUNK_SIZE = 256 * 1024
 
@@ -167,13 +168,15 @@ def _temp_prefix(name: str) -> str:
     return "." + name + "."
 
 
-@implementer(IWriteFile)
+@implementer(IWriteFile, IStagedWriteFile)
 class WriteFile:
     """An upload: written aside and renamed on commit, or written in place at an offset.
 
     Every blocking step goes through ``run``; a lock serialises them, so an
     abort arriving while a write is still running waits for it.
     """
+
+    created = False  # the upload made this file, in place (APPE of a new name, STOU)
 
     def __init__(
         self,
@@ -237,7 +240,9 @@ class WriteFile:
         except BaseException:
             os.close(fd)
             raise
-        return cls(fileobj, path, run=run, display_path=display_path)
+        upload = cls(fileobj, path, run=run, display_path=display_path)
+        upload.created = existing is None
+        return upload
 
     @classmethod
     def create_unique(cls, directory: str, prefix: str, *, run: Runner,
@@ -253,7 +258,9 @@ class WriteFile:
             raise
         name = os.path.basename(path)
         shown = display_dir.rstrip("/") + "/" + name
-        return name, cls(fileobj, path, run=run, display_path=shown)
+        upload = cls(fileobj, path, run=run, display_path=shown)
+        upload.created = True
+        return name, upload
 
     @classmethod
     def _open_aside(
@@ -298,6 +305,37 @@ class WriteFile:
         d = self._lock.run(self._run, self._abort_blocking)
         d.addErrback(self._log_abort_failure)
         return d
+
+    def staged(self) -> Deferred[Staged]:
+        if self._finished:
+            raise RuntimeError("WriteFile.staged after commit or abort")
+        return self._lock.run(self._run, self._staged_blocking)
+
+    def discard(self) -> Deferred[None]:
+        if self._finished:
+            return succeed(None)
+        self._finished = True
+        d = self._lock.run(self._run, self._discard_blocking)
+        d.addErrback(self._log_abort_failure)
+        return d
+
+    def _staged_blocking(self) -> Staged:
+        try:
+            self._file.flush()
+            size = os.fstat(self._file.fileno()).st_size
+        except OSError as e:
+            raise errors.from_oserror(e, self._display) from e
+        return Staged(self._temp or self._path, size, self._path)
+
+    def _discard_blocking(self) -> None:
+        """Close, then remove whatever this upload made (never land it as a partial)."""
+        try:
+            self._file.close()
+        finally:
+            if self._temp is not None:
+                _unlink_if_present(self._temp)
+            elif self.created:
+                _unlink_if_present(self._path)
 
     def _guarded(self, f: Callable[..., Any], *args: Any) -> None:
         try:

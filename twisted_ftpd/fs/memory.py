@@ -17,10 +17,10 @@ from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
 from twisted_ftpd.fs.files import ReadFile
-from twisted_ftpd.interfaces import IFTPShell, IWriteFile
+from twisted_ftpd.interfaces import IFTPShell, IStagedWriteFile, IUsageShell, IWriteFile
 from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.paths import display
-from twisted_ftpd.protocol.values import FileInfo, Segments
+from twisted_ftpd.protocol.values import FileInfo, Segments, Staged
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -147,7 +147,7 @@ class MemoryReadFile(ReadFile):
         super().__init__(cast(BinaryIO, _ViewReader(memoryview(data)[offset:])), display_path)
 
 
-@implementer(IWriteFile)
+@implementer(IWriteFile, IStagedWriteFile)
 class MemoryWriteFile:
     """Writes into ``node`` from ``position`` (or at its end when appending).
 
@@ -161,6 +161,8 @@ class MemoryWriteFile:
         self._node, self._clock, self._position, self._append = node, clock, position, append
         self._landing = landing
         self._finished = False
+        # Set by the shell when this upload made the node in place: (its directory, name).
+        self.created_in: tuple[dict[str, _Node], str] | None = None
 
     def write(self, data: bytes) -> Deferred[None]:
         if self._finished:
@@ -187,6 +189,24 @@ class MemoryWriteFile:
                 self._settle(False)
             except errors.FTPError:
                 pass  # the upload's directory went away: nothing to keep
+        return succeed(None)
+
+    def staged(self) -> Deferred[Staged]:
+        if self._finished:
+            raise RuntimeError("MemoryWriteFile.staged after commit or abort")
+        data = bytes(self._node.data)
+        return succeed(Staged(None, len(data), data=data))
+
+    def discard(self) -> Deferred[None]:
+        if not self._finished:
+            self._finished = True
+            node = self._node
+            if isinstance(node.data, bytearray):
+                node.data = bytes(node.data)
+            if self._landing is None and self.created_in is not None:
+                entries, name = self.created_in
+                if entries.get(name) is node:  # a detached node simply never lands
+                    del entries[name]
         return succeed(None)
 
     def _settle(self, commit: bool) -> None:
@@ -221,7 +241,7 @@ def _fired(f: Callable[_P, _T]) -> Callable[_P, Deferred[_T]]:
     return run
 
 
-@implementer(IFTPShell)
+@implementer(IFTPShell, IUsageShell)
 class MemoryShell:
     """One user's view of a MemoryFilesystem below ``home``, raising as FilesystemShell does.
 
@@ -319,7 +339,9 @@ class MemoryShell:
         self._absolute((name,))  # a prefix with "/" or NUL cannot make a name
         entries[name] = node = _Node(FILE_MODE, self._clock())
         self._touch(directory)
-        return name, MemoryWriteFile(node, self._clock)
+        upload = MemoryWriteFile(node, self._clock)
+        upload.created_in = (entries, name)
+        return name, upload
 
     @_fired
     def set_mtime(self, path: Segments, mtime: float) -> None:
@@ -331,6 +353,24 @@ class MemoryShell:
             raise errors.PermissionDenied("/")
         node = self._node(path)
         node.mode = statmod.S_IFMT(node.mode) | (mode & 0o777)  # no setuid/setgid/sticky
+
+    # IUsageShell
+
+    @property
+    def usage_key(self) -> tuple[object, Segments]:
+        return (self.fs, self.home)
+
+    @_fired
+    def disk_usage(self) -> tuple[int, int]:
+        total = files = 0
+        stack = [self.fs.walk(self.home, "/")]
+        while stack:
+            node = stack.pop()
+            if node.children is None:
+                total, files = total + len(node.data), files + 1
+            else:
+                stack.extend(node.children.values())
+        return total, files
 
     # Helpers, raising FTPErrors where FilesystemShell's disk calls would.
 
@@ -385,10 +425,14 @@ class MemoryShell:
             raise errors.FileNotFound(shown)
         if position < 0:
             raise errors.InvalidPath(shown)
+        created = node is None
         if node is None:
             node = entries[path[-1]] = _Node(FILE_MODE, self._clock())
             self._touch(path[:-1])
         elif not append:  # truncated (or extended) at the offset when opened, as on disk
             node.data = bytes(node.data[:position]) + bytes(max(0, position - len(node.data)))
             node.mtime = self._clock()
-        return MemoryWriteFile(node, self._clock, position, append=append)
+        upload = MemoryWriteFile(node, self._clock, position, append=append)
+        if created:
+            upload.created_in = (entries, path[-1])
+        return upload

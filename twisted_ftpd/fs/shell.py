@@ -19,7 +19,7 @@ from zope.interface import implementer
 
 from twisted_ftpd.fs.confine import Confinement
 from twisted_ftpd.fs.files import DEFAULT_MODE, ReadFile, Runner, WriteFile
-from twisted_ftpd.interfaces import IFTPShell
+from twisted_ftpd.interfaces import IFTPShell, IUsageShell
 from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.values import FileInfo, Segments
@@ -77,7 +77,7 @@ def _guarded(shown: str, f: Callable[..., _T], *args: Any) -> _T:
         raise errors.from_oserror(e, shown) from e
 
 
-@implementer(IFTPShell)
+@implementer(IFTPShell, IUsageShell)
 class FilesystemShell:
     """A user's home directory on the local filesystem."""
 
@@ -135,6 +135,15 @@ class FilesystemShell:
 
     def chmod(self, path: Segments, mode: int) -> Deferred[None]:
         return self._call(path, self._chmod, path, mode)
+
+    # IUsageShell
+
+    @property
+    def usage_key(self) -> tuple[str, str]:
+        return ("disk", self._confine.real_root)
+
+    def disk_usage(self) -> Deferred[tuple[int, int]]:
+        return self._run(tree_usage, self._confine.real_root)
 
     # Blocking halves, run through self._run.
 
@@ -242,6 +251,28 @@ class FilesystemShell:
             raise errors.PermissionDenied("/")
         # Permission bits only: no setuid, setgid or sticky bits from FTP clients.
         os.chmod(self._confine.resolve(path), mode & 0o777)
+
+
+def tree_usage(root: str) -> tuple[int, int]:
+    """Bytes and regular files below ``root``, links not followed (blocking)."""
+    total = files = 0
+    stack = [root]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                found = list(entries)
+        except OSError:  # unreadable or gone meanwhile: what cannot be read is not counted
+            continue
+        for entry in found:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+                    files += 1
+            except OSError:
+                continue
+    return total, files
 
 
 def _require_plain_file(mode: int, shown: str) -> None:

@@ -3,7 +3,8 @@
 ``Segments`` is a path as the protocol resolves it (``protocol.paths``) and as
 the shells take it: a tuple of names relative to the user's home, ``()`` being
 the home itself. ``FileInfo`` is what a shell reports about one entry and what
-the listing formatters render. Like the rest of ``protocol/``, this module needs
+the listing formatters render; ``Staged`` is where a finished upload's bytes lie
+before they land, for the upload check. Like the rest of ``protocol/``, this module needs
 only the standard library; ``interfaces.py`` names these types in its contracts.
 """
 
@@ -40,3 +41,15 @@ class FileInfo:
     @property
     def is_link(self) -> bool:
         return statmod.S_ISLNK(self.mode)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A complete upload not yet committed: in the OS file ``file``, or, for a backend
+    without real files, in ``data``; ``size`` bytes either way; ``final`` is the OS
+    path it lands under on commit (None without real files)."""
+
+    file: str | None
+    size: int
+    final: str | None = None
+    data: bytes | None = None
