@@ -15,9 +15,11 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.harness import ManualRunner
 from twisted_ftpd.auth import passwords
-from twisted_ftpd.auth.checker import UserDBChecker
+from twisted_ftpd.auth.checker import ClientCredentials, UserDBChecker
 from twisted_ftpd.auth.passwords import hash_password
+from twisted_ftpd.auth.pool import WORKERS
 from twisted_ftpd.auth.userdb import UserDB
 
 H = hash_password("secret")
@@ -34,10 +36,10 @@ class CheckerTests(SynchronousTestCase):
         self.addCleanup(shutil.rmtree, directory)
         return Path(directory) / "f"
 
-    def make(self, text: str) -> UserDBChecker:
+    def make(self, text: str, run: Any = sync) -> UserDBChecker:
         path = self.temp_path()
         path.write_text(text)
-        return UserDBChecker(UserDB(path), defer_to_thread=sync)
+        return UserDBChecker(UserDB(path), defer_to_thread=run)
 
     def check(self, checker: UserDBChecker, user: bytes, password: bytes) -> defer.Deferred[str]:
         return checker.requestAvatarId(UsernamePassword(user, password))
@@ -127,23 +129,38 @@ class CheckerTests(SynchronousTestCase):
         self.assertEqual(f(*args), "alice")  # the deferred work does the whole check
         self.assertEqual(lookups, ["alice"])
 
-    def test_default_runner_is_defer_to_thread(self) -> None:
-        from twisted.internet import threads
+    def test_default_runner_is_a_small_dedicated_pool(self) -> None:
+        from twisted.internet import reactor, threads
 
         calls: list[tuple[Any, ...]] = []
         pending: defer.Deferred[str] = defer.Deferred()
 
-        def fake(f: Any, *a: Any, **kw: Any) -> defer.Deferred[str]:
-            calls.append((f, *a))
+        def fake(on: Any, pool: Any, f: Any, *a: Any) -> defer.Deferred[str]:
+            calls.append((on, pool, f, *a))
             return pending
 
-        self.patch(threads, "deferToThread", fake)
+        self.patch(threads, "deferToThreadPool", fake)
         path = self.temp_path()
         path.write_text(f"alice:{H}:elr:\n")
         d = UserDBChecker(UserDB(path)).requestAvatarId(UsernamePassword(b"alice", b"secret"))
         self.assertNoResult(d)
-        self.assertEqual(len(calls), 1)
-        self.assertEqual(calls[0][1:], ("alice", "secret"))
+        [(on, pool, _, *args)] = calls
+        self.assertIs(on, reactor)
+        self.assertIsNot(pool, reactor.getThreadPool())
+        self.assertEqual((pool.min, pool.max), (0, WORKERS))
+        self.assertIn(WORKERS, (1, 2))
+        self.assertEqual(args, ["alice", "secret"])
+        pending.callback("alice")  # the last check is done: the pool stops
+        self.assertEqual(self.successResultOf(d), "alice")
+        self.assertTrue(pool.joined)
+
+    def test_checks_carry_the_client_address_into_the_queue(self) -> None:
+        runner = ManualRunner()
+        checker = self.make(f"alice:{H}:elr:\n", runner)
+        checker.queue.workers = 2
+        for _ in range(4):
+            checker.requestAvatarId(ClientCredentials(b"alice", b"x", "::ffff:192.0.2.9"))
+        self.assertEqual(checker.queue.waiting_from("192.0.2.9"), 2)  # 2 run, 2 wait
 
 
 def test_import_does_not_install_a_reactor() -> None:

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 
 from twisted_ftpd import listen, privileges
 from twisted_ftpd.auth.checker import UserDBChecker
+from twisted_ftpd.auth.pool import PasswordPool
 from twisted_ftpd.auth.realm import FTPRealm
 from twisted_ftpd.auth.userdb import UserDB
 from twisted_ftpd.config import Options, ServerConfig
@@ -62,7 +63,9 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
         realm = FTPRealm(userdb, config.root,
                          lambda home, perms: FilesystemShell(home, perms, run=runner,
                                                              umask=config.umask), run=runner)
-        portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=runner)])
+        # Password checks get a small pool of their own (auth/pool.py), not the reactor's.
+        checks = run or PasswordPool(reactor).run
+        portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=checks)])
 
         def lookup_user(name: str) -> defer.Deferred:
             return runner(userdb.lookup, name)

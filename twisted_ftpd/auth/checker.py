@@ -1,5 +1,7 @@
 # -*- test-case-name: tests.test_auth_checker -*-
-"""Password checks cost a deliberate ~50 ms of scrypt, so they run off the reactor thread."""
+"""Password checks cost a deliberate ~50 ms of scrypt, so they run off the reactor
+thread, in a small pool of their own behind a bounded, per-address fair queue
+(``auth.pool``): a flood of bad logins can neither starve a real one nor pile up."""
 
 from __future__ import annotations
 
@@ -7,22 +9,24 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.credentials import IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from twisted_ftpd.auth import passwords
+from twisted_ftpd.auth.pool import PasswordPool, VerificationQueue
 from twisted_ftpd.auth.userdb import ANONYMOUS, ANONYMOUS_NAMES, UserDB
 
 DeferToThread = Callable[..., "Deferred[Any]"]
 
 
-def _default_defer_to_thread(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
-    # Imported here so that importing this module never installs a reactor.
-    from twisted.internet.threads import deferToThread
+class ClientCredentials(UsernamePassword):
+    """USER/PASS and the client's address, so checks can be queued fairly by address."""
 
-    return deferToThread(f, *args, **kwargs)
+    def __init__(self, username: bytes, password: bytes, peer: str) -> None:
+        super().__init__(username, password)
+        self.peer = peer
 
 
 def _text(value: bytes | str) -> str:
@@ -38,14 +42,18 @@ class UserDBChecker:
     credentialInterfaces = (IUsernamePassword,)
 
     def __init__(self, userdb: UserDB, defer_to_thread: DeferToThread | None = None) -> None:
+        """``defer_to_thread`` runs each check (default: a PasswordPool on the global
+        reactor); the queue in front of it bounds how many run and wait."""
         self._userdb = userdb
-        self._defer_to_thread = defer_to_thread or _default_defer_to_thread
+        self.queue = VerificationQueue(defer_to_thread or PasswordPool().run)
 
     def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:
-        """Fire with the user's name, or fail with UnauthorizedLogin."""
+        """Fire with the user's name, or fail with UnauthorizedLogin (or LoginsBusy
+        when too many checks are waiting)."""
         username = _text(credentials.username)
         password = _text(credentials.password)
-        return self._defer_to_thread(self._check, username, password)
+        peer = getattr(credentials, "peer", "")
+        return self.queue.submit(peer, self._check, username, password)
 
     def _check(self, username: str, password: str) -> str:
         """Runs in a thread: the users.db stat/read and the scrypt both block."""

@@ -9,10 +9,11 @@ without blocking anyone else.
 
 from __future__ import annotations
 
-from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.logger import Logger
 
+from twisted_ftpd.auth.checker import ClientCredentials
+from twisted_ftpd.auth.pool import LoginsBusy
 from twisted_ftpd.auth.userdb import ANONYMOUS_NAMES
 from twisted_ftpd.data.throttle import SessionRates
 from twisted_ftpd.interfaces import IFTPShell
@@ -64,13 +65,16 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     name = session.user.lower() if session.user.lower() in ANONYMOUS_NAMES else session.user
     if ctx.limits.bans.banned(ctx.peer_host):  # banned since it connected: check nothing
         return refuse(ctx, "banned", replies.ADDRESS_BANNED)
-    credentials = UsernamePassword(
-        name.encode("utf-8", "surrogateescape"), arg.encode("utf-8", "surrogateescape")
-    )
+    credentials = ClientCredentials(name.encode("utf-8", "surrogateescape"),
+                                    arg.encode("utf-8", "surrogateescape"), ctx.peer_host)
     try:
         _, shell, logout = await ctx.portal.login(credentials, None, IFTPShell)
     except UnauthorizedLogin:  # a wrong password or an unknown user: counted per address
         return await _login_failed(ctx, replies.LOGIN_INCORRECT, counted=True)
+    except LoginsBusy:  # after the delay too, or a refused client would just loop faster
+        await ctx.sleep(ctx.config.login_delay)
+        ctx.close_after(replies.LOGINS_BUSY)
+        return None
     except HomeUnavailable:
         return await _login_failed(ctx, replies.HOME_UNAVAILABLE)
     except Exception:
