@@ -1,5 +1,5 @@
-"""Connection limits and bans over the in-memory control channel, and the options
-that set them."""
+"""Connection limits, bans and per-user sessions over the in-memory control channel,
+and the options and users.db fields that set them."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ from tests.harness import (
     connect_recording,
 )
 from twisted_ftpd.auth import userdb
+from twisted_ftpd.auth.sessions import UserSessions
 from twisted_ftpd.config import Options, ServerConfig
+from twisted_ftpd.protocol.errors import TooManySessions
 
 OTHER = "198.51.100.4"
 TOO_MANY = "421 Too many connected users; try again later."
@@ -49,6 +51,11 @@ def refused(s: Session, line: str) -> None:
 
 def write_users(h: Harness, *lines: str) -> None:
     (Path(h.config.users)).write_text("\n".join(lines) + "\n")
+
+
+def user_line(name: str, password: str, **options: str) -> str:
+    return userdb.format_record(
+        userdb.UserRecord(name, cheap_hash(password), ALL_PERMS, "", dict(options)))
 
 
 # -- connection limits -------------------------------------------------------------------
@@ -191,6 +198,90 @@ def test_a_missing_home_is_not_counted_as_an_attack(tmp_path: Path) -> None:
     s = h.connect()
     assert fail_once(h, s, "secret") == ["530 Home directory not available."]
     assert not h.factory.limits.bans.banned(PEER)
+
+
+# -- sessions per user ---------------------------------------------------------------------
+
+
+def test_max_sessions_in_users_db_limits_a_users_sessions(tmp_path: Path, logged: Any) -> None:
+    h = Harness(tmp_path)
+    write_users(h, user_line("alice", "secret", max_sessions="1"), user_line("bob", "pw"))
+    first = h.connect()
+    first.login()
+    second = h.connect(peer=OTHER)
+    second.send("USER alice")
+    assert second.send("PASS secret") == ["421 Too many sessions for alice; try again later."]
+    assert second.transport.disconnecting
+    assert {"peer": OTHER, "reason": "max-sessions"} in events_named(logged, "refused")
+    h.connect().login("bob", "pw")  # other users are not limited
+    h.connect().login("bob", "pw")
+    first.lose()
+    h.connect().login()  # the slot is free again
+
+
+def test_a_wrong_password_never_learns_that_the_user_is_at_the_limit(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    write_users(h, user_line("alice", "secret", max_sessions="1"))
+    h.connect().login()
+    assert fail_once(h, h.connect(peer=OTHER)) == ["530 Login incorrect."]
+
+
+def test_rein_and_quit_end_a_session_of_the_user(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    write_users(h, user_line("alice", "secret", max_sessions="1"))
+    s = h.connect()
+    s.login()
+    assert s.codes("REIN") == [220]
+    s.login()
+    assert s.codes("QUIT") == [221]
+    s.lose()
+    h.connect().login()
+
+
+def test_max_sessions_on_the_anonymous_line_limits_anonymous_sessions(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    write_users(h, "anonymous::elr::max_sessions=2")
+    for name in ("anonymous", "ftp"):
+        h.connect().login(name, "me@example.org")
+    s = h.connect()
+    s.send("USER ftp")
+    assert s.send("PASS me@example.org") == [
+        "421 Too many sessions for anonymous; try again later."]
+
+
+def test_a_client_gone_during_the_check_gives_its_session_back(tmp_path: Path) -> None:
+    runner = ManualRunner()
+    h = Harness(tmp_path, run=runner)
+    write_users(h, user_line("alice", "secret", max_sessions="1"))
+    s = h.connect()
+    s.send("USER alice")
+    s.send("PASS secret")
+    s.lose()
+    runner.flush()
+    again = h.connect()
+    again.send("USER alice")
+    again.send("PASS secret")
+    runner.flush()
+    assert again.take() == ["230 Login successful."]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "", "1.5", " 2"])
+def test_max_sessions_must_be_a_positive_whole_number(value: str) -> None:
+    with pytest.raises(userdb.UserDBError, match="line 1: option max_sessions"):
+        userdb.parse(f"alice:{cheap_hash('pw')}:elr::max_sessions={value}\n")
+
+
+def test_user_sessions_count_each_close_once() -> None:
+    sessions = UserSessions()
+    close = sessions.open("alice", 2)
+    sessions.open("alice", 2)
+    with pytest.raises(TooManySessions):
+        sessions.open("alice", 2)
+    close()
+    close()
+    assert sessions.count("alice") == 1
+    sessions.open("alice", None)  # no limit
+    assert sessions.count("alice") == 2
 
 
 # -- options -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Connection limits and bans on real sockets: clients on 127.0.0.1
+"""Connection limits, per-user sessions and bans on real sockets: clients on 127.0.0.1
 and 127.0.0.2 (two loopback addresses, so two client addresses) against one server."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tests.integration.conftest import (
     require_binary,
     run_cli,
 )
+from twisted_ftpd.auth import passwords, userdb
 
 pytestmark = pytest.mark.integration
 
@@ -95,6 +96,31 @@ async def test_curl_shows_the_refusal(server_factory, tmp_path: Path) -> None:
         await in_thread(close_quietly, first)
     assert result.returncode != 0
     assert b"421 Too many connections from your address; try again later." in result.stderr
+
+
+@pytest_twisted.ensureDeferred
+async def test_max_sessions_in_users_db_limits_one_user(server_factory) -> None:
+    server = await server_factory()
+    userdb.set_user(server.service.config.users, userdb.UserRecord(
+        "bob", passwords.hash_password(USERS["bob"][0]), USERS["bob"][1], "",
+        {"max_sessions": "1"}))
+
+    def sessions() -> str:
+        first = logged_in(server, user="bob")
+        second = connect(server, OTHER)
+        try:
+            with pytest.raises(ftplib.error_temp) as refusal:
+                second.login("bob", USERS["bob"][0])
+            close_quietly(logged_in(server, user="alice"))  # other users are not limited
+            assert first.nlst() == []  # the first session goes on
+        finally:
+            close_quietly(second)
+            close_quietly(first)
+        return str(refusal.value)
+
+    assert await in_thread(sessions) == "421 Too many sessions for bob; try again later."
+    await server.all_sessions_gone()
+    await in_thread(lambda: close_quietly(logged_in(server, user="bob")))
 
 
 @pytest_twisted.ensureDeferred

@@ -12,15 +12,13 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from twisted_ftpd.auth.sessions import OPTION as MAX_SESSIONS
+from twisted_ftpd.auth.sessions import UserSessions, parse_max_sessions
 from twisted_ftpd.auth.userdb import UserDB, UserRecord
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol.errors import HomeUnavailable
 
 ShellFactory = Callable[[str, str], object]
-
-
-def _logout() -> None:
-    """Nothing to release: shells hold no resources between commands."""
 
 
 @implementer(IRealm)
@@ -36,6 +34,7 @@ class FTPRealm:
         self._shell_factory = shell_factory
         # Reading users.db and checking the home touch the disk: off the reactor.
         self._run = run or (lambda f, *a: defer.maybeDeferred(f, *a))
+        self.sessions = UserSessions()  # for users.db's max_sessions=N
 
     def resolve_home(self, record: UserRecord) -> str:
         """The absolute home of ``record``: empty or relative homes hang off the default root."""
@@ -53,11 +52,20 @@ class FTPRealm:
         if isinstance(user, bytes):
             user = user.decode("utf-8", "surrogateescape")
         d = self._run(self._locate, user)
-        d.addCallback(lambda found: (IFTPShell, self._shell_factory(*found), _logout))
+        d.addCallback(self._enter, user)
         return d
 
-    def _locate(self, user: str) -> tuple[str, str]:
-        """(home, permissions) of ``user``; blocking."""
+    def _enter(self, found: tuple[str, str, int | None], user: str,
+               ) -> tuple[Any, object, Callable[[], None]]:
+        """The avatar, counted as one of the user's sessions (TooManySessions past its
+        max_sessions); its logout ends the session. Runs on the reactor thread, so the
+        count needs no lock."""
+        home, perms, max_sessions = found
+        shell = self._shell_factory(home, perms)
+        return IFTPShell, shell, self.sessions.open(user, max_sessions)
+
+    def _locate(self, user: str) -> tuple[str, str, int | None]:
+        """(home, permissions, max_sessions or None) of ``user``; blocking."""
         record = self._userdb.lookup(user)
         if record is None:
             self.log.warn("User {user!r} vanished from the user database", user=user)
@@ -66,4 +74,5 @@ class FTPRealm:
         if not os.path.isdir(home):
             self.log.warn("Home {home} of user {user!r} is not a directory", home=home, user=user)
             raise HomeUnavailable()
-        return home, record.perms
+        limit = record.options.get(MAX_SESSIONS)
+        return home, record.perms, parse_max_sessions(limit) if limit is not None else None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from twisted.logger import Logger
 
 from twisted_ftpd.auth import passwords, perms
+from twisted_ftpd.auth.sessions import parse_max_sessions
 from twisted_ftpd.units import parse_rate
 
 #: The record whose line enables anonymous login; it has no password hash.
@@ -67,6 +68,7 @@ def validate_home(home: str) -> None:
 OPTION_VALUES: dict[str, Callable[[str], object]] = {
     "download_rate": parse_rate,  # bytes/s for this user, overriding --max-download-rate
     "upload_rate": parse_rate,
+    "max_sessions": parse_max_sessions,  # most logged-in sessions of this user at once
 }
 
 

@@ -18,7 +18,7 @@ from twisted_ftpd.auth.userdb import ANONYMOUS_NAMES
 from twisted_ftpd.data.throttle import SessionRates
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol import replies
-from twisted_ftpd.protocol.errors import HomeUnavailable
+from twisted_ftpd.protocol.errors import HomeUnavailable, TooManySessions
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Event
 
@@ -75,6 +75,8 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
         await ctx.sleep(ctx.config.login_delay)
         ctx.close_after(replies.LOGINS_BUSY)
         return None
+    except TooManySessions as e:
+        return refuse(ctx, "max-sessions", e.reply())
     except HomeUnavailable:
         return await _login_failed(ctx, replies.HOME_UNAVAILABLE)
     except Exception:

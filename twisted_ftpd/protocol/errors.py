@@ -108,6 +108,12 @@ class HomeUnavailable(FTPError):
     template = replies.HOME_UNAVAILABLE
 
 
+class TooManySessions(FTPError):
+    """The user already has as many sessions as users.db allows (``max_sessions``)."""
+
+    template = replies.TOO_MANY_SESSIONS
+
+
 class AddressError(FTPError):
     """A malformed PORT/EPRT address argument (501)."""
 
