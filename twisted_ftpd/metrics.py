@@ -8,6 +8,7 @@ never share counters. ``serve`` puts that registry on a Twisted endpoint.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sized
 from typing import Any
 
@@ -98,7 +99,10 @@ def serve(reactor: Any, description: str, registry: CollectorRegistry) -> IListe
     global reactor, which would both install it too early and hand scrapes of a
     server on a private reactor (``testing.ServerThread``) to another reactor.
     """
-    site = Site(WSGIResource(reactor, reactor.getThreadPool(), make_wsgi_app(registry)))
+    # Scrapes are not logged (Twisted's access log is on by default): one every 15 s
+    # from Prometheus would bury the session events.
+    site = Site(WSGIResource(reactor, reactor.getThreadPool(), make_wsgi_app(registry)),
+                logPath=os.devnull, reactor=reactor)
     site.noisy = False  # the service logs where it serves metrics
     results: list[Any] = []
     # TCP and UNIX endpoints fire at once: an address in use stops the start-up.

@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 import pytest_twisted
 from prometheus_client.parser import text_string_to_metric_families
+from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.integration.conftest import Server, in_thread
 
@@ -125,3 +126,15 @@ async def test_limit_refusals_and_bans_are_counted(server_factory) -> None:
     assert after[("ftpd_bans_total", ())] == 1
     assert after[("ftpd_logins_total", (("result", "failed"),))] == 2
     assert after[("ftpd_connections_total", ())] == 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_scrapes_leave_no_access_log_lines(server_factory) -> None:
+    server = await server_factory(metrics=METRICS)
+    seen: list[dict] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        await in_thread(scrape, server)
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    assert [formatEvent(e) for e in seen if "GET /metrics" in formatEvent(e)] == []
