@@ -129,12 +129,15 @@ def test_server_py_writes_json_lines_to_its_log_file(tmp_path: Path) -> None:
     assert port_lines([line.get("log_text", "") for line in lines], port) == []
 
 
-def test_twistd_writes_json_lines_to_its_logfile(tmp_path: Path) -> None:
+def test_twistd_writes_json_lines_to_its_logfile_and_the_xferlog(tmp_path: Path) -> None:
     port = free_port()
     command = [*TWISTD, "-n", "--pidfile=", "--logfile=-", "ftpd", "--port", str(port),
-               *site(tmp_path), "--log-format", "json"]
+               *site(tmp_path), "--log-format", "json", "--xferlog", str(tmp_path / "xferlog")]
     lines = [json.loads(line) for line in run_server(command, tmp_path, port).splitlines()]
     check_session_events(events_in(lines))
+    transfers = [line.split()[11:] for line in (tmp_path / "xferlog").read_text().splitlines()]
+    assert transfers == [["i", "r", "alice", "ftp", "0", "*", "c"],
+                         ["o", "r", "alice", "ftp", "0", "*", "c"]]
     assert port_lines([line.get("log_text", "") for line in lines], port) == []
 
 
