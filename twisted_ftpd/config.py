@@ -18,8 +18,10 @@ from twisted import copyright
 from twisted.python import usage
 
 from twisted_ftpd import __version__, config_file, listen, privileges
+from twisted_ftpd.hooks import parse_concurrency, parse_timeout
 from twisted_ftpd.logs import parse_log_format
 from twisted_ftpd.metrics import parse_endpoint
+from twisted_ftpd.quota import DEFAULT_RESCAN, parse_rescan
 from twisted_ftpd.tls import TLSConfigError, TLSCredentials
 from twisted_ftpd.units import parse_rate
 
@@ -55,6 +57,11 @@ class ServerConfig:
     implicit_tls_port: int | None = None  # also listen for implicit FTPS here
     tls_handshake_timeout: float = 30.0
     shutdown_grace: float = 30.0  # on SIGTERM/SIGINT, running transfers may finish
+    upload_check: str | None = None  # shell command that may veto a finished upload
+    on_upload: str | None = None  # shell command run after an upload landed
+    hook_concurrency: int = 4  # of each kind, at once
+    hook_timeout: float = 60.0  # seconds, then the hook's process group is killed
+    quota_rescan: float = DEFAULT_RESCAN  # seconds before a quota's usage is walked again
     max_download_rate: int = 0  # bytes/s per session; 0: no limit
     max_upload_rate: int = 0
     log_format: str = "text"  # or "json": one JSON object per line
@@ -164,6 +171,16 @@ class Options(usage.Options):
          "0: no limit).", parse_rate],
         ["max-upload-rate", None, 0, "Bytes/s each session may upload (0: no limit).",
          parse_rate],
+        ["upload-check", None, None, "Shell command run on each finished upload before it "
+         "lands (the file is $1); a non-zero exit rejects it with 550."],
+        ["on-upload", None, None, "Shell command run after each upload landed (the file is "
+         "$1)."],
+        ["hook-concurrency", None, 4, "Most --upload-check (and, apart, --on-upload) "
+         "commands running at once.", parse_concurrency],
+        ["hook-timeout", None, 60.0, "Seconds an --upload-check or --on-upload command may "
+         "run before it is killed (a killed check rejects the upload).", parse_timeout],
+        ["quota-rescan", None, DEFAULT_RESCAN, "Seconds after which a quota's disk usage is "
+         "measured again, to see changes made outside the server (0: never).", parse_rescan],
         ["log-format", None, "text", "Log lines as text, or as one JSON object each (json).",
          parse_log_format],
         ["log-file", None, None, "Append the log to this file instead of stdout (twistd: "
@@ -268,6 +285,11 @@ class Options(usage.Options):
             tls_require_reuse=not self["no-tls-session-reuse"],
             implicit_tls_port=self["implicit-tls-port"],
             shutdown_grace=self["shutdown-grace"],
+            upload_check=self["upload-check"],
+            on_upload=self["on-upload"],
+            hook_concurrency=self["hook-concurrency"],
+            hook_timeout=self["hook-timeout"],
+            quota_rescan=self["quota-rescan"],
             max_download_rate=self["max-download-rate"],
             max_upload_rate=self["max-upload-rate"],
             log_format=self["log-format"],

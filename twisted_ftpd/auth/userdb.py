@@ -13,6 +13,7 @@ from twisted.logger import Logger
 
 from twisted_ftpd.auth import passwords, perms
 from twisted_ftpd.auth.sessions import parse_max_sessions
+from twisted_ftpd.quota import parse_quota, parse_quota_files
 from twisted_ftpd.units import parse_rate
 
 #: The record whose line enables anonymous login; it has no password hash.
@@ -68,6 +69,8 @@ def validate_home(home: str) -> None:
 OPTION_VALUES: dict[str, Callable[[str], object]] = {
     "download_rate": parse_rate,  # bytes/s for this user, overriding --max-download-rate
     "upload_rate": parse_rate,
+    "quota": parse_quota,  # bytes this user's home may hold (500M, 2G)
+    "quota_files": parse_quota_files,  # files it may hold
     "max_sessions": parse_max_sessions,  # most logged-in sessions of this user at once
 }
 

@@ -18,6 +18,7 @@ from twisted_ftpd.protocol.replies import Reply, quote_path
 from .context import CommandContext
 from .dispatch import handles
 from .session_log import emit
+from .uploads import removal
 
 
 @handles("CWD", "XCWD")
@@ -60,7 +61,9 @@ async def ftp_rmd(ctx: CommandContext, arg: str) -> Reply:
 @handles("DELE")
 async def ftp_dele(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg)
+    freed = await removal(ctx, path)  # for the quota: what the delete gives back
     await ctx.shell.remove_file(path)
+    freed.done()
     emit(ctx, "delete", path=display(path))
     return replies.DELE_OK
 
@@ -79,7 +82,9 @@ async def ftp_rnto(ctx: CommandContext, arg: str) -> Reply:
     if source is None:
         return replies.RNFR_FIRST
     target = ctx.resolve(arg, creating=True)
+    replaced = await removal(ctx, target, unless=source)  # a file renamed over goes
     await ctx.shell.rename(source, target)
+    replaced.done()
     emit(ctx, "rename", path=display(source), to=display(target))
     return replies.RNTO_OK
 

@@ -26,6 +26,7 @@ from twisted_ftpd.protocol.values import Segments
 from .context import CommandContext
 from .dispatch import handles
 from .session_log import recorded
+from .uploads import Upload
 
 
 def _mode(ctx: CommandContext) -> str:
@@ -59,13 +60,14 @@ async def ftp_retr(ctx: CommandContext, arg: str) -> Reply:
     return replies.TRANSFER_COMPLETE
 
 
-async def _receive(ctx: CommandContext, pending: Any, target: IWriteFile, path: str) -> Reply:
+async def _receive(ctx: CommandContext, pending: Any, target: IWriteFile, path: str,
+                   upload: Upload) -> Reply:
     """The shared second half of STOR, APPE and STOU, once the file is open."""
     if ctx.session.type == "A":
         target = AsciiWriteFile(target)
     with recorded(ctx, "upload", path, pending.tls is not None):
         try:
-            await Receiver(await ctx.data.open(pending), target).run()
+            await Receiver(await ctx.data.open(pending), target, upload.limit).run()
         except Exception:
             await target.abort()  # a no-op when the receiver already settled the file
             raise
@@ -77,13 +79,15 @@ async def ftp_stor(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg, creating=True)
     offset = ctx.session.take_rest()
     pending = ctx.take_data()
+    upload = Upload(ctx)  # the quota, --upload-check and --on-upload
     try:
         await _check_rest(ctx, path, offset)
-        target = await ctx.shell.open_for_writing(path, offset or None)
+        target = await upload.open_for_writing(path, offset)
         ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
-        return await _receive(ctx, pending, target, display(path))
+        return await _receive(ctx, pending, target, display(path), upload)
     finally:
         ctx.data.end_transfer()
+        await upload.end()
 
 
 @handles("APPE")
@@ -91,12 +95,14 @@ async def ftp_appe(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg, creating=True)
     ctx.session.take_rest()  # REST has no meaning for APPE
     pending = ctx.take_data()
+    upload = Upload(ctx)
     try:
-        target = await ctx.shell.open_for_appending(path)
+        target = await upload.open_for_appending(path)
         ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
-        return await _receive(ctx, pending, target, display(path))
+        return await _receive(ctx, pending, target, display(path), upload)
     finally:
         ctx.data.end_transfer()
+        await upload.end()
 
 
 @handles("STOU")
@@ -109,12 +115,14 @@ async def ftp_stou(ctx: CommandContext, arg: str) -> Reply:
         directory, prefix = ctx.session.cwd, "ftpd."
     ctx.session.take_rest()
     pending = ctx.take_data()
+    upload = Upload(ctx)
     try:
-        name, target = await ctx.shell.open_unique(directory, prefix)
+        name, target = await upload.open_unique(directory, prefix)
         ctx.reply(replies.UNIQUE_FILE(name))  # RFC 1123 4.1.2.9
-        return await _receive(ctx, pending, target, display((*directory, name)))
+        return await _receive(ctx, pending, target, display((*directory, name)), upload)
     finally:
         ctx.data.end_transfer()
+        await upload.end()
 
 
 @handles("ABOR")

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
     from twisted_ftpd.data.throttle import SessionRates
     from twisted_ftpd.events import EventLog
+    from twisted_ftpd.hooks import UploadHooks
+    from twisted_ftpd.quota import QuotaRegistry
 
     from .data_slot import DataSlot
     from .limits import ConnectionLimits
@@ -44,6 +46,8 @@ class CommandContext(Protocol):
     limits: ConnectionLimits  # the server's connection limits and bans
     session_id: str  # this connection's id in the logs
     events: EventLog  # where its session events go (twisted_ftpd.events)
+    upload_hooks: UploadHooks | None  # the server's --upload-check and --on-upload
+    quotas: QuotaRegistry  # the server's usage counts per home
 
     @property
     def permissions(self) -> str: ...

@@ -12,6 +12,8 @@ from twisted.internet.protocol import ServerFactory
 
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.events import EventLog
+from twisted_ftpd.hooks import UploadHooks
+from twisted_ftpd.quota import QuotaRegistry
 from twisted_ftpd.tls import TLSCredentials
 
 from .limits import ConnectionLimits
@@ -34,6 +36,9 @@ class FTPFactory(ServerFactory):
         self.events = EventLog()  # this server's session events (metrics, xferlog)
         # Connection limits and bans, shared by every session of this server.
         self.limits = ConnectionLimits.from_config(config, self.clock, emit=self.events.emit)
+        # --upload-check/--on-upload and the quota counts per home, for every session.
+        self.upload_hooks = UploadHooks.from_config(config, reactor, self.clock)
+        self.quotas = QuotaRegistry(self.clock, config.quota_rescan)
         # Called with every new session before it starts (the test server's faults).
         self.session_hooks: list[Callable[[FTPControlProtocol], None]] = []
 
@@ -43,6 +48,7 @@ class FTPFactory(ServerFactory):
                                    lookup_user=self.lookup_user, limits=self.limits)
         proto.factory = self
         proto.events = self.events
+        proto.upload_hooks, proto.quotas = self.upload_hooks, self.quotas
         for hook in self.session_hooks:
             hook(proto)
         self.sessions.add(proto)

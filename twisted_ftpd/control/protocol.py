@@ -31,6 +31,7 @@ from twisted_ftpd.protocol.parser import Command
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Session
 from twisted_ftpd.protocol.values import Segments
+from twisted_ftpd.quota import QuotaRegistry
 from twisted_ftpd.tls import TLSCredentials, hang_up
 
 # The handler modules register themselves with dispatch on import.
@@ -55,6 +56,8 @@ from .tls_session import ControlTLS
 
 if TYPE_CHECKING:
     from twisted.cred.portal import Portal
+
+    from twisted_ftpd.hooks import UploadHooks
 
 # Seconds a closing connection may take to flush its last reply before it is cut.
 CLOSE_GRACE = 10.0
@@ -90,6 +93,8 @@ class FTPControlProtocol(CommandLineReceiver, TimeoutMixin):
         self.limits = limits if limits is not None else ConnectionLimits.from_config(config, clock)
         self.session_id = new_session_id()
         self.events = EventLog()  # the factory gives it its server's
+        self.upload_hooks: UploadHooks | None = None  # the factory gives its server's...
+        self.quotas = QuotaRegistry(clock)  # ...and these, shared by all its sessions
 
     def connectionMade(self) -> None:
         set_nodelay(self.transport)

@@ -10,6 +10,7 @@ lost and nothing piles up in memory.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -428,19 +429,33 @@ async def finish_sending(proto: DataProtocol) -> None:
         raise TransferAborted()
 
 
+class ReceiveLimit(typing.Protocol):
+    """How much an upload may receive (a quota's room), asked chunk by chunk."""
+
+    def admit(self, count: int) -> bool:
+        """Whether ``count`` more bytes may be received."""
+
+    def refusal(self) -> FTPError:
+        """What the upload fails with once ``admit`` said no."""
+
+
 class Receiver:
     """Feeds an upload into an IWriteFile in blocks, one block write in flight at a time.
 
     The socket keeps being read while a block is written (double buffering);
     only when ``HIGH_WATER`` bytes are waiting is it paused, so a slow disk
-    throttles the client instead of filling memory.
+    throttles the client instead of filling memory. A ``limit`` that refuses a
+    chunk stops the upload there: the connection is dropped and the file
+    settled as an aborted upload.
     """
 
     HIGH_WATER = 4 * WRITE_BLOCK
 
-    def __init__(self, proto: DataProtocol, target: IWriteFile) -> None:
+    def __init__(self, proto: DataProtocol, target: IWriteFile,
+                 limit: ReceiveLimit | None = None) -> None:
         self._proto = proto
         self._target = target
+        self._limit = limit
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._writing = False
@@ -474,6 +489,10 @@ class Receiver:
     def _data(self, data: bytes) -> None:
         self.received += len(data)
         if self._failed is not None:
+            return
+        if self._limit is not None and not self._limit.admit(len(data)):
+            self._failed = Failure(self._limit.refusal())
+            self._proto.close()
             return
         self._buffer.append(data)
         self._buffered += len(data)

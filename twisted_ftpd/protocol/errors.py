@@ -72,6 +72,31 @@ class InsufficientStorage(FTPError):
     template = replies.INSUFFICIENT_STORAGE
 
 
+class QuotaExceeded(FTPError):
+    """The upload would take the home past its ``quota=`` bytes (552)."""
+
+    template = replies.QUOTA_EXCEEDED
+
+
+class FileQuotaExceeded(FTPError):
+    """A new file would take the home past its ``quota_files=`` (552)."""
+
+    template = replies.FILE_QUOTA_EXCEEDED
+
+
+class UploadRejected(FTPError):
+    """``--upload-check`` refused the upload; args: the path, the reason (550)."""
+
+    template = replies.UPLOAD_REJECTED
+
+
+class InPlaceWhileChecked(FTPError):
+    """APPE or REST+STOR into an existing file while uploads are checked (550);
+    args: the path, the command."""
+
+    template = replies.IN_PLACE_WHILE_CHECKED
+
+
 class DataConnectionError(FTPError):
     """The data connection could not be opened (425)."""
 

@@ -134,6 +134,11 @@ IS_A_DIRECTORY = Reply(550, "{}: Is a directory.")
 NOT_A_PLAIN_FILE = Reply(550, "{}: Not a plain file.")
 FILE_EXISTS = Reply(550, "{}: File exists.")
 DIRECTORY_NOT_EMPTY = Reply(550, "{}: Directory not empty.")
+UPLOAD_REJECTED = Reply(550, "{}: Upload rejected: {}")
+IN_PLACE_WHILE_CHECKED = Reply(550, "{}: {} refused: uploads are checked before they land, so "
+                                    "a file cannot be written in place; send it whole with STOR.")
+QUOTA_EXCEEDED = Reply(552, "Quota exceeded: this account may store {} bytes.")
+FILE_QUOTA_EXCEEDED = Reply(552, "Quota exceeded: this account may store {} files.")
 INVALID_PATH = Reply(553, "File name not allowed.")
 PROT_REQUIRED = Reply(521, "Data connections must be protected: send PBSZ 0 and PROT P.")
 TLS_REUSE_REQUIRED = Reply(
