@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.internet import error
 
-from tests.harness import Harness
+from tests.harness import Harness, close
 from twisted_ftpd.events import EventLog
+from twisted_ftpd.reporting import Reporting
 from twisted_ftpd.xferlog import XferLog, format_line
 
 # 2026-01-05 14:03:09 UTC, a Monday: a single-digit day, which ctime pads with a space.
@@ -172,3 +175,35 @@ def test_a_sessions_transfers(tmp_path: Path) -> None:
                         "ftp", "0", "*", "c"]
     assert up[5:] == ["1", "192.0.2.7", "3", "/up.txt", "a", "_", "i", "r", "alice", "ftp",
                       "0", "*", "c"]
+
+
+# -- with the service -------------------------------------------------------------------------
+
+
+def test_reporting_keeps_the_xferlog_open_until_the_last_session_has_settled(
+        tmp_path: Path) -> None:
+    path = tmp_path / "xferlog"
+    h = Harness(tmp_path)
+    reporting = Reporting(replace(h.config, xferlog=str(path)), h.factory, h.reactor)
+    reporting.start()
+    reporting.start()  # once only
+    s = h.connect()
+    s.login()
+    h.put("f", b"abc")
+    proto, _ = s.start("RETR f")
+    assert reporting.stop().called  # no metrics port to wait for
+    assert reporting.xferlog is not None and reporting.xferlog._file is not None
+    s.lose()  # the session goes first; its transfer is cut after
+    assert reporting.xferlog._file is not None
+    close(proto, error.ConnectionAborted())
+    assert reporting.xferlog._file is None
+    (line,) = path.read_text().splitlines()
+    assert line.endswith(" o r alice ftp 0 * i")
+
+
+def test_reporting_without_xferlog_or_metrics_does_nothing(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    reporting = Reporting(h.config, h.factory, h.reactor)
+    reporting.start()
+    assert (reporting.xferlog, reporting.metrics, reporting.metrics_port) == (None, None, None)
+    assert reporting.stop().called

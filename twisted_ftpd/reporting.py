@@ -71,11 +71,13 @@ class Reporting:
         return defer.maybeDeferred(port.stopListening) if port is not None else defer.succeed(None)
 
     def _sessions_gone(self) -> defer.Deferred[Any]:
+        """Fires once every session has ended and its last command has settled (a
+        transfer cut off by the close emits its event only then)."""
         waits = []
         for session in list(self._factory.sessions):
             gone: defer.Deferred[None] = defer.Deferred()
             session.on_lost.append(lambda _session, d=gone: d.called or d.callback(None))
-            waits.append(gone)
+            waits.append(gone.addCallback(lambda _, s=session: s.when_idle()))
         return defer.gatherResults(waits)
 
     def _close_xferlog(self) -> None:

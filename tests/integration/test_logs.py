@@ -202,3 +202,25 @@ async def test_transfers_say_whether_their_data_connection_was_tls(server_factor
     transfers = [e for e in seen if e["ftpd_event"] == "transfer"]
     assert [(e["direction"], e["tls"], e["bytes"]) for e in transfers] == [
         ("upload", True, 11), ("download", False, 11)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_download_cut_by_the_shutdown_gets_its_xferlog_line(server_factory,
+                                                                   tmp_path: Path) -> None:
+    xferlog = tmp_path / "xferlog"
+    server = await server_factory(xferlog=str(xferlog), shutdown_grace=0.0)
+    sparse_file(server.root / "big.bin")
+    ftp = await in_thread(server.connect)
+
+    def start_download() -> Any:
+        ftp.voidcmd("TYPE I")
+        data = ftp.transfercmd("RETR big.bin")
+        data.recv(1000)
+        return data
+
+    data = await in_thread(start_download)
+    await server.stop()  # no grace: the transfer is cut, the session closed
+    data.close()
+    ftp.close()
+    (line,) = xferlog.read_text().splitlines()
+    assert line.split()[8:] == ["/big.bin", "b", "_", "o", "r", "alice", "ftp", "0", "*", "i"]
