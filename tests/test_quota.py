@@ -13,7 +13,7 @@ import pytest
 from twisted.cred.portal import Portal
 from twisted.internet import defer, error, task
 
-from tests.harness import Harness, Session
+from tests.harness import Harness, Session, close
 from tests.helpers import sync_run
 from twisted_ftpd.auth import userdb
 from twisted_ftpd.auth.realm import FTPRealm
@@ -367,3 +367,19 @@ def test_a_quota_edit_applies_at_the_next_upload(tmp_path: Path) -> None:
     set_options(h, quota="50")
     s.pasv()
     assert s.send("STOR b.bin")[-1].startswith("552")
+
+
+@backends
+def test_a_client_leaving_mid_upload_gives_its_room_back(tmp_path: Path, memory: bool) -> None:
+    h = with_quota(tmp_path, memory, quota="100")
+    s = session(h)
+    proto, _ = s.start("STOR gone.bin")
+    proto.dataReceived(b"g" * 90)
+    s.lose()  # logged out at once; the upload settles after, when its connection ends
+    close(proto, error.ConnectionLost())
+    (home,) = h.factory.quotas._homes.values()
+    assert home.charges == set()
+    assert read(h, "gone.bin") == b"g" * 90  # kept as a partial, as for any broken upload
+    assert usage(h) == (90, 1)
+    assert session(h).codes("DELE gone.bin") == [250]
+    assert session(h).upload("STOR next.bin", b"n" * 100)[-1].startswith("226")

@@ -53,10 +53,10 @@ async def _size(shell: Any, path: Segments, *, follow: bool) -> int | None:
     return info.size if info.is_file else None
 
 
-async def _home(ctx: CommandContext, limits: QuotaLimits | None) -> HomeUsage | None:
-    """This home's measured usage: always for a user with a quota, otherwise only when
-    another user's quota counts it already."""
-    shell = ctx.shell
+async def _home(ctx: CommandContext, shell: Any, limits: QuotaLimits | None,
+                ) -> HomeUsage | None:
+    """The measured usage of ``shell``'s home: always for a user with a quota, otherwise
+    only when another user's quota counts it already."""
     if not IUsageShell.providedBy(shell):
         if limits is not None:  # a quota that cannot be counted is not silently ignored
             log.error("{user!r} has a quota, but the shell {shell!r} cannot measure it",
@@ -74,6 +74,9 @@ class Upload:
 
     def __init__(self, ctx: CommandContext) -> None:
         self._ctx = ctx
+        # Kept: a client that disconnects mid-upload logs out (ctx.shell becomes None)
+        # before end() settles the count.
+        self._shell = ctx.shell
         self._hooks: UploadHooks | None = ctx.upload_hooks
         self._charge: Charge | None = None
         self._path: Segments | None = None
@@ -95,11 +98,11 @@ class Upload:
         if offset and self._checking:
             raise InPlaceWhileChecked(display(path), "REST+STOR")
         await self._start(path, lambda before: before - offset if offset else before)
-        return self._wrap(await self._ctx.shell.open_for_writing(path, offset or None), path)
+        return self._wrap(await self._shell.open_for_writing(path, offset or None), path)
 
     async def open_for_appending(self, path: Segments) -> IWriteFile:
         """APPE; while checked, only to a new name, written aside like STOR."""
-        shell = self._ctx.shell
+        shell = self._shell
         if self._checking:
             if await _exists(shell, path):
                 raise InPlaceWhileChecked(display(path), "APPE")
@@ -111,7 +114,7 @@ class Upload:
     async def open_unique(self, directory: Segments, prefix: str) -> tuple[str, IWriteFile]:
         """STOU: always a new file."""
         await self._start(None, lambda before: 0)
-        name, target = await self._ctx.shell.open_unique(directory, prefix)
+        name, target = await self._shell.open_unique(directory, prefix)
         self._path = (*directory, name)
         return name, self._wrap(target, self._path)
 
@@ -119,12 +122,12 @@ class Upload:
         """Claim room in a counted home; ``credit(old size)`` is what the upload frees
         of the file it replaces."""
         limits = await _limits(self._ctx)
-        home = await _home(self._ctx, limits)
+        home = await _home(self._ctx, self._shell, limits)
         if home is None:
             return
         self._path = path
         if path is not None:
-            self._before = await _size(self._ctx.shell, path, follow=True)
+            self._before = await _size(self._shell, path, follow=True)
         freed = credit(self._before) if self._before is not None else 0
         self._charge = home.start(limits, freed, new_file=self._before is None)
 
@@ -144,9 +147,12 @@ class Upload:
         charge, self._charge = self._charge, None
         try:
             if charge is not None:
-                after = (await _size(self._ctx.shell, self._path, follow=True)
-                         if self._path is not None else None)
-                charge.home.settle(charge, self._before, after)
+                after = None
+                try:
+                    if self._path is not None:
+                        after = await _size(self._shell, self._path, follow=True)
+                finally:  # the upload's hold on the room ends whatever happens
+                    charge.home.settle(charge, self._before, after)
             if self._hooked is not None and self._hooked.landed is not None:
                 assert self._hooks is not None and self._info is not None
                 self._hooks.landed(self._info, self._hooked.landed)
