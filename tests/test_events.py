@@ -10,7 +10,7 @@ import pytest
 from twisted.internet import error
 from twisted.logger import LogLevel, formatEvent
 
-from tests.harness import Harness, Session, close
+from tests.harness import Harness, Session, close, connect_recording
 from twisted_ftpd.events import FIELDS, KEY, EventLog, is_event, new_session_id
 
 PEER = "192.0.2.7"
@@ -325,3 +325,32 @@ def test_a_missing_feature_is_not_a_refusal(tmp_path: Path) -> None:
     rec = Recorder(h)
     assert h.connect().codes("AUTH TLS") == [502]
     assert rec.named("command_refused") == []
+
+
+def test_refusals_by_a_handler_are_logged_but_failures_are_not(tmp_path: Path) -> None:
+    _, s, rec = recorded_login(tmp_path)
+    assert s.codes("SITE CHMOD 700 /", "DELE missing") == [550, 550]  # the home; no file
+    assert [(e["command"], e["code"]) for e in rec.named("command_refused")] == [
+        ("SITE CHMOD", 550)]
+
+
+def tls_session(tmp_path: Path, pem: str) -> tuple[Session, Recorder]:
+    h = Harness(tmp_path, tls_cert=pem, tls_required=True)
+    rec = Recorder(h)
+    s, _ = connect_recording(h)
+    return s, rec
+
+
+def test_user_before_auth_tls_when_tls_is_required(tmp_path: Path, pem: str) -> None:
+    s, rec = tls_session(tmp_path, pem)
+    assert s.codes("USER alice") == [534]
+    assert [(e["command"], e["code"]) for e in rec.named("command_refused")] == [("USER", 534)]
+
+
+def test_clear_transfer_when_tls_is_required(tmp_path: Path, pem: str) -> None:
+    s, rec = tls_session(tmp_path, pem)
+    assert s.codes("AUTH TLS") == [234]
+    s.proto.handshakeCompleted()
+    s.login()
+    assert s.codes("PBSZ 0", "PASV", "RETR f") == [200, 227, 521]  # PROT is still C
+    assert [(e["command"], e["code"]) for e in rec.named("command_refused")] == [("RETR", 521)]

@@ -36,6 +36,7 @@ async def ftp_user(ctx: CommandContext, arg: str) -> Reply:
     requires_tls = ctx.tls.configured and (
         ctx.config.tls_required or await _user_requires_tls(ctx, arg))
     if requires_tls and not ctx.tls.secure:
+        session_log.emit(ctx, "command_refused", command="USER", code=replies.TLS_REQUIRED.code)
         return replies.TLS_REQUIRED
     session.fire(Event.USER)
     session.user_requires_tls = requires_tls

@@ -19,7 +19,12 @@ from twisted.python.failure import Failure
 
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.commands import COMMANDS, SITE_COMMANDS, Arg, CommandSpec, TLSNeed
-from twisted_ftpd.protocol.errors import FTPError
+from twisted_ftpd.protocol.errors import (
+    FTPError,
+    PermissionDenied,
+    ProtectionRequired,
+    TLSSessionNotReused,
+)
 from twisted_ftpd.protocol.parser import Command
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Phase
@@ -32,6 +37,9 @@ log = Logger()
 HandlerResult = Reply | None | defer.Deferred | Coroutine[Any, Any, Reply | None]
 Handler = Callable[[CommandContext, str], HandlerResult]
 HANDLERS: dict[str, Handler] = {}
+# Handler failures that are refusals (a policy said no), logged as command_refused;
+# the others (a missing file, a full disk) are the operation failing.
+REFUSALS = (PermissionDenied, ProtectionRequired, TLSSessionNotReused)
 
 
 def handles(*verbs: str) -> Callable[[Handler], Handler]:
@@ -127,12 +135,15 @@ def run(ctx: CommandContext, command: Command) -> defer.Deferred[Reply | None]:
         return defer.succeed(failure_reply(Failure()))
     if isinstance(result, Coroutine):
         result = defer.Deferred.fromCoroutine(result)
-    return defer.maybeDeferred(lambda: result).addErrback(_failure_reply_for, ctx)
+    return defer.maybeDeferred(lambda: result).addErrback(_failure_reply_for, ctx, verb)
 
 
-def _failure_reply_for(failure: Failure, ctx: CommandContext) -> Reply:
+def _failure_reply_for(failure: Failure, ctx: CommandContext, verb: str) -> Reply:
     if ctx.gone and not isinstance(failure.value, FTPError):
         # The client left mid-command and its session was torn down under the
         # handler; nobody will read this reply, and it is not a server fault.
         return replies.LOCAL_ERROR
-    return failure_reply(failure)
+    reply = failure_reply(failure)
+    if isinstance(failure.value, REFUSALS):
+        emit(ctx, "command_refused", command=verb, code=reply.code)
+    return reply
