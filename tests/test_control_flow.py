@@ -34,7 +34,8 @@ from tests.harness import (
 )
 from twisted_ftpd.control import protocol as control_protocol
 from twisted_ftpd.control import scheduler
-from twisted_ftpd.data.channel import DataProtocol, Receiver, finish_sending
+from twisted_ftpd.data.channel import DataProtocol
+from twisted_ftpd.data.streams import Receiver, finish_sending
 from twisted_ftpd.interfaces import IWriteFile
 from twisted_ftpd.protocol.errors import FileNotFound, TransferAborted
 from twisted_ftpd.protocol.values import FileInfo

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from twisted_ftpd.data.ascii import AsciiConsumer, AsciiWriteFile
-from twisted_ftpd.data.channel import Receiver, finish_sending, send_lines
+from twisted_ftpd.data.streams import Receiver, finish_sending, send_lines
 from twisted_ftpd.interfaces import IWriteFile
 from twisted_ftpd.listing.ls import list_lines, name_lines, parse_list_args
 from twisted_ftpd.listing.mlsx import mlsd_lines
