@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,13 @@ class FakeProcessTransport:
         self.stdin_closed = False
         self.lost = False
         self.signals: list[str] = []
+        self.reaps = 0
+        self.exited: Callable[[], None] | None = None  # what reapProcess finds, once exited
+
+    def reapProcess(self) -> None:  # noqa: N802
+        self.reaps += 1
+        if self.exited is not None:
+            self.exited()
 
     def closeStdin(self) -> None:  # noqa: N802
         self.stdin_closed = True
@@ -159,6 +167,24 @@ def test_a_hook_not_yet_its_own_group_is_killed_alone(monkeypatch) -> None:
     clock.advance(1.5)
     assert spawn.calls[0].transport.signals == ["KILL"]
     spawn.calls[0].finish(signal=9)
+
+
+def test_a_child_not_reaped_when_its_pipes_closed_is_asked_for_again() -> None:
+    # A reactor without signal handlers (ServerThread's) never hears SIGCHLD.
+    spawn, clock = FakeSpawn(), task.Clock()
+    d = run(HookRunner(spawn, clock, 4, 60))
+    call = spawn.calls[0]
+    call.proto.childConnectionLost(0)
+    call.proto.childConnectionLost(1)
+    assert len(clock.getDelayedCalls()) == 1  # only the timeout: stderr is still open
+    call.proto.childConnectionLost(2)
+    clock.advance(hooks.REAP_FIRST)
+    assert call.transport.reaps == 1 and not d.called
+    call.transport.exited = lambda: call.finish(1, b"no\n")
+    clock.advance(2 * hooks.REAP_FIRST)
+    assert call.transport.reaps == 2
+    assert (d.result.ok, d.result.reason) == (False, "no")
+    assert not clock.getDelayedCalls()  # neither the reaper nor the timeout is left
 
 
 def test_at_most_concurrency_hooks_run_at_once() -> None:

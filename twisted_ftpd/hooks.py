@@ -85,13 +85,23 @@ def first_line(output: bytes) -> str:
     return ""
 
 
+# Twisted reaps children when SIGCHLD arrives, which a reactor running without signal
+# handlers (one in a thread, as twisted_ftpd.testing.ServerThread runs) never sees, and
+# its one try when the pipes close can come before the child is a zombie. So once the
+# pipes are closed, the child is asked for again, after these many seconds, doubling.
+REAP_FIRST, REAP_MOST = 0.01, 1.0
+
+
 class _HookProcess(ProcessProtocol):
     """One hook child: no input, output kept up to OUTPUT_LIMIT, ``ended`` on exit."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: IReactorTime) -> None:
         self.output = bytearray()
         self.ended: defer.Deferred[BaseException] = defer.Deferred()
         self.timed_out = False
+        self._clock = clock
+        self._open_pipes = {1, 2}
+        self._reaper: Any = None
 
     def connectionMade(self) -> None:
         self.transport.closeStdin()
@@ -103,8 +113,26 @@ class _HookProcess(ProcessProtocol):
 
     errReceived = outReceived
 
+    def childConnectionLost(self, childFD: int) -> None:  # noqa: N803
+        self._open_pipes.discard(childFD)
+        if not self._open_pipes and self._reaper is None and not self.ended.called:
+            self._reaper = self._clock.callLater(REAP_FIRST, self._reap, REAP_FIRST)
+
+    def _reap(self, delay: float) -> None:
+        self._reaper = None
+        reap = getattr(self.transport, "reapProcess", None)
+        if reap is not None:
+            reap()  # calls processEnded if the child has exited
+        if not self.ended.called:
+            delay = min(delay * 2, REAP_MOST)
+            self._reaper = self._clock.callLater(delay, self._reap, delay)
+
     def processEnded(self, reason: Failure) -> None:
-        self.ended.callback(reason.value)
+        if self._reaper is not None and self._reaper.active():
+            self._reaper.cancel()
+        self._reaper = None
+        if not self.ended.called:
+            self.ended.callback(reason.value)
 
     def kill(self) -> None:
         """Kill the hook's whole process group, and stop waiting for its pipes."""
@@ -158,7 +186,7 @@ class HookRunner:
             self.slots.release()
 
     async def _run(self, command: str, name: str, file: str, env: dict[str, str]) -> HookResult:
-        process = _HookProcess()
+        process = _HookProcess(self._clock)
         args = [sys.executable, "-I", "-S", "-c", _NEW_SESSION, SHELL, "-c", command, name, file]
         try:
             self._spawn(process, sys.executable, args, env=env,

@@ -162,3 +162,15 @@ async def test_the_in_memory_test_server_spools_uploads_for_the_check(tmp_path: 
     assert good.startswith("226")
     seen = record_of(record)
     assert seen["FTPD_SIZE"] == "4" and not Path(seen["FTPD_FILE"]).exists()  # spool removed
+
+
+def test_checks_end_on_a_reactor_without_signal_handlers(tmp_path: Path) -> None:
+    # ServerThread's reactor runs in a thread, so no SIGCHLD tells it a child exited.
+    from twisted_ftpd.testing import ServerThread
+
+    with ServerThread(upload_check='echo "no: $FTPD_PATH"; exit 1') as server:
+        with ftplib.FTP() as ftp:
+            ftp.connect(server.host, server.port, timeout=30)
+            ftp.login("alice", "secret")
+            replies = [stor_reply(ftp, f"f{n}.txt", b"data") for n in range(50)]
+    assert replies == [f"550 /f{n}.txt: Upload rejected: no: /f{n}.txt" for n in range(50)]
