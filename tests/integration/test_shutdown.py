@@ -134,17 +134,23 @@ def test_after_the_grace_period_a_stalled_download_is_told_421(
     close_quietly(ftp)
 
 
-def test_an_interrupted_new_upload_is_kept_under_its_name_and_resumes(
-        tmp_path: Path, sites: list[Site]) -> None:
-    server = site(sites, tmp_path, "server.py", "--shutdown-grace", "0")
+def stop_during_upload(server: Site, name: str) -> None:
+    """SIGTERM the server halfway through ``STOR name``: the session gets 421 and the
+    server exits cleanly."""
     ftp = server.login()
-    data = ftp.transfercmd("STOR new.bin")
+    data = ftp.transfercmd(f"STOR {name}")
     data.sendall(UPLOAD[: len(UPLOAD) // 2])
     server.terminate()
     expect_421(ftp)
     assert server.exited_cleanly()
     data.close()
     close_quietly(ftp)
+
+
+def test_an_interrupted_new_upload_is_kept_under_its_name_and_resumes(
+        tmp_path: Path, sites: list[Site]) -> None:
+    server = site(sites, tmp_path, "server.py", "--shutdown-grace", "0")
+    stop_during_upload(server, "new.bin")
 
     kept = (server.root / "new.bin").read_bytes()
     assert 0 < len(kept) <= len(UPLOAD) // 2 and UPLOAD.startswith(kept)
@@ -160,14 +166,7 @@ def test_an_interrupted_new_upload_is_kept_under_its_name_and_resumes(
 def test_an_interrupted_overwrite_keeps_the_old_file(tmp_path: Path, sites: list[Site]) -> None:
     server = site(sites, tmp_path, "server.py", "--shutdown-grace", "0")
     (server.root / "report.csv").write_bytes(b"the old report\n")
-    ftp = server.login()
-    data = ftp.transfercmd("STOR report.csv")
-    data.sendall(UPLOAD[: len(UPLOAD) // 2])
-    server.terminate()
-    expect_421(ftp)
-    assert server.exited_cleanly()
-    data.close()
-    close_quietly(ftp)
+    stop_during_upload(server, "report.csv")
     assert (server.root / "report.csv").read_bytes() == b"the old report\n"
     assert server.hidden() == []
 
