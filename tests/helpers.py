@@ -8,6 +8,7 @@ import ftplib
 import io
 import shutil
 import stat
+import sys
 import tempfile
 import unittest
 from collections.abc import Callable, Iterator
@@ -22,6 +23,9 @@ from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.values import FileInfo
 
 SAFETY_TIMEOUT = 30  # seconds; a safety net for sockets and threads, never a wait
+
+# The twistd command, as this Python runs it (so the tests' virtual environment's plugin).
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
 def sync_run(f, *args, **kwargs) -> defer.Deferred:  # type: ignore[no-untyped-def]

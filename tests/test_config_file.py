@@ -241,6 +241,7 @@ def test_a_launcher_serves_with_the_options_of_the_file(tmp_path: Path, launcher
     import ftplib
 
     from tests.harness import write_users
+    from tests.helpers import TWISTD
     from tests.integration.tls_helpers import free_port, start_process, stop_process
 
     write_users(tmp_path / "users.db", {"alice": ("secret", "elr")}, None)
@@ -257,7 +258,7 @@ banner = "from the file"
     if launcher == "server.py":
         command = [sys.executable, str(REPO / "server.py"), "--config", path]
     else:
-        command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
+        command = [*TWISTD, "-n",
                    "--pidfile=", "--logfile=-", "ftpd", "--config", path]
     proc = start_process(command, tmp_path)
     try:

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.harness import write_users
+from tests.helpers import TWISTD
 from tests.integration.tls_helpers import free_port, start_process, stop_process
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pytest
 import pytest_twisted
 
 from tests.harness import write_users
+from tests.helpers import TWISTD
 from tests.integration.conftest import in_thread, sparse_file
 from tests.integration.tls_helpers import (
     free_port,
@@ -30,7 +31,6 @@ from tests.integration.tls_helpers import (
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
 def port_lines(texts: list[str], port: int) -> list[str]:

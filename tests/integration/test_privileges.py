@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 
 from tests.harness import write_users
+from tests.helpers import TWISTD
 from tests.integration.conftest import CLI_TIMEOUT, require_binary
 from tests.integration.tls_helpers import make_tls_files, ok, start_logged, stop_process
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 SERVER_PY = [sys.executable, str(REPO / "server.py")]
 UMASK = 0o027
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import write_users
+from tests.helpers import TWISTD
 from tests.integration.conftest import (
     CLI_TIMEOUT,
     FTP_TIMEOUT,
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHERS = {
     "server.py": [sys.executable, str(REPO / "server.py")],
-    "twistd": [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
+    "twistd": [*TWISTD, "-n",
                "--pidfile=", "--logfile=-", "ftpd"],
 }
 

@@ -83,14 +83,19 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     except Exception:
         log.failure("Login for {user!r} failed unexpectedly", user=session.user)
         return await _login_failed(ctx, replies.LOGIN_INCORRECT)
-    if ctx.gone:
+    try:
+        options = await _user_options(ctx, session.user)  # for this login's rates
+    except Exception:  # logged in already: keep the server's rates rather than fail
+        log.failure("Reading the options of {user!r} failed", user=session.user)
+        options = {}
+    if ctx.gone:  # the client left while its password (or its options) were read
         logout()
         return None
     session.fire(Event.LOGIN_OK)
     session.failed_logins = 0
     ctx.shell, ctx.logout = shell, logout
     ctx.rates = SessionRates(ctx.clock, ctx.config.max_download_rate, ctx.config.max_upload_rate,
-                             await _user_options(ctx, session.user))
+                             options)
     session_log.login(ctx, "ok")
     return replies.LOGGED_IN
 
