@@ -13,7 +13,7 @@ from twisted.python import usage
 
 from twisted_ftpd.config import Options
 from twisted_ftpd.logs import foreground_observer
-from twisted_ftpd.service import FTPService
+from twisted_ftpd.workers import WorkerPool, make_server
 
 
 def _serve(reactor, argv: list[str]) -> defer.Deferred:  # type: ignore[no-untyped-def]
@@ -30,7 +30,7 @@ def _serve(reactor, argv: list[str]) -> defer.Deferred:  # type: ignore[no-untyp
         raise SystemExit(1) from None
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     try:
-        server = FTPService(options.to_config(), reactor)
+        server = make_server(options.to_config(), reactor)
         server.privilegedStartService()  # binds, then becomes --user
         server.startService()
     except Exception as e:
@@ -38,6 +38,8 @@ def _serve(reactor, argv: list[str]) -> defer.Deferred:  # type: ignore[no-untyp
         raise SystemExit(1) from None
     server.force_on_signal = True  # a second Ctrl-C ends the shutdown grace period
     reactor.addSystemEventTrigger("before", "shutdown", server.stopService)
+    if isinstance(server, WorkerPool):
+        return server.failed  # fails (exit status 1) when the workers keep dying
     return defer.Deferred()  # runs until the process is interrupted
 
 

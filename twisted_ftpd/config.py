@@ -28,6 +28,7 @@ from twisted_ftpd.units import parse_rate
 DEFAULT_PORT = 52305
 DEFAULT_BANNER = "twisted-ftpd ready."
 DEFAULT_UMASK = 0o022
+MAX_WORKERS = 64
 DESCRIPTION = "twisted-ftpd: serve files over FTP and FTPS to the users in the user file."
 
 
@@ -73,6 +74,7 @@ class ServerConfig:
     user: str | None = None  # run as this user once the ports are bound
     group: str | None = None  # and this group (default: the user's primary group)
     umask: int = DEFAULT_UMASK  # for uploaded files and new directories
+    workers: int = 1  # processes sharing the listening sockets (workers.py)
 
     def passive_port_candidates(self) -> list[int]:
         if self.passive_ports is None:
@@ -102,6 +104,33 @@ def parse_count(text: str) -> int:
     count = int(text)
     if count < 0:
         raise ValueError(f"expected 0 or more, got {count}")
+    return count
+
+
+def split_passive_ports(ports: tuple[int, int] | None,
+                        workers: int) -> list[tuple[int, int] | None]:
+    """Each worker's part of the passive range: consecutive, disjoint, sizes differing by
+    at most one (worker 0 gets the lowest ports), so no two workers race for a port.
+    Without a range every worker takes any free port, as a single server does."""
+    if ports is None:
+        return [None] * workers
+    low, high = ports
+    count = high - low + 1
+    if count < workers:
+        raise ValueError(f"--passive-ports {low}-{high} holds {count} port(s): "
+                         f"--workers {workers} needs at least one each")
+    parts, start = [], low
+    for index in range(workers):
+        size = count // workers + (1 if index < count % workers else 0)
+        parts.append((start, start + size - 1))
+        start += size
+    return parts
+
+
+def parse_workers(text: str) -> int:
+    count = int(text)
+    if not 1 <= count <= MAX_WORKERS:
+        raise ValueError(f"expected 1 to {MAX_WORKERS} worker processes, got {count}")
     return count
 
 
@@ -194,6 +223,8 @@ class Options(usage.Options):
         ["group", None, None, "With --user: run as this group (default: the user's own)."],
         ["umask", None, None, "Octal mask (leading 0) for the modes of uploaded files and new "
          "directories (default: 022).", parse_umask],
+        ["workers", None, 1, "Serve from this many processes sharing the listening ports, "
+         "one per core (1: a single process).", parse_workers],
     ]
 
     optFlags = [
@@ -246,6 +277,8 @@ class Options(usage.Options):
         if not 0 <= self["shutdown-grace"] < math.inf:
             raise usage.UsageError("--shutdown-grace must be a number of seconds, 0 or more")
         self["banner"] = self["banner"].replace("\\n", "\n")
+        if self["workers"] > 1:
+            self._check_workers()
         try:
             listen.check_options(self)
             privileges.check_options(self)
@@ -262,6 +295,15 @@ class Options(usage.Options):
                 TLSCredentials.load(self["tls-cert"], self["tls-key"])
             except TLSConfigError as e:
                 raise usage.UsageError(str(e)) from None
+
+    def _check_workers(self) -> None:
+        if self["metrics"] is not None:
+            raise usage.UsageError("--metrics is not served with --workers: each worker "
+                                   "counts only its own sessions")
+        try:
+            split_passive_ports(self["passive-ports"], self["workers"])
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
 
     def to_config(self) -> ServerConfig:
         return ServerConfig(
@@ -301,6 +343,7 @@ class Options(usage.Options):
             user=self["user"],
             group=self["group"],
             umask=DEFAULT_UMASK if self["umask"] is None else self["umask"],
+            workers=self["workers"],
         )
 
 

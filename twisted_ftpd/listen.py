@@ -26,7 +26,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 __all__ = ["ListenError", "check_description", "check_options", "control_listeners",
-           "describe", "implicit_listeners", "listen"]
+           "describe", "endpoint", "implicit_listeners", "listen"]
 
 _TCP_ENDPOINTS = ("tcp", "tcp6", "systemd")  # checked before parsing: ssl: would read files
 _FAMILIES = {socket.AF_INET: "INET", socket.AF_INET6: "INET6"}
@@ -87,6 +87,12 @@ def listen(reactor: Any, alternatives: Sequence[str], factory: ServerFactory) ->
         except error.CannotListenError:
             continue
     return _listen_now(_parse(reactor, alternatives[-1]), factory, alternatives[-1])
+
+
+def endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
+    """The endpoint for ``description``, checked as ``listen`` checks it (an inherited
+    socket must be a listening TCP socket of the family named), without listening."""
+    return _parse(reactor, description)
 
 
 def describe(port: IListeningPort) -> str:

@@ -48,14 +48,17 @@ def thread_runner(reactor: IReactorTCP) -> Runner:
 
 def build_factory(config: ServerConfig, reactor: IReactorTCP,
                   clock: IReactorTime | None = None, run: Runner | None = None,
-                  portal: Portal | None = None) -> FTPFactory:
+                  portal: Portal | None = None, tls: TLSCredentials | None = None
+                  ) -> FTPFactory:
     """The control-connection factory for ``config``.
 
     ``run`` executes blocking calls (password hashing, disk access); by default
     they go to the reactor's thread pool. ``portal`` replaces the user file
-    (in-process test servers bring their own users).
+    (in-process test servers bring their own users). ``tls`` replaces reading
+    ``--tls-cert`` (a ``--workers`` process gets what its parent read).
     """
-    tls = TLSCredentials.load(config.tls_cert, config.tls_key) if config.tls_cert else None
+    if tls is None and config.tls_cert:
+        tls = TLSCredentials.load(config.tls_cert, config.tls_key)
     runner = run or thread_runner(reactor)
     lookup_user = None
     if portal is None:
@@ -83,14 +86,14 @@ class FTPService(service.Service):
     """
 
     def __init__(self, config: ServerConfig, reactor: IReactorTCP | None = None,
-                 portal: Portal | None = None) -> None:
+                 portal: Portal | None = None, tls: TLSCredentials | None = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 
             reactor = global_reactor
         self.config = config
         self.reactor = reactor
-        self.factory = build_factory(config, reactor, portal=portal)
+        self.factory = build_factory(config, reactor, portal=portal, tls=tls)
         self.reporting = Reporting(config, self.factory, reactor)  # xferlog, metrics
         self.ports: list[IListeningPort] = []  # control connections, in --listen order
         self.implicit_ports: list[IListeningPort] = []  # implicit FTPS
@@ -182,9 +185,13 @@ class FTPService(service.Service):
 
 
 def makeService(options: Options) -> service.MultiService:
-    """twistd's entry point (IServiceMaker)."""
+    """twistd's entry point (IServiceMaker): one server, or ``--workers`` of them."""
+    from twisted_ftpd.workers import WorkerPool, make_server  # it imports this module
+
     top = twistd_service(options)  # also sets up the log (logs.py)
-    server = FTPService(options.to_config())
+    server = make_server(options.to_config())
     server.force_on_signal = True
+    if isinstance(server, WorkerPool):  # workers that keep dying stop twistd
+        server.failed.addErrback(lambda _: server.reactor.stop())
     server.setServiceParent(top)
     return top

@@ -47,6 +47,14 @@ class TLSCredentials:
         """Read PEM files (one file may hold certificate and key) and check them."""
         cert_text = _read(cert_path, "certificate")
         key_text = _read(key_path, "key") if key_path else cert_text
+        return cls.from_pem(cert_text, key_text, cert_path, key_path, now)
+
+    @classmethod
+    def from_pem(cls, cert_text: str, key_text: str, cert_path: str,
+                 key_path: str | None = None,
+                 now: datetime.datetime | None = None) -> TLSCredentials:
+        """The same from PEM text already read (``--workers`` hands the worker processes
+        what the parent read before it dropped privileges); the paths name it in errors."""
         certs = _pem_blocks(cert_text, "CERTIFICATE")
         if not certs:
             raise TLSConfigError(f"{cert_path}: no PEM certificate found")
