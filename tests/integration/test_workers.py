@@ -13,6 +13,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,8 +25,15 @@ import pytest
 
 from tests.harness import write_users
 from tests.helpers import TWISTD
-from tests.integration.conftest import FTP_TIMEOUT, close_quietly, sparse_file
-from tests.integration.tls_helpers import SAFETY_TIMEOUT, free_port
+from tests.integration.conftest import (
+    FTP_TIMEOUT,
+    close_quietly,
+    require_binary,
+    run_cli,
+    sparse_file,
+)
+from tests.integration.test_socket_activation import ACTIVATE, listening_socket
+from tests.integration.tls_helpers import SAFETY_TIMEOUT, free_port, make_tls_files, ok
 from twisted_ftpd.config import split_passive_ports
 from twisted_ftpd.workers import RESTART_BURST
 
@@ -43,20 +51,30 @@ CLIENTS = 24  # from 24 addresses: all on one of two workers by chance is 1 in 2
 class Pool:
     """A ``--workers 2`` server process whose JSON log is read as it comes."""
 
-    def __init__(self, tmp: Path, launcher: str = "server.py", *options: str) -> None:
+    def __init__(self, tmp: Path, launcher: str = "server.py", *options: str,
+                 inherited: socket.socket | None = None) -> None:
+        """With ``inherited``, the server gets that socket as systemd passes it."""
         self.root = tmp / "files"
         self.root.mkdir(parents=True, exist_ok=True)
         write_users(tmp / "users.db", {"alice": ("secret", "elradfmw")}, "elr")
-        self.port = free_port()
         base = random.randrange(42000, 60000)  # apart from other tests' passive ports
         self.passive = (base, base + 19)
-        self.proc = subprocess.Popen(
-            [*LAUNCHERS[launcher], "--port", str(self.port), "--interface", "127.0.0.1",
-             "--root", str(self.root), "--users", str(tmp / "users.db"), "--workers", "2",
-             "--passive-ports", f"{base}-{base + 19}", "--log-format", "json",
-             "--max-connections-per-ip", "0", *options],
-            cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
+        command = [*LAUNCHERS[launcher], "--root", str(self.root), "--users",
+                   str(tmp / "users.db"), "--workers", "2", "--passive-ports",
+                   f"{base}-{base + 19}", "--log-format", "json",
+                   "--max-connections-per-ip", "0", *options]
+        fds: tuple[int, ...] = ()
+        if inherited is None:
+            self.port = free_port()
+            command += ["--port", str(self.port), "--interface", "127.0.0.1"]
+        else:
+            self.port = inherited.getsockname()[1]
+            fds = (inherited.fileno(),)
+            command = [sys.executable, "-c", ACTIVATE, "ftp", str(fds[0]), *command,
+                       "--listen", "systemd:domain=INET:name=ftp"]
+        self.proc = subprocess.Popen(command, cwd=tmp, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True, pass_fds=fds)
         self.events: list[dict[str, Any]] = []
         self._seen = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
@@ -124,8 +142,8 @@ def pools(tmp_path: Path) -> Iterator[list[Pool]]:
         pool.stop()
 
 
-def start(pools: list[Pool], tmp: Path, *args: str) -> Pool:
-    pool = Pool(tmp, *args)
+def start(pools: list[Pool], tmp: Path, *args: str, **kwargs: socket.socket) -> Pool:
+    pool = Pool(tmp, *args, **kwargs)
     pools.append(pool)
     return pool
 
@@ -238,3 +256,23 @@ def test_a_worker_that_keeps_dying_stops_the_server_with_status_1(
     os.kill(pid, signal.SIGKILL)
     assert pool.proc.wait(timeout=SAFETY_TIMEOUT) == 1
     pool.wait_for(lambda e: "stopping the server" in e.get("log_format", ""))
+
+
+def test_workers_share_a_socket_passed_by_systemd_and_serve_ftps(
+        tmp_path: Path, pools: list[Pool]) -> None:
+    """One inherited socket for both workers; the TLS key the parent read serves both."""
+    tls = make_tls_files(tmp_path)
+    tls.path.chmod(0o600)
+    with listening_socket() as inherited:
+        pool = start(pools, tmp_path, "server.py", "--tls-cert", str(tls.path),
+                     inherited=inherited)
+    sessions, _ = pool.spread(clients=4)
+    (tmp_path / "ca.pem").write_bytes(tls.cert_pem)
+    pool.root.joinpath("hello.txt").write_bytes(b"over TLS\n")
+    for _ in range(3):
+        fetched = ok(run_cli([require_binary("curl"), "-sS", "--ssl-reqd", "--cacert",
+                              str(tmp_path / "ca.pem"), "--user", "alice:secret",
+                              f"ftp://127.0.0.1:{pool.port}/hello.txt"], tmp_path / "home"))
+        assert fetched == "over TLS\n"
+    for ftp in sessions:
+        ftp.quit()
