@@ -1,9 +1,9 @@
 """``--workers 2`` as real processes on 127.0.0.1: connections land on both workers (the
 JSON log names the worker of every event), each worker hands out passive ports from its
 own part of the range only, a file uploaded through one is downloaded through the other,
-SIGTERM stops every worker cleanly (a running download finishes first) and the parent
-exits 0, and a worker killed with SIGKILL is reported and started again, unless workers
-keep dying, which stops the server with status 1."""
+SIGTERM stops every worker cleanly (a running download finishes first; a second SIGTERM
+ends the grace) and the parent exits 0, and a worker killed with SIGKILL is reported and
+started again, unless workers keep dying, which stops the server with status 1."""
 
 from __future__ import annotations
 
@@ -219,6 +219,26 @@ def test_sigterm_lets_a_download_finish_then_stops_every_worker(
     assert busy.voidresp().startswith("226")
     assert pool.proc.wait(timeout=SAFETY_TIMEOUT) == 0
     assert not any(alive(pid) for pid in pids.values())
+    for ftp in sessions:
+        close_quietly(ftp)
+
+
+def test_a_second_sigterm_ends_the_grace_in_every_worker(
+        tmp_path: Path, pools: list[Pool]) -> None:
+    pool = start(pools, tmp_path, "server.py", "--shutdown-grace", "600")
+    sparse_file(pool.root / "big.bin")
+    sessions, _ = pool.spread(clients=2)
+    stalled = sessions[0]
+    stalled.voidcmd("TYPE I")
+    data = stalled.transfercmd("RETR big.bin")
+    data.recv(65536)  # then stop reading: the transfer cannot finish
+    os.kill(pool.proc.pid, signal.SIGTERM)
+    pool.wait_for(lambda e: e.get("log_format", "").startswith("Shutting down: waiting"))
+    os.kill(pool.proc.pid, signal.SIGTERM)
+    with pytest.raises(ftplib.error_temp, match="^421 Server shutting down"):
+        stalled.getresp()
+    assert pool.proc.wait(timeout=SAFETY_TIMEOUT) == 0
+    data.close()
     for ftp in sessions:
         close_quietly(ftp)
 
