@@ -237,20 +237,30 @@ class WorkerPool(service.Service):
         if self.slots:
             return
         config, count = self.config, self.config.workers
-        control = [bind_sockets(alternatives, count) for alternatives in
-                   listen.control_listeners(config.listen, config.port, config.interface)]
-        implicit = [bind_sockets(alternatives, count) for alternatives in
-                    listen.implicit_listeners(config.implicit_tls_listen,
-                                              config.implicit_tls_port, config.interface)]
-        tls_pem = None
-        if config.tls_cert:
-            tls_pem = (Path(config.tls_cert).read_text("ascii"),
-                       Path(config.tls_key or config.tls_cert).read_text("ascii"))
-            TLSCredentials.from_pem(*tls_pem, config.tls_cert, config.tls_key)
-        if self.xferlog is not None:
-            self.xferlog.open()
-        if config.user is not None:
-            privileges.switch_to(privileges.resolve(config.user, config.group))
+        control: list[list[socket.socket]] = []
+        implicit: list[list[socket.socket]] = []
+        try:
+            for alternatives in listen.control_listeners(config.listen, config.port,
+                                                         config.interface):
+                control.append(bind_sockets(alternatives, count))
+            for alternatives in listen.implicit_listeners(
+                    config.implicit_tls_listen, config.implicit_tls_port, config.interface):
+                implicit.append(bind_sockets(alternatives, count))
+            tls_pem = None
+            if config.tls_cert:
+                tls_pem = (Path(config.tls_cert).read_text("ascii"),
+                           Path(config.tls_key or config.tls_cert).read_text("ascii"))
+                TLSCredentials.from_pem(*tls_pem, config.tls_cert, config.tls_key)
+            if self.xferlog is not None:
+                self.xferlog.open()
+            if config.user is not None:
+                privileges.switch_to(privileges.resolve(config.user, config.group))
+        except Exception:
+            for sock in {id(s): s for group in control + implicit for s in group}.values():
+                sock.close()
+            if self.xferlog is not None:
+                self.xferlog.close()
+            raise
         for index in range(count):
             sockets = [group[index] for group in control + implicit]
             descriptions = [f"systemd:domain={_domain(s)}:index={k}"

@@ -1,6 +1,7 @@
 """``--workers 2`` as real processes on 127.0.0.1: connections land on both workers (the
 JSON log names the worker of every event), each worker hands out passive ports from its
-own part of the range only, a file uploaded through one is downloaded through the other,
+own part of the range only, a file uploaded through one is downloaded through the other
+(and the parent writes both to the one xferlog),
 SIGTERM stops every worker cleanly (a running download finishes first; a second SIGTERM
 ends the grace) and the parent exits 0, and a worker killed with SIGKILL is reported and
 started again, unless workers keep dying, which stops the server with status 1."""
@@ -181,7 +182,7 @@ def test_sessions_spread_over_both_workers_with_disjoint_passive_ports(
 
 def test_an_upload_through_one_worker_is_downloaded_through_the_other(
         tmp_path: Path, pools: list[Pool]) -> None:
-    pool = start(pools, tmp_path)
+    pool = start(pools, tmp_path, "server.py", "--xferlog", str(tmp_path / "xferlog"))
     sessions, worker_of = pool.spread(user="alice", password="secret")
     by_worker = {worker_of[ftp.sock.getsockname()[0]]: ftp for ftp in sessions}
     by_worker[0].storbinary("STOR shared.bin", io.BytesIO(b"from worker 0\n" * 1000))
@@ -190,6 +191,11 @@ def test_an_upload_through_one_worker_is_downloaded_through_the_other(
     assert b"".join(received) == b"from worker 0\n" * 1000
     for ftp in sessions:
         ftp.quit()
+    assert pool.stop() == 0
+    # The parent writes both workers' transfers to the one xferlog.
+    lines = (tmp_path / "xferlog").read_text().splitlines()
+    assert [line.split()[8:12] for line in lines] == [
+        ["/shared.bin", "b", "_", "i"], ["/shared.bin", "b", "_", "o"]]
 
 
 @pytest.mark.parametrize("target", ["parent", "process group"])
