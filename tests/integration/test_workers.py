@@ -286,19 +286,23 @@ def test_a_worker_that_keeps_dying_stops_the_server_with_status_1(
 
 def test_workers_share_a_socket_passed_by_systemd_and_serve_ftps(
         tmp_path: Path, pools: list[Pool]) -> None:
-    """One inherited socket for both workers; the TLS key the parent read serves both."""
+    """One inherited socket for both workers; the TLS key the parent read serves both,
+    on the control port and on an implicit-FTPS port of SO_REUSEPORT sockets."""
     tls = make_tls_files(tmp_path)
     tls.path.chmod(0o600)
+    implicit_port = free_port()
     with listening_socket() as inherited:
         pool = start(pools, tmp_path, "server.py", "--tls-cert", str(tls.path),
-                     inherited=inherited)
+                     "--implicit-tls-port", str(implicit_port), inherited=inherited)
     sessions, _ = pool.spread(clients=4)
     (tmp_path / "ca.pem").write_bytes(tls.cert_pem)
     pool.root.joinpath("hello.txt").write_bytes(b"over TLS\n")
-    for _ in range(3):
+    urls = [f"ftp://127.0.0.1:{pool.port}/hello.txt",
+            f"ftps://127.0.0.1:{implicit_port}/hello.txt"] * 2
+    for url in urls:
         fetched = ok(run_cli([require_binary("curl"), "-sS", "--ssl-reqd", "--cacert",
-                              str(tmp_path / "ca.pem"), "--user", "alice:secret",
-                              f"ftp://127.0.0.1:{pool.port}/hello.txt"], tmp_path / "home"))
+                              str(tmp_path / "ca.pem"), "--user", "alice:secret", url],
+                             tmp_path / "home"))
         assert fetched == "over TLS\n"
     for ftp in sessions:
         ftp.quit()
