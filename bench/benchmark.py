@@ -26,7 +26,9 @@ import contextlib
 import json
 import os
 import platform
+import pwd
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -45,6 +47,7 @@ sys.path.insert(0, str(REPO))
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 TICKS = os.sysconf("SC_CLK_TCK")
 PASSWORD_USER, PASSWORD = "bench", "bench-secret"
+ANONYMOUS = ("anonymous", "bench@")
 START_TIMEOUT = 30.0  # seconds for a server to greet
 RUN_TIMEOUT = 600.0  # for one client run
 
@@ -288,6 +291,7 @@ class ServerKind:
     workers: int = 1
     password_logins: bool = True
     note: str = ""
+    login: tuple[str, str] = ANONYMOUS  # for every workload but the login ones
 
 
 def twisted_ftpd(workers: int = 1) -> Callable[[Site, int, tuple[int, int]], list[str]]:
@@ -313,7 +317,33 @@ def vsftpd(site: Site, port: int, passive: tuple[int, int]) -> list[str]:
     return ["/usr/sbin/vsftpd", str(config)]
 
 
-def available_servers(names: list[str] | None, workers_variant: bool) -> list[ServerKind]:
+def pure_ftpd(binary: str) -> Callable[[Site, int, tuple[int, int]], list[str]]:
+    """Pure-FTPd (``dpkg -x`` of Debian's package will do): its anonymous root is the
+    ``ftp`` account's home, so it serves our root to a PureDB user instead, as uid ftp."""
+    pure_pw = shutil.which("pure-pw") or str(Path(binary).parent.parent / "bin" / "pure-pw")
+
+    def command(site: Site, port: int, passive: tuple[int, int]) -> list[str]:
+        database = site.base / "pureftpd.pdb"
+        if not database.exists():
+            # pure-pw's own argon2id hashes take seconds each (t=511), which would make
+            # every workload a login benchmark; SHA-512 crypt is what /etc/shadow holds.
+            digest = subprocess.run(["openssl", "passwd", "-6", PASSWORD], check=True,
+                                    capture_output=True, text=True).stdout.strip()
+            ftp = pwd.getpwnam("ftp")
+            passwd = site.base / "pureftpd.passwd"
+            passwd.write_text(f"{PASSWORD_USER}:{digest}:{ftp.pw_uid}:{ftp.pw_gid}::"
+                              f"{site.root}/./::::::::::::\n")
+            subprocess.run([pure_pw, "mkdb", str(database), "-f", str(passwd)], check=True,
+                           capture_output=True)
+        return [binary, "-S", f"127.0.0.1,{port}", "-l", f"puredb:{database}", "-E", "-A",
+                "-H", "-c", "5000", "-C", "5000", "-p", f"{passive[0]}:{passive[1]}", "-Y", "1",
+                "-2", str(site.cert)]
+
+    return command
+
+
+def available_servers(names: list[str] | None, workers_variant: bool,
+                      pure_ftpd_binary: str | None = None) -> list[ServerKind]:
     kinds = [ServerKind("twisted-ftpd", twisted_ftpd(),
                         note="stored scrypt hashes (users.db)")]
     if workers_variant:
@@ -328,6 +358,11 @@ def available_servers(names: list[str] | None, workers_variant: bool) -> list[Se
     if os.path.exists("/usr/sbin/vsftpd") and os.geteuid() == 0:
         kinds.append(ServerKind("vsftpd", vsftpd, password_logins=False,
                                 note="anonymous only (local users would need PAM accounts)"))
+    pure = pure_ftpd_binary or shutil.which("pure-ftpd")
+    if pure and os.path.exists(pure) and os.geteuid() == 0:
+        kinds.append(ServerKind("Pure-FTPd", pure_ftpd(pure), login=(PASSWORD_USER, PASSWORD),
+                                note="a PureDB user (SHA-512 crypt hash) for every workload; "
+                                     "no anonymous root of ours"))
     if names:
         kinds = [k for k in kinds if k.name in names]
     return kinds
@@ -384,14 +419,23 @@ def build_ftpload(directory: Path) -> Path:
 
 @dataclass
 class Clients:
+    """The clients of one server: on ``cores``, logging in as ``login`` (anonymous, or the
+    password user where a server has no anonymous root of ours)."""
+
     ftpload: Path
     cores: list[int]
+    login: tuple[str, str] = ANONYMOUS
 
-    def load(self, port: int, *args: str, user: str = "anonymous",
-             password: str = "bench@") -> dict[str, Any]:
+    def ftpload_command(self, port: int, *args: str, user: str | None = None,
+                        password: str | None = None) -> list[str]:
+        return pinned(self.cores, [str(self.ftpload), "-p", str(port), "-u",
+                                   user or self.login[0], "-w", password or self.login[1],
+                                   *args])
+
+    def load(self, port: int, *args: str, user: str | None = None,
+             password: str | None = None) -> dict[str, Any]:
         result = subprocess.run(
-            pinned(self.cores, [str(self.ftpload), "-p", str(port), "-u", user, "-w", password,
-                                *args]),
+            self.ftpload_command(port, *args, user=user, password=password),
             capture_output=True, text=True, timeout=RUN_TIMEOUT)
         lines = result.stdout.strip().splitlines()
         if not lines:
@@ -401,7 +445,8 @@ class Clients:
     def curl(self, url: str, *args: str) -> float:
         """Seconds for one curl transfer (which must succeed)."""
         start = time.perf_counter()
-        result = subprocess.run(pinned(self.cores, ["curl", "-sS", "--fail", *args, url]),
+        result = subprocess.run(pinned(self.cores, ["curl", "-sS", "--fail", "--user",
+                                                    ":".join(self.login), *args, url]),
                                 capture_output=True, text=True, timeout=RUN_TIMEOUT)
         seconds = time.perf_counter() - start
         if result.returncode != 0:
@@ -450,6 +495,8 @@ def small_files(server: Running, site: Site, clients: Clients) -> Metrics:
 
 
 def anonymous_logins(server: Running, site: Site, clients: Clients) -> Metrics:
+    if clients.login != ANONYMOUS:
+        raise NotMeasured("no anonymous root of ours")
     result = clients.load(server.port, "-t", str(site.sizes.logins), "-k", "0")
     return {"logins/s": result["sessions"] / result["seconds"], "errors": result["errors"]}
 
@@ -473,12 +520,13 @@ def sessions(server: Running, site: Site, clients: Clients) -> Metrics:
 def idle_sessions(server: Running, site: Site, clients: Clients) -> Metrics:
     n = site.sizes.idle
     before = pss_kib(server.pid)
-    command = pinned(clients.cores, [str(clients.ftpload), "-p", str(server.port), "-i", "-c",
-                                     str(n), "-s", str(min(n, 250)), "-k", "1", "-f",
-                                     "small/f0000"])
+    command = clients.ftpload_command(server.port, "-i", "-c", str(n), "-s", str(min(n, 250)),
+                                      "-k", "1", "-f", "small/f0000")
     load = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     assert load.stdin is not None and load.stdout is not None
+    watchdog = threading.Timer(RUN_TIMEOUT, load.kill)  # a read below must not hang
+    watchdog.start()
     try:
         if load.stdout.readline().strip() != "ready":
             raise RuntimeError("the idle sessions did not all log in")
@@ -487,14 +535,18 @@ def idle_sessions(server: Running, site: Site, clients: Clients) -> Metrics:
         for _ in range(site.sizes.probes):
             load.stdin.write("probe\n")
             load.stdin.flush()
-            latencies.append(float(load.stdout.readline()))
+            answer = load.stdout.readline()
+            if not answer:
+                raise RuntimeError("the load generator ended during the idle sessions")
+            latencies.append(float(answer))
         load.stdin.close()
         summary = json.loads(load.stdout.read().strip().splitlines()[-1])
     finally:
+        watchdog.cancel()
         if load.poll() is None:
             load.kill()
         load.wait()
-    if min(latencies) < 0:
+    if not latencies or min(latencies) < 0:
         raise RuntimeError("a fresh login+RETR failed during the idle sessions")
     return {"KB per session": (during - before) * 1.024 / n,
             "fresh login+RETR ms": statistics.median(latencies) * 1000,
@@ -517,9 +569,9 @@ def login_flood(server: Running, site: Site, clients: Clients) -> Metrics:
 
     idle = probe()
     flood = subprocess.Popen(
-        pinned(clients.cores, [str(clients.ftpload), "-p", str(server.port), "-a",
-                               FLOOD_ADDRESS, "-c", str(site.sizes.flood), "-t", "100000000",
-                               "-k", "0", "-u", PASSWORD_USER, "-w", "wrong"]),
+        clients.ftpload_command(server.port, "-a", FLOOD_ADDRESS, "-c", str(site.sizes.flood),
+                                "-t", "100000000", "-k", "0", user=PASSWORD_USER,
+                                password="wrong"),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with Watch(server.pid) as watch:
@@ -552,7 +604,8 @@ WORKLOADS = [
     Workload("anonymous_logins", "anonymous logins, sequential (ftpload)", anonymous_logins),
     Workload("password_logins", "password logins, sequential (ftpload)", password_logins),
     Workload("sessions", "concurrent sessions, each RETR medium file (ftpload)", sessions,
-             only=("twisted-ftpd", "twisted-ftpd --workers 2", "pyftpdlib", "vsftpd")),
+             only=("twisted-ftpd", "twisted-ftpd --workers 2", "pyftpdlib", "vsftpd",
+                   "Pure-FTPd")),
     Workload("idle", "idle logged-in sessions (ftpload)", idle_sessions),
     Workload("ftps_retr", "FTPS RETR big file (curl)", ftps_retr),
     Workload("login_flood", "password login during a flood of wrong passwords (ftpload)",
@@ -666,11 +719,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, help="concurrent sessions (200)")
     parser.add_argument("--idle", type=int, help="idle sessions (1000)")
     parser.add_argument("--flood", type=int, help="connections sending wrong passwords (300)")
+    parser.add_argument("--pure-ftpd", metavar="BINARY",
+                        help="Pure-FTPd's pure-ftpd (default: on the PATH; pure-pw beside it "
+                             "in ../bin or on the PATH), e.g. from dpkg -x of its .deb")
     parser.add_argument("--json", default="benchmark.json", help="where to write every run")
     parser.add_argument("--tmp", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                         help="where the served files go (default /dev/shm, a tmpfs)")
     args = parser.parse_args(argv)
 
+    # SIGTERM ends the run as Ctrl-C does: the server running now is stopped, not left.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     preset = SMOKE if args.smoke else QUICK if args.quick else Sizes()
     sizes = Sizes(**{name: getattr(args, name, None) or getattr(preset, name)
                      for name in ("big", "medium", "small_files", "logins", "sessions",
@@ -684,7 +742,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
         workloads = [w for w in WORKLOADS if w.name in wanted]
     kinds = available_servers(args.servers.split(",") if args.servers else None,
-                              not args.no_workers)
+                              not args.no_workers, args.pure_ftpd)
     if not kinds:
         parser.error("no server to measure")
 
@@ -695,7 +753,7 @@ def main(argv: list[str] | None = None) -> None:
         site = Site(base, sizes)
 
         def clients_for(kind: ServerKind) -> Clients:
-            return Clients(ftpload, cpu_split(kind.workers)[1])
+            return Clients(ftpload, cpu_split(kind.workers)[1], kind.login)
 
         started = time.time()
         results = run_all(kinds, workloads, site, clients_for, reps)

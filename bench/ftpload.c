@@ -14,6 +14,7 @@
  * -i (idle): log -c sessions in and keep them; print "ready" once all are in, then for
  *    every line read on stdin run one fresh session (login, the RETRs, QUIT) and print
  *    its seconds; end every session at the end of stdin.
+ * A session that gets nothing from the server for 30 s (but an idle one) has failed.
  * -s N: sessions come from N addresses in turn (127.0.0.1 to 127.0.0.N), as from N clients;
  * -a ADDR: the first of them (127.0.0.1). A failed login ends its session (a flood
  *    of wrong passwords: -w wrong -k 0 -t 1000000).
@@ -35,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define STALLED 30 /* seconds without a byte from the server: the session failed */
+
 enum state { GREETING, USER, PASS, TYPE, EPSV, RETR, QUIT, IDLE, DONE };
 
 struct session {
@@ -44,7 +47,7 @@ struct session {
     size_t used;
     int retrs;                /* RETRs finished */
     int got_226, data_eof;    /* a RETR ends with both */
-    double started;
+    double started, active;   /* when it began, when it last got something */
     int source;               /* which source address */
 };
 
@@ -105,7 +108,7 @@ static void end(struct session *s, int failed) {
 static void start(struct session *s) {
     memset(s, 0, sizeof *s);
     s->data = -1;
-    s->started = now();
+    s->started = s->active = now();
     s->source = started_count;
     s->ctl = connect_to(port, s->source);
     s->state = GREETING;
@@ -186,6 +189,7 @@ static void reply(struct session *s, int code, const char *text) {
 
 static void read_control(struct session *s) {
     ssize_t n = read(s->ctl, s->line + s->used, sizeof s->line - 1 - s->used);
+    s->active = now();
     if (n <= 0) {
         if (n < 0 && errno == EAGAIN) return;
         end(s, s->state != QUIT);
@@ -207,6 +211,7 @@ static void read_control(struct session *s) {
 
 static void read_data(struct session *s) {
     ssize_t n;
+    s->active = now();
     while ((n = read(s->data, sink, sizeof sink)) > 0) bytes += n;
     if (n == 0 || (n < 0 && errno != EAGAIN)) {
         close(s->data);
@@ -302,7 +307,14 @@ int main(int argc, char **argv) {
         }
         if (stdin_open && announced && !probing)
             fds[n] = (struct pollfd){0, POLLIN, 0}, owner[n++] = slots;
-        if (poll(fds, n, -1) < 0 && errno != EINTR) { perror("poll"); return 1; }
+        if (poll(fds, n, 1000) < 0 && errno != EINTR) { perror("poll"); return 1; }
+        for (int i = 0; i < slots; i++) /* a session the server stopped answering */
+            if (sessions[i].ctl >= 0 && sessions[i].state != IDLE &&
+                now() - sessions[i].active > STALLED) {
+                fprintf(stderr, "ftpload: no answer for %d s in state %d\n", STALLED,
+                        sessions[i].state);
+                end(&sessions[i], 1);
+            }
         for (int j = 0; j < n; j++) {
             if (!fds[j].revents) continue;
             if (owner[j] == slots) { /* a probe request, or the end of the run */
