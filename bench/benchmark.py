@@ -12,7 +12,9 @@ would be slower than the servers it measures.
 
 Servers: twisted-ftpd from this checkout; pyftpdlib when it is importable (pip install
 pyftpdlib); vsftpd when /usr/sbin/vsftpd exists (apt-get install vsftpd; it must run
-as root for anonymous logins). Ratios are to pyftpdlib's median in the same run.
+as root for anonymous logins); Pure-FTPd with --pure-ftpd BINARY (dpkg -x of its .deb
+will do). Ratios are to pyftpdlib's median in the same run. README.md, "Performance",
+says what each workload and anchor compares.
 
 Prints a Markdown table (median, min-max over the repetitions, ratio to pyftpdlib) and
 writes every run to a JSON file. Timings drift with what else the machine is doing;
