@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from twisted.cred.credentials import IUsernamePassword
 
 from tests.harness import Harness, cheap_hash, close, failed_login, logged_in
 from twisted_ftpd.auth import userdb
@@ -230,3 +231,20 @@ def test_client_leaving_during_the_login_delay_ends_the_command(tmp_path: Path) 
     assert [c for c in h.reactor.getDelayedCalls() if c.active()] == []
     h.reactor.advance(5.0)
     assert s.take() == []  # nothing is written to the departed client
+
+
+@pytest.mark.parametrize("user", ["alice", "anonymous"])
+def test_a_login_reads_the_user_source_once(tmp_path: Path, user: str) -> None:
+    """The check's lookup serves the realm (home, perms, max_sessions) and the
+    session's rates: one read of users.db (or any user source) per login."""
+    h = Harness(tmp_path)
+    source = h.factory.portal.checkers[IUsernamePassword]._userdb
+    looked_up: list[str] = []
+    real = source.lookup
+    source.lookup = lambda name: looked_up.append(name) or real(name)
+    s = h.connect()
+    s.login(user, "secret" if user == "alice" else "me@example.com")
+    assert looked_up == [user]
+    assert s.proto.data.rates is not None
+    s.send("QUIT")
+

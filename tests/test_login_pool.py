@@ -193,8 +193,10 @@ def test_past_the_login_queue_a_login_gets_421_without_a_check(tmp_path: Path) -
     for s in sessions:
         s.send("USER alice")
     for s in sessions[:3]:
-        assert s.send("PASS secret") == []  # two checks run, one waits
+        assert s.send("PASS secret") == []
+    runner.run_calls_of(checker._look_up)  # the users.db reads: two checks run, one waits
     assert sessions[3].send("PASS secret") == []  # after the login delay, like a failure,
+    runner.run_calls_of(checker._look_up)
     h.reactor.advance(h.config.login_delay)  # so a refused client cannot loop faster
     assert sessions[3].take() == ["421 Too many logins in progress; try again later."]
     assert sessions[3].transport.disconnecting

@@ -18,6 +18,8 @@ from twisted import copyright
 from twisted.python import usage
 
 from twisted_ftpd import __version__, config_file, listen, privileges
+from twisted_ftpd.auth.cache import DEFAULT_SIZE as DEFAULT_CACHE_SIZE
+from twisted_ftpd.auth.cache import DEFAULT_TTL as DEFAULT_CACHE_TTL
 from twisted_ftpd.hooks import parse_concurrency, parse_timeout
 from twisted_ftpd.logs import parse_log_format
 from twisted_ftpd.metrics import parse_endpoint
@@ -73,6 +75,9 @@ class ServerConfig:
     user: str | None = None  # run as this user once the ports are bound
     group: str | None = None  # and this group (default: the user's primary group)
     umask: int = DEFAULT_UMASK  # for uploaded files and new directories
+    # Successful password checks are remembered (auth/cache.py); 0 for either: never.
+    auth_cache_ttl: float = DEFAULT_CACHE_TTL  # seconds an entry lasts
+    auth_cache_size: int = DEFAULT_CACHE_SIZE  # users remembered at most
 
     def passive_port_candidates(self) -> list[int]:
         if self.passive_ports is None:
@@ -194,6 +199,11 @@ class Options(usage.Options):
         ["group", None, None, "With --user: run as this group (default: the user's own)."],
         ["umask", None, None, "Octal mask (leading 0) for the modes of uploaded files and new "
          "directories (default: 022).", parse_umask],
+        ["auth-cache-ttl", None, DEFAULT_CACHE_TTL, "Seconds a successful password check is "
+         "remembered, so the same user and password log in again without scrypt (0: never).",
+         parse_rescan],
+        ["auth-cache-size", None, DEFAULT_CACHE_SIZE, "Most users whose successful password "
+         "check is remembered (0: none).", parse_count],
     ]
 
     optFlags = [
@@ -301,6 +311,8 @@ class Options(usage.Options):
             user=self["user"],
             group=self["group"],
             umask=DEFAULT_UMASK if self["umask"] is None else self["umask"],
+            auth_cache_ttl=self["auth-cache-ttl"],
+            auth_cache_size=self["auth-cache-size"],
         )
 
 

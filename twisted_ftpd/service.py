@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTim
 from twisted.logger import Logger
 
 from twisted_ftpd import listen, privileges
+from twisted_ftpd.auth.cache import VerificationCache
 from twisted_ftpd.auth.checker import UserDBChecker
 from twisted_ftpd.auth.pool import PasswordPool
 from twisted_ftpd.auth.realm import FTPRealm
@@ -65,7 +66,11 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
                                                              umask=config.umask), run=runner)
         # Password checks get a small pool of their own (auth/pool.py), not the reactor's.
         checks = run or PasswordPool(reactor).run
-        portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=checks)])
+        cache = VerificationCache(config.auth_cache_ttl, config.auth_cache_size,
+                                  (clock or reactor).seconds)
+        checker = UserDBChecker(userdb, defer_to_thread=checks, lookup_in_thread=runner,
+                                cache=cache)
+        portal = Portal(realm, [checker])
 
         def lookup_user(name: str) -> defer.Deferred:
             return runner(userdb.lookup, name)

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 
 from twisted_ftpd.auth.checker import ClientCredentials
 from twisted_ftpd.auth.pool import LoginsBusy
+from twisted_ftpd.auth.realm import LoginMind
 from twisted_ftpd.auth.userdb import ANONYMOUS_NAMES
 from twisted_ftpd.data.throttle import SessionRates
 from twisted_ftpd.interfaces import IFTPShell
@@ -68,8 +69,9 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
         return refuse(ctx, "banned", replies.ADDRESS_BANNED)
     credentials = ClientCredentials(name.encode("utf-8", "surrogateescape"),
                                     arg.encode("utf-8", "surrogateescape"), ctx.peer_host)
+    mind = LoginMind()  # the realm hands back the record the check read
     try:
-        _, shell, logout = await ctx.server.portal.login(credentials, None, IFTPShell)
+        _, shell, logout = await ctx.server.portal.login(credentials, mind, IFTPShell)
     except UnauthorizedLogin:  # a wrong password or an unknown user: counted per address
         return await _login_failed(ctx, replies.LOGIN_INCORRECT, counted=True)
     except LoginsBusy:  # after the delay too, or a refused client would just loop faster
@@ -83,12 +85,8 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     except Exception:
         log.failure("Login for {user!r} failed unexpectedly", user=session.user)
         return await _login_failed(ctx, replies.LOGIN_INCORRECT)
-    try:
-        options = await _user_options(ctx, session.user)  # for this login's rates
-    except Exception:  # logged in already: keep the server's rates rather than fail
-        log.failure("Reading the options of {user!r} failed", user=session.user)
-        options = {}
-    if ctx.gone:  # the client left while its password (or its options) were read
+    options = mind.record.options if mind.record is not None else {}  # this login's rates
+    if ctx.gone:  # the client left while its password was checked
         logout()
         return None
     session.fire(Event.LOGIN_OK)
