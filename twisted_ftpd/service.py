@@ -18,9 +18,9 @@ from twisted.logger import Logger
 
 from twisted_ftpd import listen, privileges
 from twisted_ftpd.auth.checker import UserDBChecker
+from twisted_ftpd.auth.pgusers import is_database_url, open_user_source, redact
 from twisted_ftpd.auth.pool import PasswordPool
 from twisted_ftpd.auth.realm import FTPRealm
-from twisted_ftpd.auth.userdb import UserDB
 from twisted_ftpd.config import Options, ServerConfig
 from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
 from twisted_ftpd.fs.files import Runner
@@ -59,7 +59,7 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
     runner = run or thread_runner(reactor)
     lookup_user = None
     if portal is None:
-        userdb = UserDB(config.users)
+        userdb = open_user_source(config.users)  # users.db, or PostgreSQL
         realm = FTPRealm(userdb, config.root,
                          lambda home, perms: FilesystemShell(home, perms, run=runner,
                                                              umask=config.umask), run=runner)
@@ -71,6 +71,12 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
             return runner(userdb.lookup, name)
 
     return FTPFactory(portal, config, reactor, clock, tls=tls, lookup_user=lookup_user)
+
+
+def _describe_users(spec: str | None) -> str:
+    if spec is None:
+        return "none"
+    return redact(spec) if is_database_url(spec) else os.path.abspath(spec)
 
 
 class FTPService(service.Service):
@@ -132,7 +138,7 @@ class FTPService(service.Service):
                 listen.describe(p) for p in self.implicit_ports)
         log.info("twisted-ftpd serving {root} (users file {users}) on {addresses} as {user}",
                  root=os.path.abspath(self.config.root),
-                 users=os.path.abspath(self._users_file) if self._users_file else "none",
+                 users=_describe_users(self._users_file),
                  addresses=addresses, user=privileges.running_as())
 
     def _bind(self) -> None:

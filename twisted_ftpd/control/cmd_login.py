@@ -18,7 +18,7 @@ from twisted_ftpd.auth.userdb import ANONYMOUS_NAMES
 from twisted_ftpd.data.throttle import SessionRates
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol import replies
-from twisted_ftpd.protocol.errors import HomeUnavailable, TooManySessions
+from twisted_ftpd.protocol.errors import HomeUnavailable, TooManySessions, UsersUnavailable
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Event
 
@@ -31,10 +31,14 @@ log = Logger()
 
 
 @handles("USER")
-async def ftp_user(ctx: CommandContext, arg: str) -> Reply:
+async def ftp_user(ctx: CommandContext, arg: str) -> Reply | None:
     session = ctx.session
-    requires_tls = ctx.tls.configured and (
-        ctx.config.tls_required or await _user_requires_tls(ctx, arg))
+    try:
+        requires_tls = ctx.tls.configured and (
+            ctx.config.tls_required or await _user_requires_tls(ctx, arg))
+    except UsersUnavailable as e:  # the user database is down (logged there): come back later
+        ctx.close_after(e.reply())
+        return None
     if requires_tls and not ctx.tls.secure:
         session_log.emit(ctx, "command_refused", command="USER", code=replies.TLS_REQUIRED.code)
         return replies.TLS_REQUIRED
@@ -80,6 +84,9 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
         return refuse(ctx, "max-sessions", e.reply())
     except HomeUnavailable:
         return await _login_failed(ctx, replies.HOME_UNAVAILABLE)
+    except UsersUnavailable as e:  # the user database is down (logged there): not a failure
+        ctx.close_after(e.reply())
+        return None
     except Exception:
         log.failure("Login for {user!r} failed unexpectedly", user=session.user)
         return await _login_failed(ctx, replies.LOGIN_INCORRECT)

@@ -133,6 +133,12 @@ class HomeUnavailable(FTPError):
     template = replies.HOME_UNAVAILABLE
 
 
+class UsersUnavailable(FTPError):
+    """The user database (PostgreSQL) cannot be reached: no new login now (421)."""
+
+    template = replies.USERS_UNAVAILABLE
+
+
 class TooManySessions(FTPError):
     """The user already has as many sessions as users.db allows (``max_sessions``)."""
 
