@@ -22,6 +22,7 @@ from twisted_ftpd.hooks import parse_concurrency, parse_timeout
 from twisted_ftpd.logs import parse_log_format
 from twisted_ftpd.metrics import parse_endpoint
 from twisted_ftpd.quota import DEFAULT_RESCAN, parse_rescan
+from twisted_ftpd.shared_state import DEFAULT_TTL, parse_ttl, parse_url
 from twisted_ftpd.tls import TLSConfigError, TLSCredentials
 from twisted_ftpd.units import parse_rate
 
@@ -73,6 +74,8 @@ class ServerConfig:
     user: str | None = None  # run as this user once the ports are bound
     group: str | None = None  # and this group (default: the user's primary group)
     umask: int = DEFAULT_UMASK  # for uploaded files and new directories
+    shared_state: str | None = None  # Redis URL: bans and limits shared by several nodes
+    shared_state_ttl: float = DEFAULT_TTL  # seconds a crashed node's counts keep counting
 
     def passive_port_candidates(self) -> list[int]:
         if self.passive_ports is None:
@@ -142,7 +145,8 @@ class Options(usage.Options):
          parse_interface],
         ["root", "r", "./ftproot", "Root directory for users without a home of their own "
          "(created if missing)."],
-        ["users", "u", "./users.db", "The user file."],
+        ["users", "u", "./users.db", "The user file, or a PostgreSQL database "
+         "(postgresql://USER@HOST/DB) holding the ftpd_users table."],
         ["banner", "b", DEFAULT_BANNER, "Greeting sent after '220 ' (\\n for more lines)."],
         ["passive-ports", None, None, "Passive port range LO-HI (default: any free port).",
          parse_port_range],
@@ -194,6 +198,10 @@ class Options(usage.Options):
         ["group", None, None, "With --user: run as this group (default: the user's own)."],
         ["umask", None, None, "Octal mask (leading 0) for the modes of uploaded files and new "
          "directories (default: 022).", parse_umask],
+        ["shared-state", None, None, "Redis URL (redis://HOST:PORT/DB): bans, connections per "
+         "address and sessions per user counted across every node using it.", parse_url],
+        ["shared-state-ttl", None, DEFAULT_TTL, "Seconds after which the counts of a node that "
+         "stopped without a goodbye (a crash) no longer count.", parse_ttl],
     ]
 
     optFlags = [
@@ -301,6 +309,8 @@ class Options(usage.Options):
             user=self["user"],
             group=self["group"],
             umask=DEFAULT_UMASK if self["umask"] is None else self["umask"],
+            shared_state=self["shared-state"],
+            shared_state_ttl=self["shared-state-ttl"],
         )
 
 

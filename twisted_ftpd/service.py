@@ -27,6 +27,7 @@ from twisted_ftpd.fs.files import Runner
 from twisted_ftpd.fs.shell import FilesystemShell
 from twisted_ftpd.logs import twistd_service
 from twisted_ftpd.reporting import Reporting
+from twisted_ftpd.shared_state import SharedState
 from twisted_ftpd.shutdown import Shutdown, force_on_second_signal
 from twisted_ftpd.startup import users_file_warnings
 from twisted_ftpd.tls import TLSCredentials
@@ -58,11 +59,15 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
     tls = TLSCredentials.load(config.tls_cert, config.tls_key) if config.tls_cert else None
     runner = run or thread_runner(reactor)
     lookup_user = None
+    shared = None
+    if config.shared_state is not None:  # bans and limits counted across the nodes
+        shared = SharedState(config.shared_state, reactor, clock, ttl=config.shared_state_ttl)
     if portal is None:
         userdb = open_user_source(config.users)  # users.db, or PostgreSQL
         realm = FTPRealm(userdb, config.root,
                          lambda home, perms: FilesystemShell(home, perms, run=runner,
                                                              umask=config.umask), run=runner)
+        realm.sessions.shared = shared  # max_sessions=N counts every node's sessions
         # Password checks get a small pool of their own (auth/pool.py), not the reactor's.
         checks = run or PasswordPool(reactor).run
         portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=checks)])
@@ -70,7 +75,8 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
         def lookup_user(name: str) -> defer.Deferred:
             return runner(userdb.lookup, name)
 
-    return FTPFactory(portal, config, reactor, clock, tls=tls, lookup_user=lookup_user)
+    return FTPFactory(portal, config, reactor, clock, tls=tls, lookup_user=lookup_user,
+                      shared=shared)
 
 
 def _describe_users(spec: str | None) -> str:
@@ -128,6 +134,8 @@ class FTPService(service.Service):
             self._unbind()
             raise
         super().startService()
+        if self.factory.shared is not None:
+            self.factory.shared.start()
         for warning in warnings:
             log.warn("{warning}", warning=warning)
         if os.geteuid() == 0 and self._users_file:  # not for in-process test servers
@@ -184,7 +192,11 @@ class FTPService(service.Service):
                                  self.factory.clock)
         if self.force_on_signal:
             force_on_second_signal(self.reactor, self.shutdown.force)
-        return defer.gatherResults([stopped, self.shutdown.start(), self.reporting.stop()])
+        done = defer.gatherResults([stopped, self.shutdown.start(), self.reporting.stop()])
+        if self.factory.shared is not None:  # once every session has given its slots back
+            shared = self.factory.shared
+            done.addCallback(lambda results: shared.stop().addCallback(lambda _: results))
+        return done
 
 
 def makeService(options: Options) -> service.MultiService:

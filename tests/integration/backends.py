@@ -18,10 +18,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_twisted
 
-from tests.integration.conftest import require_binary
+from tests.integration.conftest import Server, require_binary
+from twisted_ftpd.config import ServerConfig
+from twisted_ftpd.service import FTPService
 
 START_TIMEOUT = 30  # seconds; a safety net, never a wait
 
@@ -160,3 +164,33 @@ def redis_server() -> Iterator[RedisServer]:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+async def start_node(tmp: Path, users: str, users_passwords: dict[str, tuple[str, str]],
+                     **config: Any) -> Server:
+    """An in-process server on 127.0.0.1 whose users come from ``users`` (a users.db path
+    or a PostgreSQL URL); failed logins are answered at once."""
+    root = tmp / "root"
+    root.mkdir(parents=True, exist_ok=True)
+    config.setdefault("login_delay", 0.0)
+    cfg = ServerConfig(port=0, interface="127.0.0.1", root=str(root), users=users, **config)
+    service = FTPService(cfg)
+    service.startService()
+    assert service.port is not None
+    return Server(service, "127.0.0.1", service.port.getHost().port, root,
+                  users=dict(users_passwords))
+
+
+@pytest_twisted.async_yield_fixture
+async def node_factory(tmp_path: Path):
+    """``await node_factory(users, passwords, **config)``: servers, all stopped after."""
+    started: list[Server] = []
+
+    async def make(users: str, passwords: dict[str, tuple[str, str]], **config: Any) -> Server:
+        server = await start_node(tmp_path / f"node{len(started)}", users, passwords, **config)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        await server.stop()

@@ -335,3 +335,11 @@ async def server(tmp_path: Path):
     srv = await start_server(tmp_path / "server")
     yield srv
     await srv.stop()
+
+
+# PostgreSQL, Redis and servers using them (tests/integration/backends.py), for every module.
+from tests.integration.backends import (  # noqa: E402, F401
+    node_factory,
+    postgres_server,
+    redis_server,
+)

@@ -68,7 +68,7 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     session = ctx.session
     session.fire(Event.PASS)  # the table let PASS through only after USER
     name = session.user.lower() if session.user.lower() in ANONYMOUS_NAMES else session.user
-    if ctx.limits.bans.banned(ctx.peer_host):  # banned since it connected: check nothing
+    if await ctx.limits.banned(ctx.peer_host):  # banned since it connected: check nothing
         return refuse(ctx, "banned", replies.ADDRESS_BANNED)
     credentials = ClientCredentials(name.encode("utf-8", "surrogateescape"),
                                     arg.encode("utf-8", "surrogateescape"), ctx.peer_host)
@@ -116,7 +116,7 @@ async def _login_failed(ctx: CommandContext, reply: Reply, counted: bool = False
     session.failed_logins += 1
     session.fire(Event.LOGIN_FAILED)
     session.reset()
-    verdict = ctx.limits.bans.failure(ctx.peer_host) if counted else None
+    verdict = await ctx.limits.failure(ctx.peer_host) if counted else None
     if verdict is not None and verdict.banned:
         ctx.close_after(replies.ADDRESS_BANNED)
         return None

@@ -14,6 +14,7 @@ from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.events import EventLog
 from twisted_ftpd.hooks import UploadHooks
 from twisted_ftpd.quota import QuotaRegistry
+from twisted_ftpd.shared_state import SharedState
 from twisted_ftpd.tls import TLSCredentials
 
 from .limits import ConnectionLimits
@@ -25,7 +26,8 @@ class FTPFactory(ServerFactory):
 
     def __init__(self, portal: Portal, config: ServerConfig, reactor: IReactorTCP,
                  clock: IReactorTime | None = None, tls: TLSCredentials | None = None,
-                 lookup_user: Callable[[str], Deferred] | None = None) -> None:
+                 lookup_user: Callable[[str], Deferred] | None = None,
+                 shared: SharedState | None = None) -> None:
         self.portal = portal
         self.tls = tls
         self.lookup_user = lookup_user
@@ -34,8 +36,11 @@ class FTPFactory(ServerFactory):
         self.clock = clock if clock is not None else reactor
         self.sessions: set[FTPControlProtocol] = set()
         self.events = EventLog()  # this server's session events (metrics, xferlog)
-        # Connection limits and bans, shared by every session of this server.
-        self.limits = ConnectionLimits.from_config(config, self.clock, emit=self.events.emit)
+        # Connection limits and bans, shared by every session of this server (and, with
+        # --shared-state, every node's).
+        self.shared = shared
+        self.limits = ConnectionLimits.from_config(config, self.clock, emit=self.events.emit,
+                                                   shared=shared)
         # --upload-check/--on-upload and the quota counts per home, for every session.
         self.upload_hooks = UploadHooks.from_config(config, reactor, self.clock)
         self.quotas = QuotaRegistry(self.clock, config.quota_rescan)

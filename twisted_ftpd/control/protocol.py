@@ -113,7 +113,12 @@ class FTPControlProtocol(CommandLineReceiver, TimeoutMixin):
         """Greet the client, or refuse it with 421 (limits, bans) before it can send a
         thing. Needs the client's real address: behind a PROXY-protocol front end,
         call it once the header has been read, not at connectionMade."""
-        refusal = self.limits.admit(self)
+        # At once, or once the shared state (--shared-state) has answered.
+        defer.maybeDeferred(self.limits.admit, self).addCallback(self._greet)
+
+    def _greet(self, refusal: Reply | None) -> None:
+        if self.gone:
+            return
         if refusal is not None:
             self.close_after(refusal)
             return
