@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from twisted_ftpd.data.ascii import AsciiConsumer, AsciiWriteFile
+from twisted_ftpd.data.connect import PendingConnection
 from twisted_ftpd.data.streams import Receiver, finish_sending, send_lines
 from twisted_ftpd.interfaces import IWriteFile
 from twisted_ftpd.listing.ls import list_lines, name_lines, parse_list_args
@@ -29,6 +30,11 @@ from .session_log import recorded
 from .uploads import Upload
 
 
+def take_data(ctx: CommandContext) -> PendingConnection:
+    """The data connection set up for this transfer (425/521 if none or unfit)."""
+    return ctx.data.take(ctx.session.prot == "P", ctx.tls.protection_required(ctx.session))
+
+
 def _mode(ctx: CommandContext) -> str:
     return "ASCII" if ctx.session.type == "A" else "BINARY"
 
@@ -42,7 +48,7 @@ async def _check_rest(ctx: CommandContext, path: Segments, offset: int) -> None:
 async def ftp_retr(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg)
     offset = ctx.session.take_rest()
-    pending = ctx.take_data()
+    pending = take_data(ctx)
     try:
         await _check_rest(ctx, path, offset)
         source = await ctx.shell.open_for_reading(path, offset)
@@ -78,7 +84,7 @@ async def _receive(ctx: CommandContext, pending: Any, target: IWriteFile, path: 
 async def ftp_stor(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg, creating=True)
     offset = ctx.session.take_rest()
-    pending = ctx.take_data()
+    pending = take_data(ctx)
     upload = Upload(ctx)  # the quota, --upload-check and --on-upload
     try:
         await _check_rest(ctx, path, offset)
@@ -94,7 +100,7 @@ async def ftp_stor(ctx: CommandContext, arg: str) -> Reply:
 async def ftp_appe(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg, creating=True)
     ctx.session.take_rest()  # REST has no meaning for APPE
-    pending = ctx.take_data()
+    pending = take_data(ctx)
     upload = Upload(ctx)
     try:
         target = await upload.open_for_appending(path)
@@ -114,7 +120,7 @@ async def ftp_stou(ctx: CommandContext, arg: str) -> Reply:
     else:
         directory, prefix = ctx.session.cwd, "ftpd."
     ctx.session.take_rest()
-    pending = ctx.take_data()
+    pending = take_data(ctx)
     upload = Upload(ctx)
     try:
         name, target = await upload.open_unique(directory, prefix)
@@ -154,7 +160,7 @@ async def _listing(ctx: CommandContext, arg: str, names_only: bool) -> Reply:
     ctx.session.take_rest()  # a REST before a listing is spent on it, not on a later RETR
     _, target = parse_list_args(arg)
     path = ctx.resolve(target)
-    pending = ctx.take_data()
+    pending = take_data(ctx)
     try:
         info = await ctx.shell.stat(path)
         entries = await ctx.shell.list_dir(path) if info.is_dir else [info]
@@ -175,7 +181,7 @@ async def _send_listing(ctx: CommandContext, pending: Any, lines: Iterator[str])
 async def ftp_mlsd(ctx: CommandContext, arg: str) -> Reply:
     ctx.session.take_rest()
     path = ctx.resolve(arg)
-    pending = ctx.take_data()
+    pending = take_data(ctx)
     try:
         info = await ctx.shell.stat(path)
         if not info.is_dir:
