@@ -124,20 +124,26 @@ async def test_the_database_down_refuses_new_logins_with_421_and_sessions_go_on(
         node_factory, database, postgres_server) -> None:
     server = await node_factory(database, PASSWORDS)
     (server.root / "file.txt").write_bytes(b"still here")
-    running = await in_thread(server.connect, "alice")
+    running = await in_thread(server.connect, "bob")
     try:
         with capturedLogs() as events:
             await in_thread(postgres_server.stop)
             try:
                 reply = await in_thread(login_reply, server, "bob", "bobpw")
 
-                def still_works() -> bytes:
+                def still_works() -> tuple[bytes, str]:
                     chunks: list[bytes] = []
                     running.retrbinary("RETR file.txt", chunks.append)
                     running.nlst()
-                    return b"".join(chunks)
+                    try:  # an upload needs the quota, which is in the database
+                        running.storbinary("STOR new.txt", io.BytesIO(b"x"))
+                    except ftplib.error_temp as e:
+                        refused = str(e)
+                    running.voidcmd("NOOP")
+                    return b"".join(chunks), refused
 
-                assert await in_thread(still_works) == b"still here"
+                assert await in_thread(still_works) == (b"still here", (
+                    "451 User database unavailable, so the quota is unknown; try again later."))
             finally:
                 await in_thread(postgres_server.start)
     finally:

@@ -139,6 +139,12 @@ class UsersUnavailable(FTPError):
     template = replies.USERS_UNAVAILABLE
 
 
+class QuotaUnknown(FTPError):
+    """An upload while the user database is down: its quota cannot be read (451)."""
+
+    template = replies.QUOTA_UNKNOWN
+
+
 class TooManySessions(FTPError):
     """The user already has as many sessions as users.db allows (``max_sessions``)."""
 
