@@ -200,3 +200,18 @@ def test_the_users_tool_says_why_a_database_cannot_be_used(postgres_server, caps
     empty = postgres_server.database()  # no table yet
     assert users_tool.main(["--db", empty, "list"]) == 1
     assert 'relation "ftpd_users" does not exist' in capsys.readouterr().err
+
+
+def test_a_row_the_server_cannot_use_is_logged_and_locks_out_only_that_user(database) -> None:
+    sql(database, "INSERT INTO ftpd_users (name, password_hash, perms) VALUES (%s, %s, %s)",
+        "mallory", "not-a-hash", "elr")
+    sql(database, "UPDATE ftpd_users SET options = %s::jsonb WHERE name = %s",
+        '{"max_sessions": "many"}', "bob")
+    source = PostgresUsers(database)
+    with capturedLogs() as events:
+        assert source.lookup("mallory") is None
+        assert source.lookup("bob") is None
+        assert sorted(source.records()) == ["alice"]
+    unusable = [e for e in events if "unusable" in e.get("log_format", "")]
+    assert {e["user"] for e in unusable} == {"mallory", "bob"}
+    assert "max_sessions" in str(unusable[1]["error"])

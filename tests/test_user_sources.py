@@ -1,0 +1,26 @@
+"""Choosing the user source from --users, and what of a database URL reaches the log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from twisted_ftpd.auth.pgusers import PostgresUsers, is_database_url, open_user_source, redact
+from twisted_ftpd.auth.userdb import UserDB
+
+
+def test_a_url_names_a_database_and_anything_else_a_file(tmp_path: Path) -> None:
+    assert isinstance(open_user_source("postgresql://ftpd@db/ftp"), PostgresUsers)
+    assert isinstance(open_user_source("postgres://ftpd@db/ftp"), PostgresUsers)
+    assert isinstance(open_user_source(str(tmp_path / "users.db")), UserDB)
+    assert not is_database_url("./postgresql.db")
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://ftpd:s3cret@db.internal:5433/ftp?sslmode=require",
+     "postgresql://ftpd:***@db.internal:5433/ftp?sslmode=require"),
+    ("postgresql://ftpd@db.internal/ftp", "postgresql://ftpd@db.internal/ftp"),
+])
+def test_the_password_of_a_url_never_reaches_the_log(url: str, shown: str) -> None:
+    assert redact(url) == shown
