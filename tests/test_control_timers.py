@@ -61,15 +61,20 @@ def idle_timeout(clock: Clock, seconds: float = 60.0) -> tuple[IdleTimeout, list
     return idle, expired
 
 
+def expires_at(clock: Clock, expired: list[float], when: float) -> bool:
+    """Whether the timeout fires at ``when`` exactly (not a second before)."""
+    clock.advance(when - 1 - clock.seconds())
+    before = list(expired)
+    clock.advance(1)
+    return before == [] and expired == [when]
+
+
 def test_idle_timeout_counts_from_the_last_command() -> None:
     clock = Clock()
     idle, expired = idle_timeout(clock)
     clock.advance(50)
     idle.activity()
-    clock.advance(59)
-    assert expired == []
-    clock.advance(1)
-    assert expired == [110.0]
+    assert expires_at(clock, expired, 110.0)
 
 
 def test_idle_timeout_sleeps_while_a_transfer_moves() -> None:
@@ -79,10 +84,7 @@ def test_idle_timeout_sleeps_while_a_transfer_moves() -> None:
     clock.advance(600)  # a long download is not idleness
     assert expired == []
     idle.transfer(False)  # counting starts again, from the transfer's end
-    clock.advance(59)
-    assert expired == []
-    clock.advance(1)
-    assert expired == [660.0]
+    assert expires_at(clock, expired, 660.0)
 
 
 def test_a_stopped_idle_timeout_never_starts_again() -> None:
