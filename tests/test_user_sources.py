@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from twisted_ftpd.auth.pgusers import PostgresUsers, is_database_url, open_user_source, redact
+from twisted_ftpd.auth.pgusers import PostgresUsers, is_database_url, open_user_source
 from twisted_ftpd.auth.userdb import UserDB
+from twisted_ftpd.urls import redact
 
 
 def test_a_url_names_a_database_and_anything_else_a_file(tmp_path: Path) -> None:
@@ -21,6 +22,7 @@ def test_a_url_names_a_database_and_anything_else_a_file(tmp_path: Path) -> None
     ("postgresql://ftpd:s3cret@db.internal:5433/ftp?sslmode=require",
      "postgresql://ftpd:***@db.internal:5433/ftp?sslmode=require"),
     ("postgresql://ftpd@db.internal/ftp", "postgresql://ftpd@db.internal/ftp"),
+    ("redis://:s3cret@[::1]:6380/2", "redis://:***@[::1]:6380/2"),
 ])
 def test_the_password_of_a_url_never_reaches_the_log(url: str, shown: str) -> None:
     assert redact(url) == shown

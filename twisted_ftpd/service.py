@@ -18,7 +18,7 @@ from twisted.logger import Logger
 
 from twisted_ftpd import listen, privileges
 from twisted_ftpd.auth.checker import UserDBChecker
-from twisted_ftpd.auth.pgusers import is_database_url, open_user_source, redact
+from twisted_ftpd.auth.pgusers import is_database_url, open_user_source
 from twisted_ftpd.auth.pool import PasswordPool
 from twisted_ftpd.auth.realm import FTPRealm
 from twisted_ftpd.config import Options, ServerConfig
@@ -31,6 +31,7 @@ from twisted_ftpd.shared_state import SharedState
 from twisted_ftpd.shutdown import Shutdown, force_on_second_signal
 from twisted_ftpd.startup import users_file_warnings
 from twisted_ftpd.tls import TLSCredentials
+from twisted_ftpd.urls import redact
 
 __all__ = ["FTPService", "Options", "build_factory", "makeService"]
 

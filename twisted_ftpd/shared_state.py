@@ -40,6 +40,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from twisted_ftpd.urls import redact
+
 #: What is counted: connections per client address, logged-in sessions per user.
 CONNECTIONS = "connections"
 SESSIONS = "sessions"
@@ -187,7 +189,7 @@ class SharedState:
         self._release = self._client.register_script(_RELEASE)
         self._heartbeat = self._client.register_script(_HEARTBEAT)
         self._failure = self._client.register_script(_FAILURE)
-        self.url = url
+        self.url = redact(url)  # for the log
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.ttl = ttl

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from twisted_ftpd.auth import perms, userdb
 from twisted_ftpd.auth.passwords import hash_password
-from twisted_ftpd.auth.pgusers import PostgresUsers, is_database_url, redact
+from twisted_ftpd.auth.pgusers import PostgresUsers, is_database_url
 from twisted_ftpd.auth.userdb import (
     ANONYMOUS,
     UserRecord,
@@ -29,6 +29,7 @@ from twisted_ftpd.auth.userdb import (
     validate_name,
 )
 from twisted_ftpd.protocol.errors import UsersUnavailable
+from twisted_ftpd.urls import redact
 
 PROG = "python -m twisted_ftpd.users"
 DEFAULT_DB = "./users.db"

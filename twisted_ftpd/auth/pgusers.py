@@ -16,12 +16,12 @@ from __future__ import annotations
 import threading
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from twisted.logger import Logger
 
 from twisted_ftpd.auth.userdb import UserDB, UserRecord, validate_record
 from twisted_ftpd.protocol.errors import UsersUnavailable
+from twisted_ftpd.urls import redact
 
 SCHEMES = ("postgresql://", "postgres://")
 TABLE = "ftpd_users"
@@ -51,16 +51,6 @@ _DELETE = f"DELETE FROM {TABLE} WHERE name = %s"
 def is_database_url(spec: str) -> bool:
     """Whether ``--users`` names a PostgreSQL database rather than a users.db file."""
     return spec.startswith(SCHEMES)
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def schema_sql() -> str:
