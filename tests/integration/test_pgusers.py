@@ -215,3 +215,15 @@ def test_a_row_the_server_cannot_use_is_logged_and_locks_out_only_that_user(data
     unusable = [e for e in events if "unusable" in e.get("log_format", "")]
     assert {e["user"] for e in unusable} == {"mallory", "bob"}
     assert "max_sessions" in str(unusable[1]["error"])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_database_without_the_table_is_said_at_start_up(
+        node_factory, postgres_server) -> None:
+    empty = postgres_server.database()
+    with capturedLogs() as events:
+        server = await node_factory(empty, PASSWORDS)
+    said = [e.get("warning", "") for e in events]
+    assert any(f"user database {empty} unavailable" in w and "ftpd_users" in w for w in said)
+    assert await in_thread(login_reply, server, "alice", "secret") == (
+        "421 User database unavailable; try again later.")
