@@ -158,6 +158,7 @@ async def test_the_database_down_refuses_new_logins_with_421_and_sessions_go_on(
     "alice' OR '1'='1",
     "alice'--",
     "x'; DROP TABLE ftpd_users; --",
+    "x';DROP/**/TABLE/**/ftpd_users;--",  # no spaces: a valid name, so it is looked up
     "%",
     "alice\\",
 ])
@@ -227,3 +228,9 @@ async def test_a_database_without_the_table_is_said_at_start_up(
     assert any(f"user database {empty} unavailable" in w and "ftpd_users" in w for w in said)
     assert await in_thread(login_reply, server, "alice", "secret") == (
         "421 User database unavailable; try again later.")
+
+
+def test_names_no_row_can_hold_are_nobody_without_a_query(database) -> None:
+    source = PostgresUsers(database)
+    for name in ("a\udcff", "a\x00b", ""):  # bytes not UTF-8, NUL, nothing
+        assert source.lookup(name) is None

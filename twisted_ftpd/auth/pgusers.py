@@ -19,7 +19,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from twisted_ftpd.auth.userdb import UserDB, UserRecord, validate_record
+from twisted_ftpd.auth.userdb import UserDB, UserRecord, validate_name, validate_record
 from twisted_ftpd.protocol.errors import UsersUnavailable
 from twisted_ftpd.urls import redact
 
@@ -80,6 +80,10 @@ class PostgresUsers:
     def lookup(self, name: str) -> UserRecord | None:
         """The record for ``name``, or None (also for a row the server cannot use,
         which is logged); UsersUnavailable when the database cannot answer."""
+        try:
+            validate_name(name)  # what no row can hold (NUL, bytes not UTF-8) is nobody
+        except ValueError:
+            return None
         rows = self._execute(_LOOKUP, (name,))
         return self._record(rows[0]) if rows else None
 
