@@ -1,9 +1,11 @@
-# -*- test-case-name: tests.test_users_cli -*-
+# -*- test-case-name: tests.test_users_cli,tests.integration.test_pgusers -*-
 """Manage users.db from a shell so nobody hand-writes password hashes or breaks its syntax.
 
 ``twisted-ftpd users ...`` (or ``python -m twisted_ftpd.users ...``). Every command
 says what it did; the file is rewritten atomically, keeps its comments and is left
-readable by its owner only (mode 0600), since it holds password hashes.
+readable by its owner only (mode 0600), since it holds password hashes. With
+``--db postgresql://...`` the same commands work on the ``ftpd_users`` table, and
+``import FILE`` copies a users.db into it.
 """
 
 from __future__ import annotations
