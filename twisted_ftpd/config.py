@@ -24,7 +24,7 @@ from twisted_ftpd.metrics import parse_endpoint
 from twisted_ftpd.quota import DEFAULT_RESCAN, parse_rescan
 from twisted_ftpd.shared_state import DEFAULT_TTL, parse_ttl, parse_url
 from twisted_ftpd.tls import TLSConfigError, TLSCredentials
-from twisted_ftpd.units import parse_rate
+from twisted_ftpd.units import at_least, parse_rate
 
 DEFAULT_PORT = 52305
 DEFAULT_BANNER = "twisted-ftpd ready."
@@ -101,11 +101,7 @@ def parse_port_range(text: str) -> tuple[int, int]:
     return low, high
 
 
-def parse_count(text: str) -> int:
-    count = int(text)
-    if count < 0:
-        raise ValueError(f"expected 0 or more, got {count}")
-    return count
+parse_count = at_least(0)
 
 
 def parse_ipv4(text: str) -> str:
