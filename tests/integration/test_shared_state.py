@@ -9,7 +9,6 @@ import ftplib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import capturedLogs
 
 from tests.harness import write_users
+from tests.helpers import REPO, SERVER_PY
 from tests.integration.backends import free_port
 from tests.integration.conftest import FTP_TIMEOUT, close_quietly, in_thread
 from twisted_ftpd.auth import userdb
@@ -28,7 +28,6 @@ from twisted_ftpd.auth.passwords import hash_password
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 OTHER = "127.0.0.2"
 PASSWORDS = {"alice": ("secret", "elradfmwMT"), "carol": ("carolpw", "elr")}
 TOO_MANY_FROM_ADDRESS = "421 Too many connections from your address; try again later."
@@ -182,7 +181,7 @@ def _start_process_node(tmp_path: Path, users_file: str, redis_url: str) -> tupl
     root = tmp_path / "process-root"
     root.mkdir()
     process = subprocess.Popen(
-        [sys.executable, "server.py", "--port", str(port), "--interface", "127.0.0.1",
+        [*SERVER_PY, "--port", str(port), "--interface", "127.0.0.1",
          "--root", str(root), "--users", users_file, "--shared-state", redis_url,
          "--shared-state-ttl", "1"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
