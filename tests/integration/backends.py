@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from tests.integration.conftest import Server, require_binary
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.service import FTPService
 
@@ -46,6 +45,8 @@ class PostgresServer:
     """A throwaway cluster; ``database()`` makes an empty database per test."""
 
     def __init__(self, base: Path) -> None:
+        from tests.integration.conftest import require_binary  # conftest imports this module
+
         initdb = require_binary("initdb", path=_postgres_bin())
         self.bin = Path(initdb).parent
         self.data = base / "data"
@@ -100,6 +101,8 @@ class RedisServer:
     """redis-server without persistence."""
 
     def __init__(self, base: Path) -> None:
+        from tests.integration.conftest import require_binary
+
         self.binary = require_binary("redis-server")
         self.base = base
         self.port = free_port()
@@ -167,9 +170,11 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 async def start_node(tmp: Path, users: str, users_passwords: dict[str, tuple[str, str]],
-                     **config: Any) -> Server:
-    """An in-process server on 127.0.0.1 whose users come from ``users`` (a users.db path
-    or a PostgreSQL URL); failed logins are answered at once."""
+                     **config: Any) -> Any:
+    """An in-process server (a conftest ``Server``) on 127.0.0.1 whose users come from
+    ``users`` (a users.db path or a PostgreSQL URL); failed logins are answered at once."""
+    from tests.integration.conftest import Server
+
     root = tmp / "root"
     root.mkdir(parents=True, exist_ok=True)
     config.setdefault("login_delay", 0.0)
@@ -184,9 +189,9 @@ async def start_node(tmp: Path, users: str, users_passwords: dict[str, tuple[str
 @pytest_twisted.async_yield_fixture
 async def node_factory(tmp_path: Path):
     """``await node_factory(users, passwords, **config)``: servers, all stopped after."""
-    started: list[Server] = []
+    started: list[Any] = []
 
-    async def make(users: str, passwords: dict[str, tuple[str, str]], **config: Any) -> Server:
+    async def make(users: str, passwords: dict[str, tuple[str, str]], **config: Any) -> Any:
         server = await start_node(tmp_path / f"node{len(started)}", users, passwords, **config)
         started.append(server)
         return server
