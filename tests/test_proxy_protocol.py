@@ -229,7 +229,8 @@ def test_implicit_ftps_starts_tls_after_the_header(tmp_path: Path, pem: str) -> 
     assert len(transport.tls_starts) == 1
     assert transport.protocol.received == [b"\x16\x03\x01client-hello"]
     assert h.protocols[0].peer_host == CLIENT
-    h.protocols[0].handshakeCompleted()
+    receiver.handshakeCompleted()  # the TLS layer below tells us; the session must hear it
+    assert h.protocols[0].tls.secure and h.protocols[0].tls.deadline is None
 
 
 # -- data connections -------------------------------------------------------------------------

@@ -25,14 +25,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress, IProtocol, IReactorTime
+from twisted.internet.interfaces import IAddress, IHandshakeListener, IProtocol, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
 from twisted.protocols.haproxy._v1parser import V1Parser
 from twisted.protocols.haproxy._v2parser import V2Parser
 from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin, WrappingFactory
-from zope.interface import directlyProvides, providedBy
+from zope.interface import directlyProvides, implementer, providedBy
 
 from twisted_ftpd import listen
 from twisted_ftpd.protocol.addresses import normalize
@@ -126,6 +126,7 @@ def _client_address(info: Any, balancer: IAddress) -> IAddress:
     return kind("TCP", str(address), source.port)
 
 
+@implementer(IHandshakeListener)
 class ProxyHeaderReceiver(ProtocolWrapper, TimeoutMixin):
     """Stands between one accepted connection and the protocol that serves it.
 
@@ -178,6 +179,11 @@ class ProxyHeaderReceiver(ProtocolWrapper, TimeoutMixin):
     @bufferSize.setter
     def bufferSize(self, size: int) -> None:  # noqa: N802
         self.transport.bufferSize = size
+
+    def handshakeCompleted(self) -> None:  # noqa: N802
+        # startTLS puts the TLS layer below us: its news is for the protocol above.
+        if IHandshakeListener.providedBy(self.wrappedProtocol):
+            self.wrappedProtocol.handshakeCompleted()
 
     def getPeer(self) -> IAddress:  # noqa: N802
         return self.client if self.client is not None else self.transport.getPeer()
