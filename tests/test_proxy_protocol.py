@@ -16,6 +16,7 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 
 from tests.harness import LOCAL, Harness, RecordingTransport, Session, logged_in
+from tests.integration.haproxy import Node, config_text
 from twisted_ftpd.config import Options
 from twisted_ftpd.control.factory import ImplicitTLSFactory
 from twisted_ftpd.data.channel import DataProtocol
@@ -399,3 +400,16 @@ def test_the_config_file_takes_the_balancers(tmp_path: Path) -> None:
     config = parse("--config", str(path)).to_config()
     assert config.proxy_from == ("10.0.0.7/32", "10.1.0.0/16")
     assert config.listen == ("haproxy:tcp:2121",)
+
+
+def test_the_readme_shows_the_haproxy_configurations_the_tests_run() -> None:
+    """The README's HAProxy configurations are config_text's, for its example addresses."""
+    single = config_text("203.0.113.5:21", [Node("n1", "10.0.0.2", 2121, (50000, 50099))],
+                         {"n1": ["203.0.113.5:50000-50099"]}, "send-proxy-v2", "send-proxy-v2")
+    multi = config_text("127.0.0.1:2121", [Node("a", "127.0.0.2", 2121, (50000, 50009)),
+                                           Node("b", "127.0.0.3", 2121, (50010, 50019))],
+                        {"a": ["127.0.0.1:50000-50009"], "b": ["127.0.0.1:50010-50019"]},
+                        "send-proxy-v2", "send-proxy-v2")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for text in (single, multi):
+        assert "".join(f"    {line}\n" if line else "\n" for line in text.splitlines()) in readme

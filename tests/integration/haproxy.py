@@ -73,6 +73,8 @@ def config_text(control: str, nodes: list[Node], data: dict[str, list[str]], sen
         "    timeout connect 5s",
         "    timeout client 300s",
         "    timeout server 300s",
+        "    retries 3",
+        "    option redispatch  # a node that is down: the next connection tries another",
         "",
         "frontend ftp",
         f"    bind {control}",
