@@ -15,7 +15,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 
-from tests.harness import LOCAL, Harness, RecordingTransport, Session, logged_in
+from tests.harness import LOCAL, Harness, RecordingTransport, Session, held_harness, logged_in
 from tests.integration.haproxy import Node, config_text
 from twisted_ftpd.config import Options
 from twisted_ftpd.control.factory import ImplicitTLSFactory
@@ -142,6 +142,22 @@ def test_bans_and_failed_logins_are_the_real_client_s(tmp_path: Path) -> None:
     assert banned.greeting == ["421 Too many failed logins from your address; try again later."]
     elsewhere, _ = through(h, client=OTHER)
     assert elsewhere.greeting[0].startswith("220")
+
+
+def test_the_password_queue_is_fair_by_the_real_client_s_address(tmp_path: Path) -> None:
+    h, runner = held_harness(tmp_path)
+    (checker,) = h.factory.portal.checkers.values()
+    checker.queue.workers = 1
+    busy = h.connect(peer=OTHER)  # its check holds the one worker
+    busy.send("USER alice")
+    busy.send("PASS secret")
+    s, _ = through(h)
+    s.send("USER alice")
+    s.send("PASS secret")
+    assert checker.queue.waiting_from(CLIENT) == 1
+    assert checker.queue.waiting_from(BALANCER) == 0
+    runner.flush()
+    assert busy.take()[-1].startswith("230") and s.take()[-1].startswith("230")
 
 
 def test_a_balancer_that_sends_no_header_is_dropped_after_the_timeout(tmp_path: Path) -> None:
