@@ -115,9 +115,13 @@ def test_commands_after_the_header_in_the_same_read_are_served(tmp_path: Path) -
     assert transport.value().split(b"\r\n")[1].startswith(b"331")
 
 
-def test_a_v2_local_header_is_the_balancer_itself(tmp_path: Path) -> None:
-    s, _ = through(Harness(tmp_path), v2(local=True))
+@pytest.mark.parametrize("header", [v2(local=True), b"PROXY UNKNOWN\r\n",
+                                    b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n"],
+                         ids=["v2-local", "v1-unknown", "v1-unknown-with-addresses"])
+def test_a_header_naming_nobody_is_the_balancer_itself(tmp_path: Path, header: bytes) -> None:
+    s, _ = through(Harness(tmp_path), header + b"NOOP\r\n")
     assert s.proto.peer_host == BALANCER and s.greeting[0].startswith("220")
+    assert s.greeting[1].startswith("200")  # what followed the header is served
 
 
 def test_per_address_limits_count_the_real_clients(tmp_path: Path) -> None:

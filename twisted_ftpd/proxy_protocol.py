@@ -28,6 +28,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IHandshakeListener, IProtocol, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
+from twisted.protocols.haproxy import _info
 from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
 from twisted.protocols.haproxy._v1parser import V1Parser
 from twisted.protocols.haproxy._v2parser import V2Parser
@@ -126,6 +127,17 @@ def _client_address(info: Any, balancer: IAddress) -> IAddress:
     return kind("TCP", str(address), source.port)
 
 
+def _feed(parser: V1Parser | V2Parser, data: bytes) -> tuple[Any, bytes | None]:
+    """``parser.feed``, and a v1 ``PROXY UNKNOWN`` header (the spec allows nothing or
+    anything after the word), which Twisted's parser refuses unless text follows."""
+    if isinstance(parser, V1Parser):
+        line, crlf, rest = (parser.buffer + data).partition(V1Parser.NEWLINE)
+        if crlf and line.split(b" ")[1:2] == [V1Parser.UNKNOWN_PROTO] and len(line) <= 107:
+            parser.buffer = b""
+            return _info.ProxyInfo(line, None, None), rest
+    return parser.feed(data)
+
+
 @implementer(IHandshakeListener)
 class ProxyHeaderReceiver(ProtocolWrapper, TimeoutMixin):
     """Stands between one accepted connection and the protocol that serves it.
@@ -135,8 +147,8 @@ class ProxyHeaderReceiver(ProtocolWrapper, TimeoutMixin):
     the one that gets everything after the header. From anyone else ``connect``
     gets the connection's own address at once, and only the first bytes are
     watched for a forged header. As the protocol's transport, ``getPeer`` is the
-    client, ``getHost`` stays this machine's own address (where passive ports
-    listen), and ``destination`` is the address the client reached the balancer at.
+    client, and ``getHost`` stays this machine's own address (where passive ports
+    listen and active connections start), not the balancer's the header names.
     """
 
     def __init__(self, factory: Any, connect: Callable[[IAddress], IProtocol | None],
@@ -153,7 +165,6 @@ class ProxyHeaderReceiver(ProtocolWrapper, TimeoutMixin):
         self._reading_header = False  # from a balancer, until its header is read
         self._sniffing = False  # from anyone else, until the first bytes rule a header out
         self.client: IAddress | None = None
-        self.destination: IAddress | None = None
 
     def logPrefix(self) -> str:  # noqa: N802 - Twisted interface name
         return "ProxyHeaderReceiver"
@@ -209,7 +220,7 @@ class ProxyHeaderReceiver(ProtocolWrapper, TimeoutMixin):
             self._parser = V1Parser() if kind == "v1" else V2Parser()
             data, self._buffer = self._buffer, b""
         try:
-            info, rest = self._parser.feed(data)
+            info, rest = _feed(self._parser, data)
             if info is None:
                 return
             client = _client_address(info, self.transport.getPeer())
@@ -218,7 +229,7 @@ class ProxyHeaderReceiver(ProtocolWrapper, TimeoutMixin):
             return
         self._reading_header = False
         self.setTimeout(None)
-        self.client, self.destination = client, info.destination
+        self.client = client
         self._start(client)
         if rest and self.wrappedProtocol is not None:
             self._pass_on(rest)
