@@ -177,6 +177,15 @@ def test_a_balancer_that_sends_no_header_is_dropped_after_the_timeout(tmp_path: 
     assert not h.reactor.getDelayedCalls()
 
 
+def test_a_health_check_that_closes_at_once_is_neither_logged_nor_a_session(
+        tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    receiver, transport = arrive(balanced(h))
+    with capturedLogs() as logged:
+        receiver.connectionLost(None)
+    assert logged == [] and not h.protocols and not h.reactor.getDelayedCalls()
+
+
 @pytest.mark.parametrize("first", [b"USER alice\r\n", b"PROXY TCP4 not-an-ip 198.51.100.1 1 21\r\n",
                                    b"PROXY TCP4 203.0.113.9\r\n", b"\r\n\r\n\x00\r\nQUIT\n\x99"
                                    + b"\x11\x00\x0c" + bytes(12)],
