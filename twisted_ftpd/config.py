@@ -236,8 +236,7 @@ class Options(usage.Options):
         self["implicit-tls-listen"].append(_checked("implicit-tls-listen", description))
 
     def opt_proxy_from(self, network: str) -> None:
-        """A load balancer's address or network (CIDR), repeatable: only these may send
-        PROXY headers, on haproxy: listeners and passive ports."""
+        """A load balancer's address or network (CIDR), repeatable: the only PROXY senders."""
         try:
             self["proxy-from"].append(proxy_protocol.parse_network(network))
         except ValueError as e:
