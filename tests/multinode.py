@@ -12,6 +12,7 @@ Users are alice/secret and bob/bobpw. Each node says its name in its banner.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from pathlib import Path
 from tests.harness import write_users
 from tests.integration.conftest import ANONYMOUS_PERMS, USERS
 from tests.integration.haproxy import Balancer, Node, free_range, start_haproxy
-from tests.integration.tls_helpers import start_logged, stop_process
+from tests.integration.tls_helpers import SAFETY_TIMEOUT, start_logged, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 BALANCER = "127.0.0.1"
@@ -37,10 +38,20 @@ class RunningNode:
     node: Node
     process: subprocess.Popen[str]
     log: list[str] = field(default_factory=list)  # its output, as it comes
+    reader: threading.Thread | None = None
 
     def stop(self) -> None:
-        """SIGTERM, as systemd stops it, and wait until it has exited (blocking)."""
-        stop_process(self.process)
+        """SIGTERM, as systemd stops it, and wait until it has exited and its whole
+        log has been read (blocking)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=SAFETY_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        if self.reader is not None:
+            self.reader.join(timeout=SAFETY_TIMEOUT)
 
 
 @dataclass
@@ -72,10 +83,12 @@ def start_node(name: str, host: str, shared: Path, users: Path, low: int, high: 
 
     def drain() -> None:  # a full pipe would stop the node
         assert process.stdout is not None
-        for line in process.stdout:
-            running.log.append(line.rstrip("\n"))
+        with process.stdout:
+            for line in process.stdout:
+                running.log.append(line.rstrip("\n"))
 
-    threading.Thread(target=drain, daemon=True).start()
+    running.reader = threading.Thread(target=drain, daemon=True)
+    running.reader.start()
     return running
 
 

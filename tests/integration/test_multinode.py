@@ -20,6 +20,7 @@ from tests.multinode import BALANCER, Cluster, start_cluster
 pytestmark = pytest.mark.integration
 
 CLIENT = "127.0.0.5"
+STRANGER = "127.0.0.6"
 
 
 @pytest.fixture
@@ -120,3 +121,17 @@ def test_two_nodes_share_the_work_and_survive_one_stopping(cluster: Cluster) -> 
         close_quietly(again)
     for name in ("a", "b"):
         assert logged_peers(c, name) == {CLIENT}, name
+
+    # A third address forging a header straight to a node is dropped, and logged.
+    node_b = c.nodes["b"].node
+    with socket.create_connection((node_b.host, node_b.port), timeout=FTP_TIMEOUT,
+                                  source_address=(STRANGER, 0)) as forger:
+        assert forger.recv(4096).startswith(b"220 ")  # served directly, until it forges
+        forger.sendall(f"PROXY TCP4 10.9.9.9 {node_b.host} 1234 21\r\n".encode())
+        try:
+            assert forger.recv(4096) == b""
+        except ConnectionResetError:
+            pass  # dropped with a reset: the same refusal
+    c.nodes["b"].stop()  # its log is complete once it has exited
+    assert any(STRANGER in line and "not one of the balancers" in line
+               for line in c.nodes["b"].log)
