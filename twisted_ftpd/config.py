@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from twisted import copyright
 from twisted.python import usage
 
-from twisted_ftpd import __version__, config_file, listen, privileges
+from twisted_ftpd import __version__, config_file, listen, privileges, proxy_protocol
 from twisted_ftpd.hooks import parse_concurrency, parse_timeout
 from twisted_ftpd.logs import parse_log_format
 from twisted_ftpd.metrics import parse_endpoint
@@ -76,6 +76,11 @@ class ServerConfig:
     umask: int = DEFAULT_UMASK  # for uploaded files and new directories
     shared_state: str | None = None  # Redis URL: bans and limits shared by several nodes
     shared_state_ttl: float = DEFAULT_TTL  # seconds a crashed node's counts keep counting
+    # Load balancers (proxy_protocol.py): whose PROXY headers are believed, how their
+    # passive data connections prove whose they are, how long a header may take.
+    proxy_from: tuple[str, ...] = ()
+    proxy_data: str = "header"
+    proxy_header_timeout: float = proxy_protocol.HEADER_TIMEOUT
 
     def passive_port_candidates(self) -> list[int]:
         if self.passive_ports is None:
@@ -198,6 +203,9 @@ class Options(usage.Options):
          "address and sessions per user counted across every node using it.", parse_url],
         ["shared-state-ttl", None, DEFAULT_TTL, "Seconds after which the counts of a node that "
          "stopped without a goodbye (a crash) no longer count.", parse_ttl],
+        ["proxy-data", None, "header", "How passive data connections from the balancers show "
+         "whose they are: a PROXY header (header), or none, only TLS resuming the login's "
+         "session (tls).", proxy_protocol.parse_data_mode],
     ]
 
     optFlags = [
@@ -218,6 +226,7 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"], self["implicit-tls-listen"] = [], []
+        self["proxy-from"] = []
         self.longOpt = list(dict.fromkeys(self.longOpt))
 
     def opt_listen(self, description: str) -> None:
@@ -229,6 +238,13 @@ class Options(usage.Options):
         """Twisted endpoint to serve implicit FTPS on, repeatable; replaces
         --implicit-tls-port."""
         self["implicit-tls-listen"].append(_checked("implicit-tls-listen", description))
+
+    def opt_proxy_from(self, network: str) -> None:
+        """A load balancer's address or network (CIDR), repeatable: the only PROXY senders."""
+        try:
+            self["proxy-from"].append(proxy_protocol.parse_network(network))
+        except ValueError as e:
+            raise usage.UsageError(f"--proxy-from: {e}") from None
 
     def opt_version(self) -> None:
         """Display the twisted-ftpd and Twisted versions and exit."""
@@ -253,6 +269,7 @@ class Options(usage.Options):
         try:
             listen.check_options(self)
             privileges.check_options(self)
+            proxy_protocol.check_options(self)
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
         if self["tls-cert"] is None:
@@ -307,6 +324,8 @@ class Options(usage.Options):
             umask=DEFAULT_UMASK if self["umask"] is None else self["umask"],
             shared_state=self["shared-state"],
             shared_state_ttl=self["shared-state-ttl"],
+            proxy_from=tuple(self["proxy-from"]),
+            proxy_data=self["proxy-data"],
         )
 
 
