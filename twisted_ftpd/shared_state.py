@@ -283,10 +283,6 @@ class SharedState:
         order, in one thread)."""
         return self._call(lambda: None, probe=True).addCallback(lambda _: None)
 
-    def held(self, kind: str) -> dict[str, int]:
-        """This node's slots of ``kind`` (a copy)."""
-        return dict(self._held[kind])
-
     # -- bans ------------------------------------------------------------------------
 
     def failure(self, host: str, ban_after: int, window: float, ban_time: float,
