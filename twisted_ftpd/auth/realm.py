@@ -69,17 +69,19 @@ class FTPRealm:
         return d
 
     def _enter(self, found: tuple[str, UserRecord], user: str, mind: object,
-               ) -> tuple[Any, object, Callable[[], None]]:
+               ) -> defer.Deferred[tuple[Any, object, Callable[[], None]]]:
         """The avatar, counted as one of the user's sessions (TooManySessions past its
         max_sessions); its logout ends the session. Runs on the reactor thread, so the
         count needs no lock."""
         home, record = found
         shell = self._shell_factory(home, record.perms)
         limit = record.options.get(MAX_SESSIONS)
-        logout = self.sessions.open(user, parse_max_sessions(limit) if limit is not None else None)
+        max_sessions = parse_max_sessions(limit) if limit is not None else None
+        # A Deferred when the count is shared by several nodes (--shared-state).
+        opened = defer.maybeDeferred(self.sessions.open, user, max_sessions)
         if isinstance(mind, LoginMind):
             mind.record = record
-        return IFTPShell, shell, logout
+        return opened.addCallback(lambda logout: (IFTPShell, shell, logout))
 
     def _locate(self, user: str, record: UserRecord | None) -> tuple[str, UserRecord]:
         """(home, record) of ``user``, reading the record unless given; blocking."""
