@@ -75,7 +75,7 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
         cache = VerificationCache(config.auth_cache_ttl, config.auth_cache_size,
                                   (clock or reactor).seconds)
         checker = UserDBChecker(userdb, defer_to_thread=checks, lookup_in_thread=runner,
-                                cache=cache)
+                                cache=cache, check_home=realm.check_home)
         portal = Portal(realm, [checker])
 
         def lookup_user(name: str) -> defer.Deferred:

@@ -41,13 +41,15 @@ class ClientCredentials(UsernamePassword):
 
 class AvatarId(str):
     """The logged-in user's name, as cred's avatar ids are, with the users.db record
-    the check was decided on (the realm builds the session from it)."""
+    the check was decided on and, when the checker was given the realm's
+    ``check_home``, the home it found (the realm builds the session from both)."""
 
     record: UserRecord
+    home: str | None
 
-    def __new__(cls, record: UserRecord) -> AvatarId:
+    def __new__(cls, record: UserRecord, home: str | None = None) -> AvatarId:
         self = super().__new__(cls, record.name)
-        self.record = record
+        self.record, self.home = record, home
         return self
 
 
@@ -65,12 +67,15 @@ class UserDBChecker:
 
     def __init__(self, userdb: UserDB, defer_to_thread: DeferToThread | None = None,
                  lookup_in_thread: DeferToThread | None = None,
-                 cache: VerificationCache | None = None) -> None:
+                 cache: VerificationCache | None = None,
+                 check_home: Callable[[UserRecord], str] | None = None) -> None:
         """``defer_to_thread`` runs each scrypt verification (default: a PasswordPool on
         the global reactor); the queue in front of it bounds how many run and wait.
         ``lookup_in_thread`` reads the user's record (default: ``defer_to_thread`` if
-        given, else the reactor's thread pool)."""
+        given, else the reactor's thread pool). ``check_home`` (the realm's) runs in
+        the same thread once a login succeeds, sparing the realm a thread of its own."""
         self._userdb = userdb
+        self._check_home = check_home
         self.queue = VerificationQueue(defer_to_thread or PasswordPool().run)
         self._lookup_in_thread = lookup_in_thread or defer_to_thread or threads.deferToThread
         self.cache = cache if cache is not None else VerificationCache()
@@ -91,13 +96,13 @@ class UserDBChecker:
             record = self._userdb.lookup(ANONYMOUS)
             if record is None:
                 raise UnauthorizedLogin("anonymous login is not enabled")
-            return AvatarId(record)
+            return self._logged_in(record)
         record = self._userdb.lookup(username)
         if record is None or record.name == ANONYMOUS:
             self.cache.forget(username)
             return None
         if self.cache.hit(username, password, record.password_hash):
-            return AvatarId(record)
+            return self._logged_in(record)
         return record
 
     def _verify_if_needed(self, found: AvatarId | UserRecord | None, username: str,
@@ -114,4 +119,8 @@ class UserDBChecker:
         if not passwords.verify_password(password, record.password_hash):
             raise UnauthorizedLogin("wrong password")
         self.cache.add(username, password, record.password_hash)
-        return AvatarId(record)
+        return self._logged_in(record)
+
+    def _logged_in(self, record: UserRecord) -> AvatarId:
+        """In the thread that decided the login: the realm's home check too."""
+        return AvatarId(record, self._check_home(record) if self._check_home else None)

@@ -63,8 +63,11 @@ class FTPRealm:
         user = avatarId
         if isinstance(user, bytes):
             user = user.decode("utf-8", "surrogateescape")
+        record, home = getattr(avatarId, "record", None), getattr(avatarId, "home", None)
+        if record is not None and home is not None:  # the checker ran check_home already
+            return self._enter((home, record), user, mind)
         # The checker's AvatarId carries the record it read: no second lookup.
-        d = self._run(self._locate, user, getattr(avatarId, "record", None))
+        d = self._run(self._locate, user, record)
         d.addCallback(self._enter, user, mind)
         return d
 
@@ -90,8 +93,15 @@ class FTPRealm:
         if record is None:
             self.log.warn("User {user!r} vanished from the user database", user=user)
             raise HomeUnavailable()
+        return self.check_home(record), record
+
+    def check_home(self, record: UserRecord) -> str:
+        """The home of ``record``, which must be a directory (HomeUnavailable if not);
+        blocking. The checker calls it in the thread where it decided the login, so
+        that a login costs one trip to a thread, not two."""
         home = self.resolve_home(record)
         if not os.path.isdir(home):
-            self.log.warn("Home {home} of user {user!r} is not a directory", home=home, user=user)
+            self.log.warn("Home {home} of user {user!r} is not a directory", home=home,
+                          user=record.name)
             raise HomeUnavailable()
-        return home, record
+        return home
