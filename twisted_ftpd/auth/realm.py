@@ -60,9 +60,9 @@ class FTPRealm:
     ) -> defer.Deferred[tuple[Any, object, Callable[[], None]]]:
         if IFTPShell not in interfaces:
             raise NotImplementedError("FTPRealm only provides IFTPShell avatars")
-        user = avatarId
-        if isinstance(user, bytes):
-            user = user.decode("utf-8", "surrogateescape")
+        # A plain str: the session count keeps it, not the AvatarId's record.
+        user = (avatarId.decode("utf-8", "surrogateescape") if isinstance(avatarId, bytes)
+                else str(avatarId))
         record, home = getattr(avatarId, "record", None), getattr(avatarId, "home", None)
         if record is not None and home is not None:  # the checker ran check_home already
             return self._enter((home, record), user, mind)
