@@ -9,6 +9,9 @@ without blocking anyone else.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from twisted.cred.error import UnauthorizedLogin
 from twisted.logger import Logger
 
@@ -32,14 +35,25 @@ log = Logger()
 
 
 @handles("USER")
-async def ftp_user(ctx: CommandContext, arg: str) -> Reply | None:
-    session = ctx.session
+def ftp_user(ctx: CommandContext, arg: str) -> Reply | Coroutine[Any, Any, Reply | None]:
+    """Only a server with FTPS, but not for everyone, reads the user's record here (for
+    its ``tls=required``); otherwise USER is answered at once, without a coroutine."""
+    if ctx.tls.configured and not ctx.config.tls_required:
+        return _user_with_record(ctx, arg)
+    return _accept_user(ctx, arg, ctx.tls.configured)
+
+
+async def _user_with_record(ctx: CommandContext, arg: str) -> Reply | None:
     try:
-        requires_tls = ctx.tls.configured and (
-            ctx.config.tls_required or await _user_requires_tls(ctx, arg))
+        requires_tls = await _user_requires_tls(ctx, arg)
     except UsersUnavailable as e:  # the user database is down (logged there): come back later
         ctx.close_after(e.reply())
         return None
+    return _accept_user(ctx, arg, requires_tls)
+
+
+def _accept_user(ctx: CommandContext, arg: str, requires_tls: bool) -> Reply:
+    session = ctx.session
     if requires_tls and not ctx.tls.secure:
         session_log.emit(ctx, "command_refused", command="USER", code=replies.TLS_REQUIRED.code)
         return replies.TLS_REQUIRED
