@@ -239,13 +239,17 @@ class WorkerPool(service.Service):
         config, count = self.config, self.config.workers
         control: list[list[socket.socket]] = []
         implicit: list[list[socket.socket]] = []
+        # A haproxy: listener stays one in the workers (behind the same PROXY layer).
+        proxied: list[bool] = []
         try:
-            for alternatives in listen.control_listeners(config.listen, config.port,
-                                                         config.interface):
-                control.append(bind_sockets(alternatives, count))
-            for alternatives in listen.implicit_listeners(
-                    config.implicit_tls_listen, config.implicit_tls_port, config.interface):
-                implicit.append(bind_sockets(alternatives, count))
+            for group, alternatives in [
+                    *((control, a) for a in listen.control_listeners(
+                        config.listen, config.port, config.interface)),
+                    *((implicit, a) for a in listen.implicit_listeners(
+                        config.implicit_tls_listen, config.implicit_tls_port,
+                        config.interface))]:
+                group.append(bind_sockets(alternatives, count))
+                proxied.append(listen.behind_proxy(alternatives[0])[1])
             tls_pem = None
             if config.tls_cert:
                 tls_pem = (Path(config.tls_cert).read_text("ascii"),
@@ -263,8 +267,9 @@ class WorkerPool(service.Service):
             raise
         for index in range(count):
             sockets = [group[index] for group in control + implicit]
-            descriptions = [f"systemd:domain={_domain(s)}:index={k}"
-                            for k, s in enumerate(sockets)]
+            descriptions = [
+                f"{'haproxy:' if behind else ''}systemd:domain={_domain(sock)}:index={k}"
+                for k, (sock, behind) in enumerate(zip(sockets, proxied, strict=True))]
             worker_config = replace(
                 config, workers=1, passive_ports=self._passive[index],
                 listen=tuple(descriptions[:len(control)]),
