@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from twisted.internet import error
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 
 from twisted_ftpd import worker
@@ -25,8 +26,9 @@ def parse(*args: str) -> Options:
 
 def test_one_worker_is_the_single_process_server() -> None:
     assert parse().to_config().workers == 1
-    assert isinstance(make_server(ServerConfig(), reactor=object()), FTPService)
-    assert isinstance(make_server(ServerConfig(workers=3), reactor=object()), WorkerPool)
+    reactor = MemoryReactorClock()
+    assert isinstance(make_server(ServerConfig(), reactor), FTPService)
+    assert isinstance(make_server(ServerConfig(workers=3), reactor), WorkerPool)
 
 
 @pytest.mark.parametrize("count", ["0", "-1", "65", "two"])

@@ -53,8 +53,9 @@ class Pool:
     """A ``--workers 2`` server process whose JSON log is read as it comes."""
 
     def __init__(self, tmp: Path, launcher: str = "server.py", *options: str,
-                 inherited: socket.socket | None = None) -> None:
-        """With ``inherited``, the server gets that socket as systemd passes it."""
+                 inherited: socket.socket | None = None, listen_given: bool = False) -> None:
+        """With ``inherited``, the server gets that socket as systemd passes it; with
+        ``listen_given``, ``options`` say where it listens."""
         self.root = tmp / "files"
         self.root.mkdir(parents=True, exist_ok=True)
         write_users(tmp / "users.db", {"alice": ("secret", "elradfmw")}, "elr")
@@ -65,7 +66,9 @@ class Pool:
                    f"{base}-{base + 19}", "--log-format", "json",
                    "--max-connections-per-ip", "0", *options]
         fds: tuple[int, ...] = ()
-        if inherited is None:
+        if listen_given:
+            self.port = 0
+        elif inherited is None:
             self.port = free_port()
             command += ["--port", str(self.port), "--interface", "127.0.0.1"]
         else:
@@ -143,7 +146,7 @@ def pools(tmp_path: Path) -> Iterator[list[Pool]]:
         pool.stop()
 
 
-def start(pools: list[Pool], tmp: Path, *args: str, **kwargs: socket.socket) -> Pool:
+def start(pools: list[Pool], tmp: Path, *args: str, **kwargs: Any) -> Pool:
     pool = Pool(tmp, *args, **kwargs)
     pools.append(pool)
     return pool
@@ -306,3 +309,23 @@ def test_workers_share_a_socket_passed_by_systemd_and_serve_ftps(
         assert fetched == "over TLS\n"
     for ftp in sessions:
         ftp.quit()
+
+
+def test_a_haproxy_listener_stays_behind_the_proxy_layer_in_every_worker(
+        tmp_path: Path, pools: list[Pool]) -> None:
+    port = free_port()
+    pool = start(pools, tmp_path, "server.py", "--listen",
+                 f"haproxy:tcp:{port}:interface=127.0.0.1", "--proxy-from", "127.0.0.1/32",
+                 listen_given=True)
+    pool.port = port
+    clients = []
+    for i in range(CLIENTS):  # PROXY v1 headers naming clients behind the balancer
+        sock = socket.create_connection(("127.0.0.1", port), timeout=FTP_TIMEOUT)
+        sock.sendall(f"PROXY TCP4 203.0.113.{i + 1} 127.0.0.1 {5000 + i} {port}\r\n".encode())
+        assert sock.makefile("rb").readline().startswith(b"220")
+        clients.append(sock)
+    connects = pool.wait_for(lambda e: e.get("ftpd_event") == "connect", CLIENTS)
+    assert {e["peer"] for e in connects} == {f"203.0.113.{i + 1}" for i in range(CLIENTS)}
+    assert {e["worker"] for e in connects} == {0, 1}
+    for sock in clients:
+        sock.close()
