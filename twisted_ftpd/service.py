@@ -25,6 +25,7 @@ from twisted_ftpd.config import Options, ServerConfig
 from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
 from twisted_ftpd.fs.files import Runner
 from twisted_ftpd.fs.shell import FilesystemShell
+from twisted_ftpd.fs.storage import StoragePool, StoreOptions, Stores
 from twisted_ftpd.logs import twistd_service
 from twisted_ftpd.reporting import Reporting
 from twisted_ftpd.shutdown import Shutdown, force_on_second_signal
@@ -46,9 +47,19 @@ def thread_runner(reactor: IReactorTCP) -> Runner:
     return run
 
 
+def build_stores(config: ServerConfig, reactor: IReactorTCP,
+                 run: Runner | None = None) -> tuple[Stores, StoragePool]:
+    """Object storage for ``--storage`` and users.db ``storage=``: store calls get a
+    bounded pool of their own (``run`` replaces it, in tests)."""
+    pool = StoragePool(reactor, config.storage_threads)  # type: ignore[arg-type]
+    options = StoreOptions(config.storage_endpoint, config.storage_region)
+    return Stores(run or pool.run, options), pool
+
+
 def build_factory(config: ServerConfig, reactor: IReactorTCP,
                   clock: IReactorTime | None = None, run: Runner | None = None,
-                  portal: Portal | None = None) -> FTPFactory:
+                  portal: Portal | None = None,
+                  stores: Stores | None = None) -> FTPFactory:
     """The control-connection factory for ``config``.
 
     ``run`` executes blocking calls (password hashing, disk access); by default
@@ -62,7 +73,8 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
         userdb = UserDB(config.users)
         realm = FTPRealm(userdb, config.root,
                          lambda home, perms: FilesystemShell(home, perms, run=runner,
-                                                             umask=config.umask), run=runner)
+                                                             umask=config.umask), run=runner,
+                         stores=stores, storage=config.storage)
         # Password checks get a small pool of their own (auth/pool.py), not the reactor's.
         checks = run or PasswordPool(reactor).run
         portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=checks)])
@@ -90,7 +102,8 @@ class FTPService(service.Service):
             reactor = global_reactor
         self.config = config
         self.reactor = reactor
-        self.factory = build_factory(config, reactor, portal=portal)
+        stores, self.storage_pool = build_stores(config, reactor)
+        self.factory = build_factory(config, reactor, portal=portal, stores=stores)
         self.reporting = Reporting(config, self.factory, reactor)  # xferlog, metrics
         self.ports: list[IListeningPort] = []  # control connections, in --listen order
         self.implicit_ports: list[IListeningPort] = []  # implicit FTPS
@@ -131,7 +144,7 @@ class FTPService(service.Service):
             addresses += "; implicit FTPS on " + ", ".join(
                 listen.describe(p) for p in self.implicit_ports)
         log.info("twisted-ftpd serving {root} (users file {users}) on {addresses} as {user}",
-                 root=os.path.abspath(self.config.root),
+                 root=self.config.storage or os.path.abspath(self.config.root),
                  users=os.path.abspath(self._users_file) if self._users_file else "none",
                  addresses=addresses, user=privileges.running_as())
 
@@ -178,7 +191,14 @@ class FTPService(service.Service):
                                  self.factory.clock)
         if self.force_on_signal:
             force_on_second_signal(self.reactor, self.shutdown.force)
-        return defer.gatherResults([stopped, self.shutdown.start(), self.reporting.stop()])
+        settled = self.shutdown.start()
+        settled.addBoth(self._stop_storage)
+        return defer.gatherResults([stopped, settled, self.reporting.stop()])
+
+    def _stop_storage(self, result: object) -> object:
+        """Once every session is gone, so is every store call: end the pool's threads."""
+        self.storage_pool.stop()
+        return result
 
 
 def makeService(options: Options) -> service.MultiService:

@@ -15,6 +15,7 @@ from zope.interface import implementer
 from twisted_ftpd.auth.sessions import OPTION as MAX_SESSIONS
 from twisted_ftpd.auth.sessions import UserSessions, parse_max_sessions
 from twisted_ftpd.auth.userdb import UserDB, UserRecord
+from twisted_ftpd.fs.storage import ObjectHome, StorageError, Stores, is_disk
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol.errors import HomeUnavailable
 
@@ -28,8 +29,13 @@ class FTPRealm:
     log = Logger()
 
     def __init__(self, userdb: UserDB, default_root: str, shell_factory: ShellFactory,
-                 run: Callable[..., defer.Deferred] | None = None) -> None:
+                 run: Callable[..., defer.Deferred] | None = None, *,
+                 stores: Stores | None = None, storage: str | None = None) -> None:
+        """``stores`` serves homes from object storage: every home when ``storage``
+        (``--storage``) names a store, else those of users with a ``storage=`` option."""
         self._userdb = userdb
+        self._stores = stores
+        self._storage = storage
         self.default_root = os.path.abspath(default_root)
         self._shell_factory = shell_factory
         # Reading users.db and checking the home touch the disk: off the reactor.
@@ -61,18 +67,37 @@ class FTPRealm:
         max_sessions); its logout ends the session. Runs on the reactor thread, so the
         count needs no lock."""
         home, perms, max_sessions = found
-        shell = self._shell_factory(home, perms)
+        shell = (home.shell(perms) if isinstance(home, ObjectHome)
+                 else self._shell_factory(home, perms))
         return IFTPShell, shell, self.sessions.open(user, max_sessions)
 
-    def _locate(self, user: str) -> tuple[str, str, int | None]:
+    def _locate(self, user: str) -> tuple[str | ObjectHome, str, int | None]:
         """(home, permissions, max_sessions or None) of ``user``; blocking."""
         record = self._userdb.lookup(user)
         if record is None:
             self.log.warn("User {user!r} vanished from the user database", user=user)
             raise HomeUnavailable()
+        limit = record.options.get(MAX_SESSIONS)
+        sessions = parse_max_sessions(limit) if limit is not None else None
+        url = record.options.get("storage", self._storage)
+        if not is_disk(url):
+            return self._object_home(user, record, url), record.perms, sessions
         home = self.resolve_home(record)
         if not os.path.isdir(home):
             self.log.warn("Home {home} of user {user!r} is not a directory", home=home, user=user)
             raise HomeUnavailable()
-        limit = record.options.get(MAX_SESSIONS)
-        return home, record.perms, parse_max_sessions(limit) if limit is not None else None
+        return home, record.perms, sessions
+
+    def _object_home(self, user: str, record: UserRecord, url: str | None) -> ObjectHome:
+        """The home's prefix in the store (blocking: may load the store's client)."""
+        assert url is not None
+        if self._stores is None:
+            self.log.error("User {user!r} has storage={url}, but this server serves no "
+                           "object storage", user=user, url=url)
+            raise HomeUnavailable()
+        try:
+            return self._stores.locate(url, record.home)
+        except (StorageError, ImportError, ValueError) as e:
+            self.log.error("Storage of user {user!r} ({url}) cannot be served: {error}",
+                           user=user, url=url, error=e)
+            raise HomeUnavailable() from e
