@@ -20,13 +20,13 @@ from .dispatch import handles
 def _active(ctx: CommandContext, host: str, port: int) -> Reply:
     addresses.check_active_target(host, port, ctx.peer_host)
     tls = ctx.tls.data_tls(ctx.session)
-    ctx.data.set_pending(ActiveConnection(ctx.reactor, ctx.clock, ctx.config.data_timeout,
+    ctx.data.set_pending(ActiveConnection(ctx.server.reactor, ctx.clock, ctx.config.data_timeout,
                                           host, port, ctx.local_host, tls=tls))
     return replies.PORT_OK
 
 
 def _passive(ctx: CommandContext) -> PassiveConnection:
-    pending = PassiveConnection(ctx.reactor, ctx.clock, ctx.config.data_timeout,
+    pending = PassiveConnection(ctx.server.reactor, ctx.clock, ctx.config.data_timeout,
                                 ctx.local_host, ctx.peer_host,
                                 ctx.config.passive_port_candidates(),
                                 tls=ctx.tls.data_tls(ctx.session))

@@ -9,8 +9,10 @@ is what decides whether ABOR, NOOP and STAT may run beside a command::
       +---- drop/ABOR -----+                             +------ connected ----+--> TRANSFERRING
       +------------------------------ end of the transfer --------------------------+
 
-How the connection itself is made (listen or dial, the peer check, the TLS
-handshake) is ``data.connect``'s business; the slot only holds it.
+This is the only state machine of the data connection. How the connection is
+made (listen or dial, the peer check, the TLS handshake) is ``data.connect``'s
+business, and a set-up there keeps no state of its own beyond its one outcome
+(connected, or why not) and whether the slot has dropped it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from twisted_ftpd.data.channel import DataProtocol
 from twisted_ftpd.data.connect import PendingConnection
+from twisted_ftpd.data.throttle import SessionRates
 from twisted_ftpd.protocol.errors import DataConnectionError, ProtectionRequired, TransferAborted
 
 
@@ -62,6 +65,7 @@ class DataSlot:
         self.pending: PendingConnection | None = None
         self.transfer: DataProtocol | None = None
         self.aborted = False  # ABOR broke the current transfer off (for its log event)
+        self.rates: SessionRates | None = None  # the login's bandwidth limits
         self.on_pending: list[Callable[[PendingConnection], None]] = []
         self.on_connected: list[Callable[[DataProtocol], None]] = []
 
@@ -126,6 +130,8 @@ class DataSlot:
         self._move(Slot.TRANSFERRING)
         self.transfer = proto
         proto.watch(self._clock, self._stall_timeout)
+        if self.rates is not None:
+            self.rates.apply(proto)
         for observer in self.on_connected:
             observer(proto)
         self._on_change()
