@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import itertools
-import socket
 
 import fsspec
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -125,7 +124,7 @@ class StoreErrorTests(SynchronousTestCase):
                          (451, "/f: the storage is busy (throttled); try again later."))
         self.assertEqual(self.reply(ConnectionRefusedError(111, "refused")),
                          (451, "/f: the storage cannot be reached; try again later."))
-        self.assertEqual(self.reply(socket.timeout("timed out")),
+        self.assertEqual(self.reply(TimeoutError("timed out")),
                          (451, "/f: the storage cannot be reached; try again later."))
         self.assertEqual(self.reply(RuntimeError("?"))[0], 451)
 

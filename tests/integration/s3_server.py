@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,35 +76,47 @@ def _free_pairs(count: int) -> list[int]:
     return ports
 
 
+def _start(directory: Path, log: Any) -> tuple[subprocess.Popen, int]:
+    """``weed mini`` on fresh loopback ports, once it says every part answers (no
+    polling); another program may take a chosen port before weed binds it, so a
+    start that fails to allocate its ports is tried again on others."""
+    for _attempt in range(3):
+        master, volume, filer, s3, admin = _free_pairs(5)
+        command = [
+            weed_binary(), "mini", f"-dir={directory / 'data'}", "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1", f"-master.port={master}", f"-volume.port={volume}",
+            f"-filer.port={filer}", f"-s3.port={s3}", f"-admin.port={admin}",
+            "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-bucket={BUCKET}",
+        ]
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, cwd=directory)
+        assert proc.stdout is not None
+        said: list[str] = []
+        for raw in proc.stdout:
+            log.write(raw)
+            said.append(raw.decode("utf-8", "replace"))
+            if READY in said[-1]:
+                return proc, s3
+        proc.wait()
+        proc.stdout.close()
+        if not any("Port allocation failed" in line for line in said):
+            break
+    raise AssertionError(f"weed mini exited ({proc.returncode}); see {log.name}")
+
+
 @contextlib.contextmanager
 def seaweed(directory: Path) -> Iterator[S3Server]:
     """Run ``weed mini`` until the block ends; its log is ``directory/weed.log``."""
-    master, volume, filer, s3, admin = _free_pairs(5)
-    data = directory / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    command = [
-        weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-        f"-s3.port={s3}", f"-admin.port={admin}", "-admin.ui=false", "-webdav=false",
-        "-s3.port.iceberg=0", "-s3.port.lance=0", f"-bucket={BUCKET}",
-    ]
-    log = open(directory / "weed.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=log, cwd=directory)
-    try:
-        assert proc.stdout is not None
-        for raw in proc.stdout:  # weed says when every part answers: no polling
-            log.write(raw)
-            if READY in raw.decode("utf-8", "replace"):
-                break
-        else:
-            raise AssertionError(f"weed mini exited ({proc.wait()}); see {log.name}")
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    with open(directory / "weed.log", "wb") as log:
+        proc, port = _start(directory, log)
         # Keep draining its output so it never blocks on a full pipe.
         drain = threading.Thread(target=shutil.copyfileobj, args=(proc.stdout, log),
                                  daemon=True)
         drain.start()
         try:
-            yield S3Server(f"http://127.0.0.1:{s3}", BUCKET)
+            yield S3Server(f"http://127.0.0.1:{port}", BUCKET)
         finally:
             proc.terminate()
             try:
@@ -112,13 +125,8 @@ def seaweed(directory: Path) -> Iterator[S3Server]:
                 proc.kill()
                 proc.wait()
             drain.join()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
+            assert proc.stdout is not None
             proc.stdout.close()
-        log.close()
 
 
 @pytest.fixture(scope="session")

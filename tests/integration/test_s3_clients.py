@@ -26,7 +26,7 @@ from tests.integration.conftest import (
     run_cli,
     sha256,
 )
-from tests.integration.s3_server import S3Server, s3_server  # noqa: F401 - the fixture
+from tests.integration.s3_server import S3Server
 from twisted_ftpd.fs.storage import Stores
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,7 @@ class S3Site:
 
 
 @pytest_twisted.async_yield_fixture
-async def site(server_factory, s3_server: S3Server):  # noqa: F811 - the fixture
+async def site(server_factory, s3_server: S3Server):
     prefix = f"clients{next(_prefixes)}-{os.getpid()}"
     server = await server_factory(storage=f"s3://{s3_server.bucket}/{prefix}")
     yield S3Site(server, s3_server, prefix)

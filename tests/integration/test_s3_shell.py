@@ -10,7 +10,7 @@ import pytest
 from twisted.internet.defer import maybeDeferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.s3_server import S3Server, s3_server  # noqa: F401 - the fixture
+from tests.integration.s3_server import S3Server
 from tests.object_semantics import ObjectSemanticsMixin
 from twisted_ftpd.fs.objects import ObjectShell
 from twisted_ftpd.fs.storage import Stores

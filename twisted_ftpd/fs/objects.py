@@ -102,6 +102,8 @@ class ObjectShell:
 
     #: FEAT lines this backend cannot honour: object times are the store's own.
     unsupported_features = frozenset({"MFMT"})
+    #: Entries per listing page (S3 gives at most 1000).
+    PAGE_SIZE = 1000
 
     def __init__(self, fs: Any, root: str, permissions: str, *, run: Runner,
                  markers: bool | None = None, clock: Callable[[], float] = time.time) -> None:
@@ -146,6 +148,13 @@ class ObjectShell:
 
     def list_dir(self, path: Segments) -> Deferred[list[FileInfo]]:
         return self._call(path, "list", self._list_dir, path)
+
+    def list_page(self, path: Segments, token: str | None = None,
+                  ) -> Deferred[tuple[list[FileInfo], str | None]]:
+        """One page of ``path``'s entries (sorted within the page; pages follow the
+        store's key order) and the token of the next page, None after the last. An S3
+        store is asked for one page per call; other stores give everything at once."""
+        return self._call(path, "list", self._list_page, path, token)
 
     def make_dir(self, path: Segments) -> Deferred[None]:
         return self._call(path, "mkdir", self._make_dir, path)
@@ -237,6 +246,28 @@ class ObjectShell:
                 continue
             infos[leaf] = self._file_info(leaf, entry)
         return [infos[name] for name in sorted(infos)]
+
+    def _list_page(self, key: str, path: Segments, token: str | None,
+                   ) -> tuple[list[FileInfo], str | None]:
+        if not hasattr(self.fs, "call_s3"):
+            return self._list_dir(key, path), None
+        bucket, _, prefix = key.partition("/")
+        prefix = prefix + "/" if prefix else ""
+        request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/",
+                                   "MaxKeys": self.PAGE_SIZE}
+        if token is not None:
+            request["ContinuationToken"] = token
+        page = self.fs.call_s3("list_objects_v2", **request)
+        infos = [self._file_info(found["Prefix"][len(prefix):-1], {"type": "directory",
+                                                                     "name": found["Prefix"]})
+                 for found in page.get("CommonPrefixes", [])]
+        infos += [self._file_info(found["Key"][len(prefix):], {**found, "type": "file",
+                                                               "size": found["Size"]})
+                  for found in page.get("Contents", []) if found["Key"] != prefix]
+        infos = [info for info in infos if info.name and info.name not in _BAD_NAMES]
+        infos.sort(key=lambda info: info.name)
+        following = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+        return infos, following
 
     def _parent_dir(self, key: str, path: Segments) -> None:
         """The directory that will hold ``path`` must exist (FileNotFound, NotADirectory)."""
