@@ -47,13 +47,9 @@ def thread_runner(reactor: IReactorTCP) -> Runner:
     return run
 
 
-def build_stores(config: ServerConfig, reactor: IReactorTCP,
-                 run: Runner | None = None) -> tuple[Stores, StoragePool]:
-    """Object storage for ``--storage`` and users.db ``storage=``: store calls get a
-    bounded pool of their own (``run`` replaces it, in tests)."""
-    pool = StoragePool(reactor, config.storage_threads)  # type: ignore[arg-type]
-    options = StoreOptions(config.storage_endpoint, config.storage_region)
-    return Stores(run or pool.run, options), pool
+def build_stores(config: ServerConfig, run: Runner) -> Stores:
+    """Object storage for ``--storage`` and users.db ``storage=``, its calls through ``run``."""
+    return Stores(run, StoreOptions(config.storage_endpoint, config.storage_region))
 
 
 def build_factory(config: ServerConfig, reactor: IReactorTCP,
@@ -64,7 +60,8 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
 
     ``run`` executes blocking calls (password hashing, disk access); by default
     they go to the reactor's thread pool. ``portal`` replaces the user file
-    (in-process test servers bring their own users).
+    (in-process test servers bring their own users). ``stores`` serves object
+    storage (by default its calls go through ``run`` too).
     """
     tls = TLSCredentials.load(config.tls_cert, config.tls_key) if config.tls_cert else None
     runner = run or thread_runner(reactor)
@@ -74,7 +71,8 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
         realm = FTPRealm(userdb, config.root,
                          lambda home, perms: FilesystemShell(home, perms, run=runner,
                                                              umask=config.umask), run=runner,
-                         stores=stores, storage=config.storage)
+                         stores=stores or build_stores(config, runner),
+                         storage=config.storage)
         # Password checks get a small pool of their own (auth/pool.py), not the reactor's.
         checks = run or PasswordPool(reactor).run
         portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=checks)])
@@ -102,8 +100,10 @@ class FTPService(service.Service):
             reactor = global_reactor
         self.config = config
         self.reactor = reactor
-        stores, self.storage_pool = build_stores(config, reactor)
-        self.factory = build_factory(config, reactor, portal=portal, stores=stores)
+        # Store calls get a bounded pool of their own, not the reactor's (fs/storage.py).
+        self.storage_pool = StoragePool(reactor, config.storage_threads)  # type: ignore[arg-type]
+        self.factory = build_factory(config, reactor, portal=portal,
+                                     stores=build_stores(config, self.storage_pool.run))
         self.reporting = Reporting(config, self.factory, reactor)  # xferlog, metrics
         self.ports: list[IListeningPort] = []  # control connections, in --listen order
         self.implicit_ports: list[IListeningPort] = []  # implicit FTPS
