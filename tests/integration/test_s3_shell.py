@@ -10,7 +10,7 @@ import pytest
 from twisted.internet.defer import maybeDeferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.s3_server import S3Server
+from tests.integration.s3_server import shared_server
 from tests.object_semantics import ObjectSemanticsMixin
 from twisted_ftpd.fs.objects import ObjectShell
 from twisted_ftpd.fs.storage import Stores
@@ -26,11 +26,11 @@ def _run(f, *args):  # type: ignore[no-untyped-def]
 
 
 class S3ShellTests(ObjectSemanticsMixin, SynchronousTestCase):
-    """Each test gets a fresh prefix in the bucket, as each user has their own."""
+    """Each test gets a fresh prefix in the bucket, as each user has their own (on the
+    process's one SeaweedFS: no pytest fixture, since trial runs this class too)."""
 
-    @pytest.fixture(autouse=True)
-    def _store(self, s3_server: S3Server) -> None:
-        self.home = Stores(_run).locate(f"s3://{s3_server.bucket}/conformance",
+    def setUp(self) -> None:
+        self.home = Stores(_run).locate(f"s3://{shared_server().bucket}/conformance",
                                         f"t{next(_homes)}")
         self.fs = self.home.fs
 
