@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from twisted import copyright
 from twisted.python import usage
 
-from twisted_ftpd import __version__, config_file, listen, privileges
+from twisted_ftpd import __version__, config_file, listen, privileges, proxy_protocol
 from twisted_ftpd.fs.storage import DEFAULT_THREADS as DEFAULT_STORAGE_THREADS
 from twisted_ftpd.fs.storage import StorageError, parse_storage_url
 from twisted_ftpd.hooks import parse_concurrency, parse_timeout
@@ -25,7 +25,7 @@ from twisted_ftpd.logs import parse_log_format
 from twisted_ftpd.metrics import parse_endpoint
 from twisted_ftpd.quota import DEFAULT_RESCAN, parse_rescan
 from twisted_ftpd.tls import TLSConfigError, TLSCredentials
-from twisted_ftpd.units import parse_rate
+from twisted_ftpd.units import at_least, parse_rate
 
 DEFAULT_PORT = 52305
 DEFAULT_BANNER = "twisted-ftpd ready."
@@ -80,6 +80,11 @@ class ServerConfig:
     storage_endpoint: str | None = None  # S3-compatible servers; else AWS_ENDPOINT_URL
     storage_region: str | None = None
     storage_threads: int = DEFAULT_STORAGE_THREADS
+    # Load balancers (proxy_protocol.py): whose PROXY headers are believed, how their
+    # passive data connections prove whose they are, how long a header may take.
+    proxy_from: tuple[str, ...] = ()
+    proxy_data: str = "header"
+    proxy_header_timeout: float = proxy_protocol.HEADER_TIMEOUT
 
     def passive_port_candidates(self) -> list[int]:
         if self.passive_ports is None:
@@ -105,11 +110,7 @@ def parse_port_range(text: str) -> tuple[int, int]:
     return low, high
 
 
-def parse_count(text: str) -> int:
-    count = int(text)
-    if count < 0:
-        raise ValueError(f"expected 0 or more, got {count}")
-    return count
+parse_count = at_least(0)
 
 
 def parse_ipv4(text: str) -> str:
@@ -211,6 +212,9 @@ class Options(usage.Options):
          "profile's)."],
         ["storage-threads", None, DEFAULT_STORAGE_THREADS, "Most store requests at once "
          "(the storage thread pool).", parse_concurrency],
+        ["proxy-data", None, "header", "How passive data connections from the balancers show "
+         "whose they are: a PROXY header (header), or none, only TLS resuming the login's "
+         "session (tls).", proxy_protocol.parse_data_mode],
     ]
 
     optFlags = [
@@ -231,6 +235,7 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"], self["implicit-tls-listen"] = [], []
+        self["proxy-from"] = []
         self.longOpt = list(dict.fromkeys(self.longOpt))
 
     def opt_listen(self, description: str) -> None:
@@ -242,6 +247,13 @@ class Options(usage.Options):
         """Twisted endpoint to serve implicit FTPS on, repeatable; replaces
         --implicit-tls-port."""
         self["implicit-tls-listen"].append(_checked("implicit-tls-listen", description))
+
+    def opt_proxy_from(self, network: str) -> None:
+        """A load balancer's address or network (CIDR), repeatable: the only PROXY senders."""
+        try:
+            self["proxy-from"].append(proxy_protocol.parse_network(network))
+        except ValueError as e:
+            raise usage.UsageError(f"--proxy-from: {e}") from None
 
     def opt_version(self) -> None:
         """Display the twisted-ftpd and Twisted versions and exit."""
@@ -271,6 +283,7 @@ class Options(usage.Options):
         try:
             listen.check_options(self)
             privileges.check_options(self)
+            proxy_protocol.check_options(self)
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
         if self["tls-cert"] is None:
@@ -327,6 +340,8 @@ class Options(usage.Options):
             storage_endpoint=self["storage-endpoint"],
             storage_region=self["storage-region"],
             storage_threads=self["storage-threads"],
+            proxy_from=tuple(self["proxy-from"]),
+            proxy_data=self["proxy-data"],
         )
 
 

@@ -68,5 +68,5 @@ class ReplyOutput:
         self._on_drained()
 
     def stopProducing(self) -> None:
-        self.full = True
-        self._on_full()
+        # The transport takes no more replies: as full as it gets, for good.
+        self.pauseProducing()

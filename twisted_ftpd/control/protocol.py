@@ -86,8 +86,9 @@ class FTPControlProtocol(CommandLineReceiver):
 
     def start_session(self) -> None:
         """Greet the client, or refuse it with 421 (limits, bans) before it can send a
-        thing. Needs the client's real address: behind a PROXY-protocol front end,
-        call it once the header has been read, not at connectionMade."""
+        thing. Needs the client's real address: behind a PROXY-protocol front end the
+        whole connection starts only once the header has named the client
+        (``proxy_protocol.ProxyHeaderReceiver``), so connectionMade is already late enough."""
         refusal = self.server.limits.admit(self)
         if refusal is not None:
             self.close_after(refusal)
