@@ -56,6 +56,26 @@ class MemoryObjectShellTests(MemoryStoreMixin, ObjectSemanticsMixin, Synchronous
         self.successResultOf(writer.commit())
         self.assertEqual(self.names(), ["f"])
 
+    def test_a_rename_whose_copy_fails_keeps_the_source(self) -> None:
+        self.create_file(("a",), b"data")
+
+        def broken_copy(source: str, destination: str) -> None:
+            raise ConnectionResetError("the store hung up")
+
+        self.patch(self.fs, "cp_file", broken_copy)
+        failure = self.failureResultOf(self.shell().rename(("a",), ("b",)),
+                                       errors.StoreUnreachable)
+        self.assertEqual(failure.value.reply().code, 451)
+        self.assertEqual(self.read_back(("a",)), b"data")
+        self.assertFalse(self.exists(("b",)))
+
+    def test_directory_identities_are_stable_across_processes(self) -> None:
+        self.create_dir(("d",))
+        (info,) = self.successResultOf(self.shell().list_dir(()))
+        import zlib
+
+        self.assertEqual(info.unique, f"d{zlib.crc32(self.key(('d',)).encode()):08x}")
+
     def test_object_stores_are_recognised_by_protocol(self) -> None:
         self.assertFalse(self.shell().markers)
         s3 = type("S3", (), {"protocol": ("s3", "s3a"), "_strip_protocol": staticmethod(str)})

@@ -209,3 +209,14 @@ def test_the_users_tool_adds_a_storage_user_without_a_home_on_disk(
                        "s3://b/homes"]) == 0
     assert userdb.parse(db.read_text())["carol"].options == {"storage": "s3://b/homes"}
     assert not (tmp_path / "root").exists()  # a prefix, not a directory to make
+
+
+def test_the_config_file_names_the_store(tmp_path: Path) -> None:
+    toml = tmp_path / "ftpd.toml"
+    toml.write_text('storage = "s3://bucket/homes"\nstorage-endpoint = "http://127.0.0.1:9"\n'
+                    'storage-threads = 8\n')
+    options = Options()
+    options.parseOptions(["--config", str(toml)])
+    config = options.to_config()
+    assert (config.storage, config.storage_endpoint, config.storage_threads) == (
+        "s3://bucket/homes", "http://127.0.0.1:9", 8)

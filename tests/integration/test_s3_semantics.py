@@ -184,11 +184,17 @@ async def test_a_directory_of_ten_thousand_objects_lists_page_by_page(site: Site
 
 
 class LogWatch:
+    """The storage errors the server logs while the block runs."""
+
     def __init__(self) -> None:
         self.events: list[dict] = []
 
-    def __call__(self, event: dict) -> None:
-        self.events.append(event)
+    def __enter__(self) -> LogWatch:
+        globalLogPublisher.addObserver(self.events.append)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        globalLogPublisher.removeObserver(self.events.append)
 
     def text(self) -> str:
         return "\n".join(repr(e.get("error")) for e in self.events if "operation" in e)
@@ -198,22 +204,19 @@ class LogWatch:
 async def test_a_missing_bucket_is_550_and_the_session_goes_on(server_factory,
                                                                s3_server: S3Server) -> None:
     server = await server_factory(storage="s3://no-such-bucket/home")
-    watch = LogWatch()
-    globalLogPublisher.addObserver(watch)
-    try:
-        def check() -> None:
-            with server.session() as ftp:
-                with pytest.raises(ftplib.error_perm) as listing:
-                    ftp.nlst()
-                assert reply_of(listing.value) == ("550 /: the storage bucket does not "
-                                                   "exist.")
-                with pytest.raises(ftplib.error_perm, match="^550 /f: the storage"):
-                    ftp.storbinary("STOR f", io.BytesIO(b"x"))  # SeaweedFS: 403 to HEAD
-                assert ftp.voidcmd("NOOP").startswith("200")
 
+    def check() -> None:
+        with server.session() as ftp:
+            with pytest.raises(ftplib.error_perm) as listing:
+                ftp.nlst()
+            assert reply_of(listing.value) == ("550 /: the storage bucket does not "
+                                               "exist.")
+            with pytest.raises(ftplib.error_perm, match="^550 /f: the storage"):
+                ftp.storbinary("STOR f", io.BytesIO(b"x"))  # SeaweedFS: 403 to HEAD
+            assert ftp.voidcmd("NOOP").startswith("200")
+
+    with LogWatch() as watch:
         await in_thread(check)
-    finally:
-        globalLogPublisher.removeObserver(watch)
     assert "bucket does not exist" in watch.text()
 
 
@@ -226,18 +229,15 @@ async def test_an_unreachable_store_is_451_and_the_session_goes_on(server_factor
         port = closed.getsockname()[1]
     server = await server_factory(storage="s3://ftp/home",
                                   storage_endpoint=f"http://127.0.0.1:{port}")
-    watch = LogWatch()
-    globalLogPublisher.addObserver(watch)
-    try:
-        def check() -> None:
-            with server.session() as ftp:
-                with pytest.raises(ftplib.error_temp) as listing:
-                    ftp.nlst()
-                assert reply_of(listing.value) == ("451 /: the storage cannot be reached; "
-                                                   "try again later.")
-                assert ftp.voidcmd("NOOP").startswith("200")
 
+    def check() -> None:
+        with server.session() as ftp:
+            with pytest.raises(ftplib.error_temp) as listing:
+                ftp.nlst()
+            assert reply_of(listing.value) == ("451 /: the storage cannot be reached; "
+                                               "try again later.")
+            assert ftp.voidcmd("NOOP").startswith("200")
+
+    with LogWatch() as watch:
         await in_thread(check)
-    finally:
-        globalLogPublisher.removeObserver(watch)
     assert f"127.0.0.1:{port}" in watch.text()

@@ -21,17 +21,17 @@ import random
 import stat as statmod
 import string
 import time
+import zlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredLock, succeed
-from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from twisted_ftpd.fs.files import Runner
-from twisted_ftpd.interfaces import IFTPShell, IReadFile, IUsageShell, IWriteFile
+from twisted_ftpd.fs.files import ReadFile, Runner
+from twisted_ftpd.interfaces import IFTPShell, IUsageShell, IWriteFile
 from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.values import FileInfo, Segments
@@ -214,7 +214,7 @@ class ObjectShell:
         now = self._clock()
         if info.get("type") == "directory":
             return FileInfo(name=name, mode=DIR_MODE, size=0, mtime=_mtime(info, now), nlink=2,
-                            unique="d" + str(hash(info["name"].rstrip("/")) & 0xFFFFFFFF))
+                            unique=f"d{zlib.crc32(info['name'].rstrip('/').encode()):08x}")
         etag = str(info.get("ETag", "")).strip('"')
         return FileInfo(name=name, mode=FILE_MODE, size=int(info.get("size") or 0),
                         mtime=_mtime(info, now), unique=etag[:16] or name)
@@ -437,57 +437,21 @@ def _suffix() -> str:
     return "".join(random.choices(_UNIQUE_CHARS, k=8))
 
 
-@implementer(IReadFile, IPushProducer)
-class ObjectReadFile:
-    """Sends an object to a consumer as a push producer, each read done in the pool.
-
-    One read is in flight at a time and none starts while the consumer is paused,
-    so a download holds about one read-ahead block and one chunk in memory.
-    """
+class ObjectReadFile(ReadFile):
+    """ReadFile's push producer (pause, resume, stop, close), with every read of the
+    object done in the pool: one read in flight at a time, none while the consumer
+    is paused, so a download holds about one read-ahead block and one chunk."""
 
     def __init__(self, handle: Any, run: Runner, display_path: str) -> None:
-        self._handle = handle
+        super().__init__(handle, display_path)
         self._run = run
-        self._display = display_path
-        self._consumer: IConsumer | None = None
-        self._deferred: Deferred[int] | None = None
-        self._sent = 0
-        self._paused = self._reading = self._done = False
+        self._reading = False
 
-    def send(self, consumer: IConsumer) -> Deferred[int]:
-        if self._done or self._deferred is not None:
-            raise RuntimeError("ObjectReadFile.send called twice or after close")
-        self._consumer = consumer
-        self._deferred = d = Deferred()
-        consumer.registerProducer(self, True)
-        self._next()
-        return d
-
-    def close(self) -> None:
-        if self._done:
-            return
-        if self._deferred is None:
-            self._done = True
-            self._release()
-        else:
-            self._finish(errors.TransferAborted(), unregister=True)
-
-    def pauseProducing(self) -> None:  # noqa: N802 - Twisted interface name
-        self._paused = True
-
-    def resumeProducing(self) -> None:  # noqa: N802
-        self._paused = False
-        self._next()
-
-    def stopProducing(self) -> None:  # noqa: N802
-        if not self._done:
-            self._finish(errors.TransferAborted(), unregister=False)
-
-    def _next(self) -> None:
+    def _produce(self) -> None:
         if self._paused or self._reading or self._done:
             return
         self._reading = True
-        d = self._run(self._handle.read, READ_CHUNK)
+        d = self._run(self._file.read, READ_CHUNK)
         d.addCallbacks(self._got, self._failed)
 
     def _got(self, chunk: bytes) -> None:
@@ -500,7 +464,7 @@ class ObjectReadFile:
         self._sent += len(chunk)
         assert self._consumer is not None
         self._consumer.write(chunk)  # may pause us
-        self._next()
+        self._produce()
 
     def _failed(self, failure: Any) -> None:
         self._reading = False
@@ -508,23 +472,8 @@ class ObjectReadFile:
             error = store_error(failure.value, self._display, "download", self._display)
             self._finish(error, unregister=True)
 
-    def _finish(self, error: errors.FTPError | None, *, unregister: bool) -> None:
-        self._done = True
-        consumer, self._consumer = self._consumer, None
-        try:
-            if unregister and consumer is not None:
-                consumer.unregisterProducer()
-        finally:
-            self._release()
-            d, self._deferred = self._deferred, None
-            if d is not None:
-                if error is None:
-                    d.callback(self._sent)
-                else:
-                    d.errback(error)
-
-    def _release(self) -> None:
-        d = self._run(self._handle.close)
+    def _close_file(self) -> None:
+        d = self._run(self._file.close)
         d.addErrback(lambda f: log.failure("Closing {path}", f, path=self._display))
 
 
