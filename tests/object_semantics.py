@@ -181,7 +181,12 @@ class ObjectSemanticsMixin(ShellConformanceMixin):
 
     def test_encoded_names_are_names(self) -> None:
         # %2e%2e and friends are plain characters in a key, never decoded.
-        for name in ("%2e%2e", "%2F", "..%2f..", "...."):
+        # So are glob characters: nothing expands them.
+        names = ["%2e%2e", "%2F", "..%2f..", "....", "x[1]*?.txt", "x1.txt"]
+        for name in names:
             self.successResultOf(self.upload((name,), [name.encode()]).commit())
             self.assertEqual(self.read_back((name,)), name.encode())
-        self.assertEqual(sorted(self.names()), sorted(["%2e%2e", "%2F", "..%2f..", "...."]))
+        self.assertEqual(self.names(), sorted(names))
+        self.successResultOf(self.shell().rename(("x[1]*?.txt",), ("y[2]",)))
+        self.assertEqual(self.read_back(("x1.txt",)), b"x1.txt")
+        self.assertEqual(self.read_back(("y[2]",)), b"x[1]*?.txt")

@@ -111,8 +111,7 @@ class ObjectShell:
         self.root = fs._strip_protocol(root).rstrip("/")  # the store's own spelling
         self.permissions = permissions
         self._run = run
-        protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-        self.markers = (any(p in OBJECT_PROTOCOLS for p in protocols)
+        self.markers = (any(p in OBJECT_PROTOCOLS for p in _protocols(fs))
                         if markers is None else markers)
         self._clock = clock
 
@@ -433,6 +432,10 @@ class ObjectShell:
         return total, files
 
 
+def _protocols(fs: Any) -> tuple[str, ...]:
+    return fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+
+
 def _suffix() -> str:
     return "".join(random.choices(_UNIQUE_CHARS, k=8))
 
@@ -544,7 +547,9 @@ class ObjectWriteFile:
             if self._temp is None:
                 self._handle.commit()
             else:
-                self._fs.mv(self._temp, self._key)
+                # Never fsspec's generic mv: it expands globs, and "x[1]" is a name here.
+                self._fs.cp_file(self._temp, self._key)
+                self._fs.rm_file(self._temp)
         except BaseException:
             self.discard_blocking()
             raise
