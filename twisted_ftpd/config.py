@@ -24,6 +24,7 @@ from twisted_ftpd.hooks import parse_concurrency, parse_timeout
 from twisted_ftpd.logs import parse_log_format
 from twisted_ftpd.metrics import parse_endpoint
 from twisted_ftpd.quota import DEFAULT_RESCAN, parse_rescan
+from twisted_ftpd.shared_state import DEFAULT_TTL, parse_ttl, parse_url
 from twisted_ftpd.tls import TLSConfigError, TLSCredentials
 from twisted_ftpd.units import at_least, parse_rate
 
@@ -80,6 +81,8 @@ class ServerConfig:
     storage_endpoint: str | None = None  # S3-compatible servers; else AWS_ENDPOINT_URL
     storage_region: str | None = None
     storage_threads: int = DEFAULT_STORAGE_THREADS
+    shared_state: str | None = None  # Redis URL: bans and limits shared by several nodes
+    shared_state_ttl: float = DEFAULT_TTL  # seconds a crashed node's counts keep counting
     # Load balancers (proxy_protocol.py): whose PROXY headers are believed, how their
     # passive data connections prove whose they are, how long a header may take.
     proxy_from: tuple[str, ...] = ()
@@ -150,7 +153,8 @@ class Options(usage.Options):
          parse_interface],
         ["root", "r", "./ftproot", "Root directory for users without a home of their own "
          "(created if missing)."],
-        ["users", "u", "./users.db", "The user file."],
+        ["users", "u", "./users.db", "The user file, or a PostgreSQL database "
+         "(postgresql://USER@HOST/DB) holding the ftpd_users table."],
         ["banner", "b", DEFAULT_BANNER, "Greeting sent after '220 ' (\\n for more lines)."],
         ["passive-ports", None, None, "Passive port range LO-HI (default: any free port).",
          parse_port_range],
@@ -212,6 +216,10 @@ class Options(usage.Options):
          "profile's)."],
         ["storage-threads", None, DEFAULT_STORAGE_THREADS, "Most store requests at once "
          "(the storage thread pool).", parse_concurrency],
+        ["shared-state", None, None, "Redis URL (redis://HOST:PORT/DB): bans, connections per "
+         "address and sessions per user counted across every node using it.", parse_url],
+        ["shared-state-ttl", None, DEFAULT_TTL, "Seconds after which the counts of a node that "
+         "stopped without a goodbye (a crash) no longer count.", parse_ttl],
         ["proxy-data", None, "header", "How passive data connections from the balancers show "
          "whose they are: a PROXY header (header), or none, only TLS resuming the login's "
          "session (tls).", proxy_protocol.parse_data_mode],
@@ -340,6 +348,8 @@ class Options(usage.Options):
             storage_endpoint=self["storage-endpoint"],
             storage_region=self["storage-region"],
             storage_threads=self["storage-threads"],
+            shared_state=self["shared-state"],
+            shared_state_ttl=self["shared-state-ttl"],
             proxy_from=tuple(self["proxy-from"]),
             proxy_data=self["proxy-data"],
         )

@@ -18,9 +18,9 @@ from twisted.logger import Logger
 
 from twisted_ftpd import listen, privileges, proxy_protocol
 from twisted_ftpd.auth.checker import UserDBChecker
+from twisted_ftpd.auth.pgusers import is_database_url, open_user_source
 from twisted_ftpd.auth.pool import PasswordPool
 from twisted_ftpd.auth.realm import FTPRealm
-from twisted_ftpd.auth.userdb import UserDB
 from twisted_ftpd.config import Options, ServerConfig
 from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
 from twisted_ftpd.fs.files import Runner
@@ -28,9 +28,11 @@ from twisted_ftpd.fs.shell import FilesystemShell
 from twisted_ftpd.fs.storage import StoragePool, StoreOptions, Stores
 from twisted_ftpd.logs import twistd_service
 from twisted_ftpd.reporting import Reporting
+from twisted_ftpd.shared_state import SharedState
 from twisted_ftpd.shutdown import Shutdown, force_on_second_signal
 from twisted_ftpd.startup import users_file_warnings
 from twisted_ftpd.tls import TLSCredentials
+from twisted_ftpd.urls import redact
 
 __all__ = ["FTPService", "Options", "build_factory", "makeService"]
 
@@ -66,13 +68,17 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
     tls = TLSCredentials.load(config.tls_cert, config.tls_key) if config.tls_cert else None
     runner = run or thread_runner(reactor)
     lookup_user = None
+    shared = None
+    if config.shared_state is not None:  # bans and limits counted across the nodes
+        shared = SharedState(config.shared_state, reactor, clock, ttl=config.shared_state_ttl)
     if portal is None:
-        userdb = UserDB(config.users)
+        userdb = open_user_source(config.users)  # users.db, or PostgreSQL
         realm = FTPRealm(userdb, config.root,
                          lambda home, perms: FilesystemShell(home, perms, run=runner,
                                                              umask=config.umask), run=runner,
                          stores=stores or build_stores(config, runner),
                          storage=config.storage)
+        realm.sessions.shared = shared  # max_sessions=N counts every node's sessions
         # Password checks get a small pool of their own (auth/pool.py), not the reactor's.
         checks = run or PasswordPool(reactor).run
         portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=checks)])
@@ -80,7 +86,14 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
         def lookup_user(name: str) -> defer.Deferred:
             return runner(userdb.lookup, name)
 
-    return FTPFactory(portal, config, reactor, clock, tls=tls, lookup_user=lookup_user)
+    return FTPFactory(portal, config, reactor, clock, tls=tls, lookup_user=lookup_user,
+                      shared=shared)
+
+
+def _describe_users(spec: str | None) -> str:
+    if spec is None:
+        return "none"
+    return redact(spec) if is_database_url(spec) else os.path.abspath(spec)
 
 
 class FTPService(service.Service):
@@ -135,6 +148,8 @@ class FTPService(service.Service):
             self._unbind()
             raise
         super().startService()
+        if self.factory.shared is not None:
+            self.factory.shared.start()
         for warning in warnings:
             log.warn("{warning}", warning=warning)
         if os.geteuid() == 0 and self._users_file:  # not for in-process test servers
@@ -145,7 +160,7 @@ class FTPService(service.Service):
                 listen.describe(p) for p in self.implicit_ports)
         log.info("twisted-ftpd serving {root} (users file {users}) on {addresses} as {user}",
                  root=self.config.storage or os.path.abspath(self.config.root),
-                 users=os.path.abspath(self._users_file) if self._users_file else "none",
+                 users=_describe_users(self._users_file),
                  addresses=addresses, user=privileges.running_as())
 
     def _bind(self) -> None:
@@ -194,7 +209,11 @@ class FTPService(service.Service):
             force_on_second_signal(self.reactor, self.shutdown.force)
         settled = self.shutdown.start()
         settled.addBoth(self._stop_storage)
-        return defer.gatherResults([stopped, settled, self.reporting.stop()])
+        done = defer.gatherResults([stopped, settled, self.reporting.stop()])
+        if self.factory.shared is not None:  # once every session has given its slots back
+            shared = self.factory.shared
+            done.addCallback(lambda results: shared.stop().addCallback(lambda _: results))
+        return done
 
     def _stop_storage(self, result: object) -> object:
         """Once every session is gone, so is every store call: end the pool's threads."""

@@ -62,14 +62,16 @@ class FTPRealm:
         return d
 
     def _enter(self, found: tuple[str, str, int | None], user: str,
-               ) -> tuple[Any, object, Callable[[], None]]:
+               ) -> defer.Deferred[tuple[Any, object, Callable[[], None]]]:
         """The avatar, counted as one of the user's sessions (TooManySessions past its
         max_sessions); its logout ends the session. Runs on the reactor thread, so the
         count needs no lock."""
         home, perms, max_sessions = found
         shell = (home.shell(perms) if isinstance(home, ObjectHome)
                  else self._shell_factory(home, perms))
-        return IFTPShell, shell, self.sessions.open(user, max_sessions)
+        # A Deferred when the count is shared by several nodes (--shared-state).
+        opened = defer.maybeDeferred(self.sessions.open, user, max_sessions)
+        return opened.addCallback(lambda logout: (IFTPShell, shell, logout))
 
     def _locate(self, user: str) -> tuple[str | ObjectHome, str, int | None]:
         """(home, permissions, max_sessions or None) of ``user``; blocking."""

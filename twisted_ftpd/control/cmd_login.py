@@ -18,7 +18,7 @@ from twisted_ftpd.auth.userdb import ANONYMOUS_NAMES
 from twisted_ftpd.data.throttle import SessionRates
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol import replies
-from twisted_ftpd.protocol.errors import HomeUnavailable, TooManySessions
+from twisted_ftpd.protocol.errors import HomeUnavailable, TooManySessions, UsersUnavailable
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Event
 
@@ -31,10 +31,14 @@ log = Logger()
 
 
 @handles("USER")
-async def ftp_user(ctx: CommandContext, arg: str) -> Reply:
+async def ftp_user(ctx: CommandContext, arg: str) -> Reply | None:
     session = ctx.session
-    requires_tls = ctx.tls.configured and (
-        ctx.config.tls_required or await _user_requires_tls(ctx, arg))
+    try:
+        requires_tls = ctx.tls.configured and (
+            ctx.config.tls_required or await _user_requires_tls(ctx, arg))
+    except UsersUnavailable as e:  # the user database is down (logged there): come back later
+        ctx.close_after(e.reply())
+        return None
     if requires_tls and not ctx.tls.secure:
         session_log.emit(ctx, "command_refused", command="USER", code=replies.TLS_REQUIRED.code)
         return replies.TLS_REQUIRED
@@ -64,7 +68,7 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     session = ctx.session
     session.fire(Event.PASS)  # the table let PASS through only after USER
     name = session.user.lower() if session.user.lower() in ANONYMOUS_NAMES else session.user
-    if ctx.server.limits.bans.banned(ctx.peer_host):  # banned since it connected: check nothing
+    if await ctx.server.limits.banned(ctx.peer_host):  # banned since it connected: check nothing
         return refuse(ctx, "banned", replies.ADDRESS_BANNED)
     credentials = ClientCredentials(name.encode("utf-8", "surrogateescape"),
                                     arg.encode("utf-8", "surrogateescape"), ctx.peer_host)
@@ -80,6 +84,9 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
         return refuse(ctx, "max-sessions", e.reply())
     except HomeUnavailable:
         return await _login_failed(ctx, replies.HOME_UNAVAILABLE)
+    except UsersUnavailable as e:  # the user database is down (logged there): not a failure
+        ctx.close_after(e.reply())
+        return None
     except Exception:
         log.failure("Login for {user!r} failed unexpectedly", user=session.user)
         return await _login_failed(ctx, replies.LOGIN_INCORRECT)
@@ -109,7 +116,7 @@ async def _login_failed(ctx: CommandContext, reply: Reply, counted: bool = False
     session.failed_logins += 1
     session.fire(Event.LOGIN_FAILED)
     session.reset()
-    verdict = ctx.server.limits.bans.failure(ctx.peer_host) if counted else None
+    verdict = await ctx.server.limits.failure(ctx.peer_host) if counted else None
     if verdict is not None and verdict.banned:
         ctx.close_after(replies.ADDRESS_BANNED)
         return None
