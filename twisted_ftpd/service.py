@@ -25,7 +25,7 @@ from twisted_ftpd.config import Options, ServerConfig
 from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
 from twisted_ftpd.fs.files import Runner
 from twisted_ftpd.fs.shell import FilesystemShell
-from twisted_ftpd.fs.storage import StoragePool, StoreOptions, Stores
+from twisted_ftpd.fs.storage import StoragePool, StoreOptions, Stores, is_disk
 from twisted_ftpd.logs import twistd_service
 from twisted_ftpd.reporting import Reporting
 from twisted_ftpd.shared_state import SharedState
@@ -115,8 +115,8 @@ class FTPService(service.Service):
         self.reactor = reactor
         # Store calls get a bounded pool of their own, not the reactor's (fs/storage.py).
         self.storage_pool = StoragePool(reactor, config.storage_threads)  # type: ignore[arg-type]
-        self.factory = build_factory(config, reactor, portal=portal,
-                                     stores=build_stores(config, self.storage_pool.run))
+        self.stores = build_stores(config, self.storage_pool.run)
+        self.factory = build_factory(config, reactor, portal=portal, stores=self.stores)
         self.reporting = Reporting(config, self.factory, reactor)  # xferlog, metrics
         self.ports: list[IListeningPort] = []  # control connections, in --listen order
         self.implicit_ports: list[IListeningPort] = []  # implicit FTPS
@@ -162,6 +162,17 @@ class FTPService(service.Service):
                  root=self.config.storage or os.path.abspath(self.config.root),
                  users=_describe_users(self._users_file),
                  addresses=addresses, user=privileges.running_as())
+        if not is_disk(self.config.storage):
+            self._probe_storage(self.config.storage)
+
+    def _probe_storage(self, url: str) -> None:
+        """Say at start-up whether ``--storage`` answers (in the pool, not waited for):
+        a wrong bucket or missing keys are found before the first user is."""
+        d = self.storage_pool.run(self.stores.probe, url)
+        d.addCallbacks(
+            lambda _: log.info("Storage {url} answers", url=url),
+            lambda f: log.warn("Storage {url} does not answer as it should: {error!r}; "
+                               "sessions get errors until it does", url=url, error=f.value))
 
     def _bind(self) -> None:
         """Listen on every configured address, then switch to ``--user``; nothing is

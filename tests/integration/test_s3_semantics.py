@@ -12,7 +12,8 @@ import socket
 
 import pytest
 import pytest_twisted
-from twisted.logger import globalLogPublisher
+from twisted.internet import defer
+from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.integration.conftest import in_thread
 from tests.integration.s3_server import S3Server
@@ -241,3 +242,34 @@ async def test_an_unreachable_store_is_451_and_the_session_goes_on(server_factor
     with LogWatch() as watch:
         await in_thread(check)
     assert f"127.0.0.1:{port}" in watch.text()
+
+
+async def started_with(server_factory, url: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """What the server logs about its store at start-up."""
+    said: list[str] = []
+    done = defer.Deferred()
+
+    def observe(event: dict) -> None:
+        text = event.get("log_format", "")
+        if text.startswith("Storage {url}"):
+            said.append(formatEvent(event))
+            if not done.called:
+                done.callback(None)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        await server_factory(storage=url)
+        await done
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    return said
+
+
+@pytest_twisted.ensureDeferred
+async def test_start_up_says_whether_the_store_answers(server_factory,
+                                                       s3_server: S3Server) -> None:
+    assert await started_with(server_factory, f"s3://{s3_server.bucket}/x") == [
+        f"Storage s3://{s3_server.bucket}/x answers"]
+    (missing,) = await started_with(server_factory, "s3://no-such-bucket/x")
+    assert missing.startswith("Storage s3://no-such-bucket/x does not answer as it should: ")
+    assert "sessions get errors until it does" in missing

@@ -103,8 +103,9 @@ def is_disk(url: str | None) -> bool:
 class StoragePool:
     """A bounded ThreadPool for store calls only, so a slow store fills its own queue,
     never the reactor's pool that the disk backend and users.db use. It starts at the
-    first call and is stopped with the service; its threads are daemons, so a stuck
-    request cannot keep the process alive."""
+    first call and is stopped with the service (which waits for the requests under
+    way: they end within the store client's timeouts); its threads are daemons, so a
+    stuck request cannot keep the process alive."""
 
     def __init__(self, reactor: IReactorFromThreads, size: int = DEFAULT_THREADS) -> None:
         self._reactor = reactor
@@ -164,6 +165,15 @@ class Stores:
             raise StorageError(f"home {home!r} under {url!r} has a '.', '..' or '\\' segment")
         root = "/".join([parts.netloc, *prefix]) if parts.netloc else "/" + "/".join(prefix)
         return ObjectHome(self._filesystem(parts.scheme, parts.netloc), root, self._run)
+
+    def probe(self, url: str) -> None:
+        """Ask the store of ``url`` whether it serves the bucket (blocking); raises
+        what the store answered (FileNotFoundError for a missing bucket...)."""
+        home = self.locate(url, "")
+        if hasattr(home.fs, "call_s3"):
+            home.fs.call_s3("head_bucket", Bucket=urlsplit(url).netloc)
+        else:
+            home.fs.info(home.root)
 
     def _filesystem(self, scheme: str, bucket: str) -> Any:
         with self._lock:
