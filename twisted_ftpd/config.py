@@ -18,6 +18,8 @@ from twisted import copyright
 from twisted.python import usage
 
 from twisted_ftpd import __version__, config_file, listen, privileges, proxy_protocol
+from twisted_ftpd.auth.cache import DEFAULT_SIZE as DEFAULT_CACHE_SIZE
+from twisted_ftpd.auth.cache import DEFAULT_TTL as DEFAULT_CACHE_TTL
 from twisted_ftpd.fs.storage import DEFAULT_THREADS as DEFAULT_STORAGE_THREADS
 from twisted_ftpd.fs.storage import StorageError, parse_storage_url
 from twisted_ftpd.hooks import parse_concurrency, parse_timeout
@@ -88,6 +90,9 @@ class ServerConfig:
     proxy_from: tuple[str, ...] = ()
     proxy_data: str = "header"
     proxy_header_timeout: float = proxy_protocol.HEADER_TIMEOUT
+    # Successful password checks are remembered (auth/cache.py); 0 for either: never.
+    auth_cache_ttl: float = DEFAULT_CACHE_TTL  # seconds an entry lasts
+    auth_cache_size: int = DEFAULT_CACHE_SIZE  # users remembered at most
 
     def passive_port_candidates(self) -> list[int]:
         if self.passive_ports is None:
@@ -223,6 +228,11 @@ class Options(usage.Options):
         ["proxy-data", None, "header", "How passive data connections from the balancers show "
          "whose they are: a PROXY header (header), or none, only TLS resuming the login's "
          "session (tls).", proxy_protocol.parse_data_mode],
+        ["auth-cache-ttl", None, DEFAULT_CACHE_TTL, "Seconds a successful password check is "
+         "remembered, so the same user and password log in again without scrypt (0: never).",
+         parse_rescan],
+        ["auth-cache-size", None, DEFAULT_CACHE_SIZE, "Most users whose successful password "
+         "check is remembered (0: none).", parse_count],
     ]
 
     optFlags = [
@@ -352,6 +362,8 @@ class Options(usage.Options):
             shared_state_ttl=self["shared-state-ttl"],
             proxy_from=tuple(self["proxy-from"]),
             proxy_data=self["proxy-data"],
+            auth_cache_ttl=self["auth-cache-ttl"],
+            auth_cache_size=self["auth-cache-size"],
         )
 
 

@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTim
 from twisted.logger import Logger
 
 from twisted_ftpd import listen, privileges, proxy_protocol
+from twisted_ftpd.auth.cache import VerificationCache
 from twisted_ftpd.auth.checker import UserDBChecker
 from twisted_ftpd.auth.pgusers import is_database_url, open_user_source
 from twisted_ftpd.auth.pool import PasswordPool
@@ -81,7 +82,11 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
         realm.sessions.shared = shared  # max_sessions=N counts every node's sessions
         # Password checks get a small pool of their own (auth/pool.py), not the reactor's.
         checks = run or PasswordPool(reactor).run
-        portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=checks)])
+        cache = VerificationCache(config.auth_cache_ttl, config.auth_cache_size,
+                                  (clock or reactor).seconds)
+        checker = UserDBChecker(userdb, defer_to_thread=checks, lookup_in_thread=runner,
+                                cache=cache, check_home=realm.check_home)
+        portal = Portal(realm, [checker])
 
         def lookup_user(name: str) -> defer.Deferred:
             return runner(userdb.lookup, name)
