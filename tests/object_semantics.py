@@ -10,11 +10,9 @@ plus ``pending_uploads`` for stores with multipart uploads.
 
 from __future__ import annotations
 
-from zope.interface.verify import verifyObject
-
 from tests.shell_conformance import BIG, ShellConformanceMixin
 from twisted_ftpd.fs.objects import PART_SIZE
-from twisted_ftpd.interfaces import IStagedWriteFile, IWriteFile
+from twisted_ftpd.interfaces import IStagedWriteFile
 from twisted_ftpd.protocol import errors
 
 
@@ -49,29 +47,6 @@ class ObjectSemanticsMixin(ShellConformanceMixin):
         self.successResultOf(writer.commit())
         self.assertEqual(self.read_back(("big",)), part + part + BIG)
         self.assertEqual(self.pending_uploads(), [])
-
-    def test_write_at_offset_abort_keeps_written_data(self) -> None:
-        # Replaced: REST+STOR writes a new object; aborted, the old one stays as it was.
-        self.create_file(("f",), b"abcdef")
-        self.abort(self.upload(("f",), [b"X"], offset=2))
-        self.assertEqual(self.read_back(("f",)), b"abcdef")
-
-    def test_open_unique_creates_a_new_name(self) -> None:
-        # Replaced: the unique name is free when chosen and taken on completion.
-        self.create_dir(("d",))
-        self.create_file(("d", "up"), b"taken")
-        shell = self.shell()
-        name, writer = self.successResultOf(shell.open_unique(("d",), "up"))
-        self.assertTrue(verifyObject(IWriteFile, writer))
-        self.assertTrue(name.startswith("up") and len(name) > len("up"))
-        other, second = self.successResultOf(shell.open_unique(("d",), "up"))
-        self.assertNotIn(other, (name, "up"))
-        self.successResultOf(writer.write(b"first"))
-        self.successResultOf(writer.commit())
-        self.abort(second)
-        self.assertEqual(self.read_back(("d", name)), b"first")
-        self.assertFalse(self.exists(("d", other)))
-        self.assertEqual(self.read_back(("d", "up")), b"taken")
 
     # Directories: prefixes with markers
 
