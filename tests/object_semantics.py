@@ -10,15 +10,14 @@ plus ``pending_uploads`` for stores with multipart uploads.
 
 from __future__ import annotations
 
-from zope.interface.verify import verifyObject
-
 from tests.shell_conformance import BIG, ShellConformanceMixin
 from twisted_ftpd.fs.objects import PART_SIZE
-from twisted_ftpd.interfaces import IStagedWriteFile, IWriteFile
+from twisted_ftpd.interfaces import IStagedWriteFile
 from twisted_ftpd.protocol import errors
 
 
 class ObjectSemanticsMixin(ShellConformanceMixin):
+    uploads_visible_early = False  # APPE's object appears on completion, not at APPE
     def pending_uploads(self) -> list[str]:
         """Keys of multipart uploads begun and neither completed nor aborted."""
         return []
@@ -48,46 +47,6 @@ class ObjectSemanticsMixin(ShellConformanceMixin):
         self.successResultOf(writer.commit())
         self.assertEqual(self.read_back(("big",)), part + part + BIG)
         self.assertEqual(self.pending_uploads(), [])
-
-    def test_write_at_offset_abort_keeps_written_data(self) -> None:
-        # Replaced: REST+STOR writes a new object; aborted, the old one stays as it was.
-        self.create_file(("f",), b"abcdef")
-        self.abort(self.upload(("f",), [b"X"], offset=2))
-        self.assertEqual(self.read_back(("f",)), b"abcdef")
-
-    def test_append_creates_a_missing_file_at_once(self) -> None:
-        # Replaced: the new object appears on completion, not at APPE.
-        writer = self.append(("new",), [])
-        self.assertFalse(self.exists(("new",)))
-        self.successResultOf(writer.write(b"data"))
-        self.successResultOf(writer.commit())
-        self.assertEqual(self.read_back(("new",)), b"data")
-
-    def test_append_abort_keeps_written_data(self) -> None:
-        # Replaced: an aborted APPE leaves the object as it was.
-        self.create_file(("f",), b"abc")
-        writer = self.append(("f",), [b"X"])
-        self.abort(writer)
-        self.assertEqual(self.read_back(("f",)), b"abc")
-        self.abort(writer)
-        self.assertRaises(RuntimeError, writer.write, b"more")
-
-    def test_open_unique_creates_a_new_name(self) -> None:
-        # Replaced: the unique name is free when chosen and taken on completion.
-        self.create_dir(("d",))
-        self.create_file(("d", "up"), b"taken")
-        shell = self.shell()
-        name, writer = self.successResultOf(shell.open_unique(("d",), "up"))
-        self.assertTrue(verifyObject(IWriteFile, writer))
-        self.assertTrue(name.startswith("up") and len(name) > len("up"))
-        other, second = self.successResultOf(shell.open_unique(("d",), "up"))
-        self.assertNotIn(other, (name, "up"))
-        self.successResultOf(writer.write(b"first"))
-        self.successResultOf(writer.commit())
-        self.abort(second)
-        self.assertEqual(self.read_back(("d", name)), b"first")
-        self.assertFalse(self.exists(("d", other)))
-        self.assertEqual(self.read_back(("d", "up")), b"taken")
 
     # Directories: prefixes with markers
 
