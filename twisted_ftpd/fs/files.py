@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from twisted_ftpd.interfaces import IReadFile, IStagedWriteFile, IWriteFile
+from twisted_ftpd.interfaces import IFileDescriptorReadFile, IStagedWriteFile, IWriteFile
 from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.values import Staged
 
@@ -47,9 +47,10 @@ UMASK = _read_umask()
 DEFAULT_MODE = 0o666 & ~UMASK
 
 
-@implementer(IReadFile, IPushProducer)
+@implementer(IFileDescriptorReadFile, IPushProducer)
 class ReadFile:
-    """An open file sent to a consumer as a push producer, one chunk per write."""
+    """An open file sent to a consumer as a push producer, one chunk per write, or
+    handed over by descriptor for ``os.sendfile``."""
 
     def __init__(self, fileobj: BinaryIO, display_path: str = "") -> None:
         self._file = fileobj
@@ -71,6 +72,11 @@ class ReadFile:
         if not self._done and not self._paused:
             self._produce()
         return d
+
+    def file_descriptor(self) -> tuple[int, int]:
+        if self._done or self._deferred is not None:
+            raise RuntimeError("ReadFile.file_descriptor while sending or after close")
+        return self._file.fileno(), self._file.tell()
 
     def close(self) -> None:
         if self._done:
