@@ -16,7 +16,7 @@ import pytest
 from tests.harness import Harness, Session, connect_recording
 from twisted_ftpd.auth import userdb
 from twisted_ftpd.data.channel import DataTLS
-from twisted_ftpd.data.connect import ActiveConnection, PassiveConnection, State
+from twisted_ftpd.data.connect import ActiveConnection, PassiveConnection
 from twisted_ftpd.protocol.session import Phase
 
 
@@ -311,7 +311,7 @@ def test_tls_required_transfer_without_prot_p_is_521(tmp_path: Path, pem: str,
     pending = s.proto.data.pending
     lines = s.send(line)
     assert [int(x[:3]) for x in lines] == [521]
-    assert pending.state is State.CLOSED
+    assert pending.closed
     assert not (h.root / "g").exists()
     assert s.codes("NOOP") == [200]
 
@@ -501,7 +501,7 @@ def test_prot_changed_between_pasv_and_retr_is_425(tmp_path: Path, pem: str, fir
     pending = s.proto.data.pending
     assert s.codes(f"PROT {then}") == [200]
     assert s.codes("RETR f") == [425]
-    assert pending.state is State.CLOSED
+    assert pending.closed
     assert s.proto.data.pending is None
     assert s.codes("NOOP") == [200]
 
@@ -516,5 +516,5 @@ def test_prot_changed_between_port_and_retr_is_425(tmp_path: Path, pem: str) -> 
     pending = s.proto.data.pending
     assert s.codes("PROT C") == [200]
     assert s.codes("RETR f") == [425]
-    assert pending.state is State.CLOSED
+    assert pending.closed
     assert h.reactor.tcpClients == []  # never dialed

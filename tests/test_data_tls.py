@@ -17,7 +17,6 @@ from twisted.internet.task import Clock
 from tests.harness import PEER, Harness, RecordingTransport, Session, close, connect_recording
 from twisted_ftpd.data import channel
 from twisted_ftpd.data.channel import DataProtocol, DataTLS
-from twisted_ftpd.data.connect import State
 from twisted_ftpd.protocol.errors import DataConnectionError, TLSSessionNotReused
 
 
@@ -222,7 +221,7 @@ def test_data_connection_that_does_not_resume_is_522(tmp_path: Path, pem: str, r
     assert transport.value() == b""  # not one byte of the file
     lines = s.take()
     assert [line[:4] for line in lines] == ["522 "], lines
-    assert pending.state in (State.FAILED, State.CLOSED)
+    assert pending.decided and pending.protocol is None
     h.reactor.advance(channel.REFUSE_GRACE)
     assert transport.aborted
     assert s.finish(proto, error.ConnectionAborted()) == []

@@ -9,8 +9,10 @@ is what decides whether ABOR, NOOP and STAT may run beside a command::
       +---- drop/ABOR -----+                             +------ connected ----+--> TRANSFERRING
       +------------------------------ end of the transfer --------------------------+
 
-How the connection itself is made (listen or dial, the peer check, the TLS
-handshake) is ``data.connect``'s business; the slot only holds it.
+This is the only state machine of the data connection. How the connection is
+made (listen or dial, the peer check, the TLS handshake) is ``data.connect``'s
+business, and a set-up there keeps no state of its own beyond its one outcome
+(connected, or why not) and whether the slot has dropped it.
 """
 
 from __future__ import annotations

@@ -1,16 +1,18 @@
-# -*- test-case-name: tests.test_control_data,tests.test_data_tls -*-
+# -*- test-case-name: tests.test_data_connect,tests.test_control_data,tests.test_data_tls -*-
 """Setting up a data connection: passive (we listen) or active (we dial the client).
 
-Each is a small explicit state machine. A passive listener accepts exactly one
-connection, and only from the control connection's peer: connections from any
-other address are dropped and the port keeps waiting for the right one. Both
-kinds give up after a timeout measured on an injected clock, so tests need no
-real time.
+A set-up has no state machine of its own: where the session's data connection
+stands (pending, claimed, transferring) is ``control.data_slot``'s one machine.
+A set-up only produces, at most once, an *outcome*: the connected DataProtocol
+or the reason it failed; until then it is undecided, and once the slot drops it
+it is closed. A passive listener accepts exactly one connection, and only from
+the control connection's peer: connections from any other address are dropped
+and the port keeps waiting for the right one. Both kinds give up after a timeout
+measured on an injected clock, so tests need no real time.
 """
 
 from __future__ import annotations
 
-import enum
 import random
 from collections.abc import Sequence
 
@@ -28,37 +30,28 @@ from .channel import DataProtocol, DataTLS
 log = Logger()
 
 
-class State(enum.Enum):
-    WAITING = "waiting"  # listening, or about to dial
-    CONNECTING = "connecting"  # active: dial in progress
-    CONNECTED = "connected"
-    FAILED = "failed"  # timed out, refused, or could not listen
-    CLOSED = "closed"
-
-
 class PendingConnection:
     """Common part: hands out the DataProtocol once, to whoever asks, or the failure."""
 
     def __init__(self, clock: IReactorTime, timeout: float, tls: DataTLS | None = None) -> None:
-        self.state = State.WAITING
         self.tls = tls
+        self.closed = False  # the slot dropped it: nothing more happens
+        self.outcome: DataProtocol | Exception | None = None  # decided at most once
         self._candidate: DataProtocol | None = None  # connected, handshake still running
         self._refusing = False
-        self.protocol: DataProtocol | None = None
         self._clock = clock
         self._timeout = timeout
         self._timer = None
-        self._failure: Exception | None = None
         self._waiters: list[defer.Deferred[DataProtocol]] = []
 
     def connection(self) -> defer.Deferred[DataProtocol]:
         """Fires with the connected DataProtocol; fails with DataConnectionError (425)."""
-        if self.state is State.CONNECTED and self.protocol is not None:
-            return defer.succeed(self.protocol)
-        if self.state is State.FAILED and self._failure is not None:
-            return defer.fail(self._failure)
-        if self.state is State.CLOSED:
+        if self.closed:
             return defer.fail(DataConnectionError("data connection closed."))
+        if isinstance(self.outcome, Exception):
+            return defer.fail(self.outcome)
+        if self.outcome is not None:
+            return defer.succeed(self.outcome)
         waiter: defer.Deferred[DataProtocol] = defer.Deferred()
         self._waiters.append(waiter)
         self._begin()
@@ -69,13 +62,13 @@ class PendingConnection:
 
         Anyone still waiting for the connection gets ``reason`` (default: 425).
         """
-        previous, self.state = self.state, State.CLOSED
+        was_closed, self.closed = self.closed, True
         self._cancel_timer()
         self._stop()
         self._drop_candidate()
         if self.protocol is not None:
             self.protocol.close()
-        if previous is not State.CLOSED:
+        if not was_closed:
             self._notify(reason or DataConnectionError("data connection closed."))
 
     def refuse(self) -> None:
@@ -86,7 +79,19 @@ class PendingConnection:
     @property
     def failure(self) -> Exception | None:
         """Why this set-up already failed, if it did (timed out, refused...)."""
-        return self._failure if self.state is State.FAILED else None
+        if self.closed or not isinstance(self.outcome, Exception):
+            return None
+        return self.outcome
+
+    @property
+    def protocol(self) -> DataProtocol | None:
+        """The connected data connection, once it is up."""
+        return self.outcome if isinstance(self.outcome, DataProtocol) else None
+
+    @property
+    def decided(self) -> bool:
+        """Connected, failed or closed: no further connection is wanted."""
+        return self.closed or self.outcome is not None
 
     def _begin(self) -> None:
         """Hook: active connections dial when first asked."""
@@ -109,20 +114,18 @@ class PendingConnection:
     def _connected(self, proto: DataProtocol) -> None:
         self._cancel_timer()
         self._stop()
-        if self.state in (State.CLOSED, State.FAILED):
+        if self.decided:
             proto.close()
             return
-        self.state = State.CONNECTED
-        self.protocol = proto
+        self.outcome = proto
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.callback(proto)
 
     def _fail(self, failure: Exception) -> None:
-        if self.state in (State.CLOSED, State.CONNECTED, State.FAILED):
+        if self.decided:
             return
-        self.state = State.FAILED
-        self._failure = failure
+        self.outcome = failure
         self._cancel_timer()
         self._stop()
         self._drop_candidate()
@@ -196,7 +199,7 @@ class PassiveConnection(PendingConnection):
         raise DataConnectionError("no free passive port.")
 
     def _accept(self, addr: IAddress) -> DataProtocol | None:
-        if self.state is not State.WAITING:
+        if self.decided or self._candidate is not None:
             return None
         if self._refusing:
             self._fail(DataConnectionError("connection refused."))
@@ -205,8 +208,7 @@ class PassiveConnection(PendingConnection):
             log.warn("Refused a passive data connection from {addr} (control peer is {peer})",
                      addr=addr, peer=self.peer_host)
             return None
-        # Claimed now, so a second connection is refused; handed out once it is up.
-        self.state = State.CONNECTING
+        # The candidate makes a second connection be refused; handed out once it is up.
         self._stop()
         return self._new_protocol(accepted=True)
 
@@ -254,12 +256,11 @@ class ActiveConnection(PendingConnection):
         self._connector = None
 
     def _begin(self) -> None:
-        if self.state is not State.WAITING:
+        if self.decided or self._connector is not None:
             return
         if self._refusing:
             self._fail(DataConnectionError("connection refused."))
             return
-        self.state = State.CONNECTING
         host, port = self.target
         bind = (self._local_host, 0) if (":" in self._local_host) == (":" in host) else None
         self._connector = self._reactor.connectTCP(
