@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.python.failure import Failure
@@ -176,6 +177,25 @@ def test_peer_reset_fails_the_transfer(pair: Pair, big: tuple[Path, bytes]) -> N
     sender.doWrite()
     assert pair.reactor.writers == set()
     assert failure_of(d).check(TransferAborted)
+
+
+def test_socket_hang_up_seen_by_the_reactor_fails_the_transfer(
+        pair: Pair, big: tuple[Path, bytes]) -> None:
+    reader = source(big[0])
+    d = send_download(pair.proto, reader, ascii=False, reactor=pair.reactor)
+    (sender,) = pair.reactor.writers
+    pair.reactor.removeWriter(sender)  # as the reactor does before telling it
+    sender.connectionLost(Failure(ConnectionLost()))
+    assert failure_of(d).check(TransferAborted)
+    assert reader._file.closed
+
+
+def test_a_bug_in_the_sender_is_a_local_error(pair: Pair, big: tuple[Path, bytes]) -> None:
+    d = send_download(pair.proto, source(big[0]), ascii=False, reactor=pair.reactor)
+    (sender,) = pair.reactor.writers
+    pair.reactor.removeWriter(sender)
+    sender.connectionLost(Failure(ZeroDivisionError()))
+    assert failure_of(d).check(LocalError)
 
 
 def test_aborted_connection_stops_at_the_next_event(pair: Pair, big: tuple[Path, bytes]) -> None:

@@ -24,6 +24,7 @@ import errno
 import os
 from typing import Any
 
+from twisted.internet import error
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer, IReactorFDSet, IWriteDescriptor
 from twisted.logger import Logger
@@ -133,7 +134,12 @@ class SendfileSender:
                 return
 
     def connectionLost(self, reason: Failure) -> None:  # noqa: N802
-        """The reactor dropped our descriptor after doWrite raised."""
+        """The reactor dropped our descriptor: the socket reported an error or a
+        hang-up (the peer went away), or doWrite raised (a bug)."""
+        self._watching = False  # the reactor has already stopped watching it
+        if reason.check(error.ConnectionDone, error.ConnectionLost):
+            self._finish(TransferAborted())
+            return
         log.failure("sendfile failed", reason)
         self._finish(LocalError())
 
