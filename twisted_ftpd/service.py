@@ -23,7 +23,7 @@ from twisted_ftpd.auth.realm import FTPRealm
 from twisted_ftpd.auth.userdb import UserDB
 from twisted_ftpd.config import Options, ServerConfig
 from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
-from twisted_ftpd.fs.files import Runner
+from twisted_ftpd.fs.files import InlineWrites, Runner
 from twisted_ftpd.fs.shell import FilesystemShell
 from twisted_ftpd.logs import twistd_service
 from twisted_ftpd.reporting import Reporting
@@ -57,12 +57,16 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
     """
     tls = TLSCredentials.load(config.tls_cert, config.tls_key) if config.tls_cert else None
     runner = run or thread_runner(reactor)
+    # Upload blocks are written inline while the disk keeps up (fs.files.InlineWrites);
+    # a caller's own ``run`` decides where all blocking work goes.
+    inline = InlineWrites() if run is None else None
     lookup_user = None
     if portal is None:
         userdb = UserDB(config.users)
         realm = FTPRealm(userdb, config.root,
                          lambda home, perms: FilesystemShell(home, perms, run=runner,
-                                                             umask=config.umask), run=runner)
+                                                             umask=config.umask,
+                                                             inline_writes=inline), run=runner)
         # Password checks get a small pool of their own (auth/pool.py), not the reactor's.
         checks = run or PasswordPool(reactor).run
         portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=checks)])

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import stat as statmod
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -145,6 +146,42 @@ class ReadFile:
             _log.failure("Error closing {path}", path=self._display)
 
 
+class InlineWrites:
+    """Whether uploads write their blocks on the reactor thread, shared by a server.
+
+    Writing a block into the page cache is a memory copy, cheaper than handing it
+    to a pool thread and back (two thread switches and a reactor wake-up per
+    block, most of an upload's CPU beyond the copies). But a write can wait for
+    the disk, when the kernel throttles a writer with too many dirty pages: one
+    that takes longer than ``slow`` seconds sends every upload's writes to the
+    thread pool for ``cool_down`` seconds, after which inline writes are tried
+    again. So the reactor waits for a slow disk once per ``cool_down`` at most,
+    for one block.
+    """
+
+    def __init__(self, slow: float = 0.01, cool_down: float = 10.0,
+                 timer: Callable[[], float] = time.monotonic) -> None:
+        self._slow = slow
+        self._cool_down = cool_down
+        self._timer = timer
+        self._until = 0.0
+
+    @property
+    def allowed(self) -> bool:
+        return self._timer() >= self._until
+
+    def run(self, f: Callable[..., Any], *args: Any) -> None:
+        started = self._timer()
+        try:
+            f(*args)
+        finally:
+            now = self._timer()
+            if now - started > self._slow:
+                _log.info("A disk write took {ms:.0f} ms; uploads write from threads for "
+                          "{s:.0f} s", ms=(now - started) * 1000, s=self._cool_down)
+                self._until = now + self._cool_down
+
+
 def _land_partial(temp: str, path: str) -> None:
     """Keep an interrupted new upload under its name, so the client can resume it,
     but never over a file that appeared meanwhile (a hard link cannot clobber)."""
@@ -179,7 +216,8 @@ class WriteFile:
     """An upload: written aside and renamed on commit, or written in place at an offset.
 
     Every blocking step goes through ``run``; a lock serialises them, so an
-    abort arriving while a write is still running waits for it.
+    abort arriving while a write is still running waits for it. With ``inline``,
+    writes run on the calling thread while it allows (and none is queued).
     """
 
     created = False  # the upload made this file, in place (APPE of a new name, STOU)
@@ -193,8 +231,10 @@ class WriteFile:
         display_path: str = "",
         temp_path: str | None = None,
         replacing: bool = False,
+        inline: InlineWrites | None = None,
     ) -> None:
         self._file = fileobj
+        self._inline = inline
         self._path = path
         self._run = run
         self._display = display_path
@@ -206,7 +246,7 @@ class WriteFile:
     @classmethod
     def open(
         cls, path: str, offset: int | None = None, *, run: Runner, display_path: str = "",
-        append: bool = False, mode: int = DEFAULT_MODE,
+        append: bool = False, mode: int = DEFAULT_MODE, inline: InlineWrites | None = None,
     ) -> WriteFile:
         """Start an upload to the OS path ``path`` (blocking: call through ``run``).
 
@@ -226,7 +266,7 @@ class WriteFile:
         if append:
             offset = existing.st_size if existing is not None else 0
         elif offset is None:
-            return cls._open_aside(path, existing, run, display_path, mode)
+            return cls._open_aside(path, existing, run, display_path, mode, inline)
         if existing is None and offset != 0:
             raise errors.FileNotFound(display_path)
         flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -246,13 +286,14 @@ class WriteFile:
         except BaseException:
             os.close(fd)
             raise
-        upload = cls(fileobj, path, run=run, display_path=display_path)
+        upload = cls(fileobj, path, run=run, display_path=display_path, inline=inline)
         upload.created = existing is None
         return upload
 
     @classmethod
-    def create_unique(cls, directory: str, prefix: str, *, run: Runner,
-                      display_dir: str = "", mode: int = DEFAULT_MODE) -> tuple[str, WriteFile]:
+    def create_unique(cls, directory: str, prefix: str, *, run: Runner, display_dir: str = "",
+                      mode: int = DEFAULT_MODE, inline: InlineWrites | None = None,
+                      ) -> tuple[str, WriteFile]:
         """Create a new file with a name no other file has (STOU); blocking."""
         fd, path = tempfile.mkstemp(dir=directory, prefix=prefix)
         try:
@@ -264,14 +305,14 @@ class WriteFile:
             raise
         name = os.path.basename(path)
         shown = display_dir.rstrip("/") + "/" + name
-        upload = cls(fileobj, path, run=run, display_path=shown)
+        upload = cls(fileobj, path, run=run, display_path=shown, inline=inline)
         upload.created = True
         return name, upload
 
     @classmethod
     def _open_aside(
         cls, path: str, existing: os.stat_result | None, run: Runner, display_path: str,
-        new_mode: int,
+        new_mode: int, inline: InlineWrites | None,
     ) -> WriteFile:
         directory, name = os.path.split(path)
         fd, temp = tempfile.mkstemp(dir=directory, prefix=_temp_prefix(name), suffix=".part")
@@ -291,11 +332,19 @@ class WriteFile:
             display_path=display_path,
             temp_path=temp,
             replacing=existing is not None,
+            inline=inline,
         )
 
     def write(self, data: bytes) -> Deferred[None]:
         if self._finished:
             raise RuntimeError("WriteFile.write after commit or abort")
+        inline = self._inline
+        if inline is not None and inline.allowed and not self._lock.locked:
+            try:
+                inline.run(self._guarded, self._file.write, data)
+            except Exception:
+                return fail()
+            return succeed(None)
         return self._lock.run(self._run, self._guarded, self._file.write, data)
 
     def commit(self) -> Deferred[None]:
