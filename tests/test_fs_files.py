@@ -229,7 +229,7 @@ class TestInlineWrites(SynchronousTestCase):
         self.tmp = temp_dir(self)
         self.pending: list[tuple] = []
         self.timer = FakeTimer()
-        self.inline = InlineWrites(slow=0.01, cool_down=10.0, timer=self.timer)
+        self.inline = InlineWrites(slow=0.01, cool_down=10.0, strikes=3, timer=self.timer)
 
     def deferred_run(self, f, *args, **kwargs) -> defer.Deferred:  # type: ignore[no-untyped-def]
         d: defer.Deferred = defer.Deferred()
@@ -258,10 +258,21 @@ class TestInlineWrites(SynchronousTestCase):
         self.successResultOf(committed)
         self.assertEqual((self.tmp / "f").read_bytes(), b"a" * 100_000 + b"b")
 
-    def test_a_slow_write_sends_writes_to_the_runner_for_a_while(self) -> None:
+    def test_one_slow_write_alone_changes_nothing(self) -> None:
+        writer = self.start()
+        for during in (0.05, 0.0, 0.05, 0.0):  # preempted now and then, not throttled
+            self.timer.during_call = during
+            self.successResultOf(writer.write(b"x"))
+        self.assertTrue(self.inline.allowed)
+        self.assertEqual(self.pending, [])
+
+    def test_slow_writes_send_writes_to_the_runner_for_a_while(self) -> None:
         writer, other = self.start("f"), self.start("g")
-        self.timer.during_call = 0.05  # this write waited for the disk
-        self.successResultOf(writer.write(b"slow"))
+        self.timer.during_call = 0.05  # these writes waited for the disk
+        self.successResultOf(writer.write(b"sl"))
+        self.assertTrue(self.inline.allowed)
+        self.successResultOf(other.write(b""))
+        self.successResultOf(writer.write(b"ow"))
         self.timer.during_call = 0.0
         self.assertFalse(self.inline.allowed)
         queued = [writer.write(b" then"), other.write(b"other")]  # every upload of the server

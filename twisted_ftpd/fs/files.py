@@ -152,18 +152,22 @@ class InlineWrites:
     Writing a block into the page cache is a memory copy, cheaper than handing it
     to a pool thread and back (two thread switches and a reactor wake-up per
     block, most of an upload's CPU beyond the copies). But a write can wait for
-    the disk, when the kernel throttles a writer with too many dirty pages: one
-    that takes longer than ``slow`` seconds sends every upload's writes to the
-    thread pool for ``cool_down`` seconds, after which inline writes are tried
-    again. So the reactor waits for a slow disk once per ``cool_down`` at most,
-    for one block.
+    the disk, when the kernel throttles a writer with too many dirty pages: after
+    ``strikes`` writes in a row that each took longer than ``slow`` seconds,
+    every upload's writes go to the thread pool for ``cool_down`` seconds, then
+    inline writes are tried again. A throttled disk makes every write slow,
+    while one slow write alone is usually the thread being preempted on a busy
+    machine, hence the strikes. So the reactor waits for a slow disk at most
+    ``strikes`` times per ``cool_down``, for one block each time.
     """
 
-    def __init__(self, slow: float = 0.01, cool_down: float = 10.0,
+    def __init__(self, slow: float = 0.01, cool_down: float = 10.0, strikes: int = 2,
                  timer: Callable[[], float] = time.monotonic) -> None:
         self._slow = slow
         self._cool_down = cool_down
+        self._strikes = strikes
         self._timer = timer
+        self._slow_in_a_row = 0
         self._until = 0.0
 
     @property
@@ -176,9 +180,11 @@ class InlineWrites:
             f(*args)
         finally:
             now = self._timer()
-            if now - started > self._slow:
-                _log.info("A disk write took {ms:.0f} ms; uploads write from threads for "
-                          "{s:.0f} s", ms=(now - started) * 1000, s=self._cool_down)
+            self._slow_in_a_row = self._slow_in_a_row + 1 if now - started > self._slow else 0
+            if self._slow_in_a_row >= self._strikes:
+                _log.info("Disk writes took over {ms:.0f} ms; uploads write from threads for "
+                          "{s:.0f} s", ms=self._slow * 1000, s=self._cool_down)
+                self._slow_in_a_row = 0
                 self._until = now + self._cool_down
 
 
