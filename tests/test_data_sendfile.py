@@ -59,13 +59,20 @@ class Pair:
                 return
             self.received += chunk
 
+    def start(self, reader: ReadFile) -> tuple[SendfileSender, object]:
+        """A sender for ``reader``, started: its first burst is sent."""
+        sock = self.proto.direct_socket()
+        assert sock is not None
+        sender = SendfileSender(self.proto, reader, sock, self.reactor)
+        return sender, sender.start()
+
     def pump(self, sender: SendfileSender, limit: int = 10_000) -> None:
         """Act as the reactor: doWrite while watched, the peer reading in between."""
         for _ in range(limit):
+            self.drain()
             if sender not in self.reactor.writers:
                 return
             sender.doWrite()
-            self.drain()
         raise AssertionError("the sender never finished")
 
     def close(self) -> None:
@@ -115,9 +122,11 @@ def test_a_whole_file_goes_by_sendfile(pair: Pair, big: tuple[Path, bytes]) -> N
     reader = source(path)
     d = send_download(pair.proto, reader, ascii=False, reactor=pair.reactor)
     assert pair.proto.download_path == "sendfile"
-    (sender,) = pair.reactor.writers
+    assert 0 < pair.proto.bytes_moved < len(data)  # the first burst, until the socket was full
+    (sender,) = pair.reactor.writers  # the rest when the reactor says it is writable
     assert pair.transport.producer is sender and pair.transport.streaming
     dup = sender.fileno()
+    assert dup != pair.server.fileno()
     pair.pump(sender)
     assert bytes(pair.received) == data
     assert pair.transport.value() == b""  # nothing went through the transport
@@ -126,10 +135,20 @@ def test_a_whole_file_goes_by_sendfile(pair: Pair, big: tuple[Path, bytes]) -> N
     assert fd_closed(dup) and reader._file.closed
 
 
+def test_a_small_file_goes_at_once(pair: Pair, tmp_path: Path) -> None:
+    path = tmp_path / "small"
+    path.write_bytes(b"4 KiB " * 700)
+    reader = source(path)
+    d = send_download(pair.proto, reader, ascii=False, reactor=pair.reactor)
+    assert d.result == 4200 and reader._file.closed
+    assert pair.reactor.writers == set() and pair.transport.producer is None
+    pair.drain()
+    assert bytes(pair.received) == b"4 KiB " * 700
+
+
 def test_rest_offset_is_where_sending_starts(pair: Pair, big: tuple[Path, bytes]) -> None:
     path, data = big
-    d = send_download(pair.proto, source(path, 1_000_001), ascii=False, reactor=pair.reactor)
-    (sender,) = pair.reactor.writers
+    sender, d = pair.start(source(path, 1_000_001))
     pair.pump(sender)
     assert bytes(pair.received) == data[1_000_001:]
     assert d.result == len(data) - 1_000_001
@@ -139,16 +158,15 @@ def test_one_writable_event_sends_at_most_a_burst(pair: Pair, big: tuple[Path, b
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sendfile, "CHUNK", 1000)
     monkeypatch.setattr(sendfile, "BURST", 3000)
-    send_download(pair.proto, source(big[0]), ascii=False, reactor=pair.reactor)
-    (sender,) = pair.reactor.writers
-    sender.doWrite()
+    sender, _ = pair.start(source(big[0]))
     assert pair.proto.bytes_moved == 3000
     assert sender in pair.reactor.writers  # the rest waits for the next event
+    sender.doWrite()
+    assert pair.proto.bytes_moved == 6000
 
 
 def test_a_full_socket_waits_for_the_next_event(pair: Pair, big: tuple[Path, bytes]) -> None:
-    send_download(pair.proto, source(big[0]), ascii=False, reactor=pair.reactor)
-    (sender,) = pair.reactor.writers
+    sender, _ = pair.start(source(big[0]))
     for _ in range(20):  # nobody reads: the socket buffer fills, then EAGAIN
         sender.doWrite()
     moved = pair.proto.bytes_moved
@@ -159,10 +177,8 @@ def test_a_full_socket_waits_for_the_next_event(pair: Pair, big: tuple[Path, byt
 
 def test_lost_connection_stops_it(pair: Pair, big: tuple[Path, bytes]) -> None:
     reader = source(big[0])
-    d = send_download(pair.proto, reader, ascii=False, reactor=pair.reactor)
-    (sender,) = pair.reactor.writers
+    sender, d = pair.start(reader)
     dup = sender.fileno()
-    sender.doWrite()
     sender.stopProducing()  # what the transport does when the connection is lost
     assert pair.reactor.writers == set()
     assert fd_closed(dup) and reader._file.closed
@@ -170,9 +186,7 @@ def test_lost_connection_stops_it(pair: Pair, big: tuple[Path, bytes]) -> None:
 
 
 def test_peer_reset_fails_the_transfer(pair: Pair, big: tuple[Path, bytes]) -> None:
-    d = send_download(pair.proto, source(big[0]), ascii=False, reactor=pair.reactor)
-    (sender,) = pair.reactor.writers
-    sender.doWrite()
+    sender, d = pair.start(source(big[0]))
     pair.client.close()  # unread data: the kernel answers with a reset
     sender.doWrite()
     assert pair.reactor.writers == set()
@@ -182,8 +196,7 @@ def test_peer_reset_fails_the_transfer(pair: Pair, big: tuple[Path, bytes]) -> N
 def test_socket_hang_up_seen_by_the_reactor_fails_the_transfer(
         pair: Pair, big: tuple[Path, bytes]) -> None:
     reader = source(big[0])
-    d = send_download(pair.proto, reader, ascii=False, reactor=pair.reactor)
-    (sender,) = pair.reactor.writers
+    sender, d = pair.start(reader)
     pair.reactor.removeWriter(sender)  # as the reactor does before telling it
     sender.connectionLost(Failure(ConnectionLost()))
     assert failure_of(d).check(TransferAborted)
@@ -191,27 +204,26 @@ def test_socket_hang_up_seen_by_the_reactor_fails_the_transfer(
 
 
 def test_a_bug_in_the_sender_is_a_local_error(pair: Pair, big: tuple[Path, bytes]) -> None:
-    d = send_download(pair.proto, source(big[0]), ascii=False, reactor=pair.reactor)
-    (sender,) = pair.reactor.writers
+    sender, d = pair.start(source(big[0]))
     pair.reactor.removeWriter(sender)
     sender.connectionLost(Failure(ZeroDivisionError()))
     assert failure_of(d).check(LocalError)
 
 
 def test_aborted_connection_stops_at_the_next_event(pair: Pair, big: tuple[Path, bytes]) -> None:
-    d = send_download(pair.proto, source(big[0]), ascii=False, reactor=pair.reactor)
-    (sender,) = pair.reactor.writers
+    sender, d = pair.start(source(big[0]))
+    moved = pair.proto.bytes_moved
+    pair.drain()
     pair.proto.close()  # ABOR: Twisted reports the loss only on a later turn
     sender.doWrite()
-    assert pair.reactor.writers == set() and pair.proto.bytes_moved == 0
+    assert pair.reactor.writers == set() and pair.proto.bytes_moved == moved
     assert failure_of(d).check(TransferAborted)
 
 
 def test_byte_limit_hangs_up_after_exactly_that_much(pair: Pair,
                                                      big: tuple[Path, bytes]) -> None:
     pair.proto.drop_after(100_000)
-    d = send_download(pair.proto, source(big[0]), ascii=False, reactor=pair.reactor)
-    (sender,) = pair.reactor.writers
+    sender, d = pair.start(source(big[0]))
     pair.pump(sender)
     assert bytes(pair.received) == big[1][:100_000]
     assert pair.transport.disconnecting and pair.proto.aborted
@@ -221,8 +233,7 @@ def test_byte_limit_hangs_up_after_exactly_that_much(pair: Pair,
 
 
 def test_pause_and_resume_stop_and_start_watching(pair: Pair, big: tuple[Path, bytes]) -> None:
-    send_download(pair.proto, source(big[0]), ascii=False, reactor=pair.reactor)
-    (sender,) = pair.reactor.writers
+    sender, _ = pair.start(source(big[0]))
     sender.pauseProducing()
     assert pair.reactor.writers == set()
     sender.resumeProducing()
@@ -232,9 +243,9 @@ def test_pause_and_resume_stop_and_start_watching(pair: Pair, big: tuple[Path, b
 def test_every_chunk_restarts_the_stall_timer(pair: Pair, big: tuple[Path, bytes]) -> None:
     clock = Clock()
     pair.proto.watch(clock, 10)
-    send_download(pair.proto, source(big[0]), ascii=False, reactor=pair.reactor)
-    (sender,) = pair.reactor.writers
+    sender, _ = pair.start(source(big[0]))
     clock.advance(9)
+    pair.drain()
     sender.doWrite()
     clock.advance(9)
     assert not pair.proto.aborted
@@ -251,18 +262,13 @@ def test_a_file_sendfile_cannot_read_goes_through_the_producer(
     path.write_bytes(b"not for sendfile")
     monkeypatch.setattr(sendfile.os, "sendfile", refuse)
     d = send_download(pair.proto, source(path, 4), ascii=False, reactor=pair.reactor)
-    (sender,) = pair.reactor.writers
-    sender.doWrite()
     assert pair.proto.download_path == "producer" and pair.reactor.writers == set()
     assert pair.transport.value() == b"for sendfile"
     assert d.result == len(b"for sendfile")
 
 
 def test_a_read_error_is_a_local_error(pair: Pair, big: tuple[Path, bytes]) -> None:
-    reader = source(big[0])
-    d = send_download(pair.proto, reader, ascii=False, reactor=pair.reactor)
-    (sender,) = pair.reactor.writers
-    sender.doWrite()
+    sender, d = pair.start(source(big[0]))
     sender._failed(OSError(5, "Input/output error"))  # EIO mid-file, as a bad disk gives
     assert failure_of(d).check(LocalError)
     assert pair.reactor.writers == set()

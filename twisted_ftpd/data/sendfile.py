@@ -4,11 +4,12 @@
 A binary download of a real file (``IFileDescriptorReadFile``) over plain TCP
 without a rate limit never passes through Python: the kernel copies the file's
 page-cache pages into the socket. Twisted has no sendfile (twisted#11395), so
-``SendfileSender`` drives the socket's writability itself: it registers a
-duplicate of the socket's descriptor with the reactor as a writer, and calls
-sendfile until the socket is full. A duplicate, because the reactor keys its
-readers and writers by descriptor number, and the transport goes on reading the
-original to notice the peer closing or resetting. The transport's write buffer
+``SendfileSender`` drives the socket's writability itself: it sends a first
+burst at once, and while more is left it registers a duplicate of the socket's
+descriptor with the reactor as a writer and calls sendfile until the socket is
+full. A duplicate, because the reactor keys its readers and writers by
+descriptor number, and the transport goes on reading the original to notice
+the peer closing or resetting. The transport's write buffer
 stays empty throughout, and the sender is the transport's registered producer,
 so a lost connection stops it as it stops any producer.
 
@@ -79,18 +80,21 @@ class SendfileSender:
         self._source = source
         self._reactor = reactor
         self._file, self._offset = source.file_descriptor()
-        # Non-blocking like the original: the flag belongs to the shared open socket.
-        self._fd = os.dup(sock)
+        self._sock = sock
+        self._fd = -1  # the socket's duplicate the reactor watches, made when needed
         self._sent = 0
         self._watching = False
         self._paused = False
         self._deferred: Deferred[int] | None = None
 
     def start(self) -> Deferred[int]:
-        self._deferred = Deferred()
+        self._deferred = d = Deferred()
         self._proto.transport.registerProducer(self, True)
-        self._watch(True)
-        return self._deferred
+        # A new data connection is writable: the first burst goes at once, so a
+        # small file is sent without a reactor turn or a descriptor to watch.
+        if self._burst(self._sock):
+            self._watch(True)
+        return d
 
     # IWriteDescriptor, for the reactor.
 
@@ -104,25 +108,30 @@ class SendfileSender:
         if self._proto.aborted or self._proto.lost is not None:
             self._finish(TransferAborted())
             return
+        self._burst(self._fd)
+
+    def _burst(self, fd: int) -> bool:
+        """Send up to BURST bytes into ``fd``; True when more is left for a later
+        writable event, False when the transfer ended (or waits to end)."""
         budget = BURST
         while budget > 0:
             room = self._proto.room()
             count = CHUNK if room is None else min(CHUNK, room)
             try:
-                sent = os.sendfile(self._fd, self._file, self._offset, count)
+                sent = os.sendfile(fd, self._file, self._offset, count)
             except BlockingIOError:
-                return  # the socket is full: wait for the next writable event
+                return True  # the socket is full: wait for the next writable event
             except InterruptedError:
                 continue
             except ConnectionError:  # reset or broken pipe: the peer went away
                 self._finish(TransferAborted())
-                return
+                return False
             except OSError as e:
                 self._failed(e)
-                return
+                return False
             if sent == 0:
                 self._finish(None)
-                return
+                return False
             self._offset += sent
             self._sent += sent
             budget -= sent
@@ -131,7 +140,8 @@ class SendfileSender:
                 # The byte limit hung up (flushing first); the transport's
                 # stopProducing ends the transfer once the connection is gone.
                 self._watch(False)
-                return
+                return False
+        return True
 
     def connectionLost(self, reason: Failure) -> None:  # noqa: N802
         """The reactor dropped our descriptor: the socket reported an error or a
@@ -159,6 +169,9 @@ class SendfileSender:
 
     def _watch(self, on: bool) -> None:
         on = on and not self._paused and self._deferred is not None
+        if on and self._fd < 0:
+            # Non-blocking like the original: the flag belongs to the shared open socket.
+            self._fd = os.dup(self._sock)
         if on != self._watching:
             self._watching = on
             (self._reactor.addWriter if on else self._reactor.removeWriter)(self)
@@ -195,8 +208,9 @@ class SendfileSender:
         if d is None:
             return None
         self._watch(False)
-        os.close(self._fd)
-        self._fd = -1
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
         if unregister:
             self._proto.transport.unregisterProducer()
         return d
