@@ -24,6 +24,10 @@ from twisted_ftpd.protocol.values import FileInfo
 
 SAFETY_TIMEOUT = 30  # seconds; a safety net for sockets and threads, never a wait
 
+# The checkout the tests run from, and its launcher as this Python runs it.
+REPO = Path(__file__).resolve().parent.parent
+SERVER_PY = [sys.executable, str(REPO / "server.py")]
+
 # The twistd command, as this Python runs it (so the tests' virtual environment's plugin).
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 

@@ -106,6 +106,16 @@ def test_bad_timeouts(option: str, value: str) -> None:
         parse(option, value)
 
 
+@pytest.mark.parametrize(("option", "lowest"), [("--max-connections", 0),
+                                                ("--ban-after", 0),
+                                                ("--hook-concurrency", 1)])
+def test_counts_below_their_minimum_are_refused(option: str, lowest: int) -> None:
+    assert getattr(parse(option, str(lowest)).to_config(), option[2:].replace("-", "_")) == lowest
+    for bad in (str(lowest - 1), "2.5", "many"):
+        with pytest.raises(usage.UsageError):
+            parse(option, bad)
+
+
 def test_unknown_option() -> None:
     with pytest.raises(usage.UsageError):
         parse("--no-such-option")

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 
+from tests.helpers import REPO, SERVER_PY
 from twisted_ftpd import config_file
 from twisted_ftpd.config import Options, ServerConfig
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "twisted_ftpd" / "deploy" / "twisted-ftpd.toml"
 
 
@@ -23,6 +22,12 @@ def write(tmp_path: Path, text: str) -> str:
     path = tmp_path / "ftpd.toml"
     path.write_text(text, encoding="utf-8")
     return str(path)
+
+
+def file_error(tmp_path: Path, text: str) -> tuple[str, str]:
+    """A config file holding ``text``, and the one-line error ``--config`` gives for it."""
+    path = write(tmp_path, text)
+    return path, error("--config", path)
 
 
 def parse(*argv: str) -> Options:
@@ -132,8 +137,7 @@ def test_listen_takes_a_list_of_endpoints(tmp_path: Path) -> None:
 ])
 def test_bad_keys_and_values_are_one_line_naming_the_key(
         tmp_path: Path, text: str, expected: str) -> None:
-    path = write(tmp_path, text + "\n")
-    message = error("--config", path)
+    path, message = file_error(tmp_path, text + "\n")
     assert message.startswith(f"config file {path}: ")
     assert expected in message
 
@@ -145,9 +149,8 @@ def test_bad_keys_and_values_are_one_line_naming_the_key(
 ])
 def test_checks_across_options_say_the_file_set_it(
         tmp_path: Path, text: str, expected: str) -> None:
-    path = write(tmp_path, text + "\n")
     key = text.split()[0]
-    message = error("--config", path)
+    path, message = file_error(tmp_path, text + "\n")
     assert expected in message and message.endswith(f"({key} set in config file {path})")
 
 
@@ -157,8 +160,7 @@ def test_a_check_about_a_command_line_option_does_not_blame_the_file(tmp_path: P
 
 
 def test_not_toml_names_the_file_and_the_place(tmp_path: Path) -> None:
-    path = write(tmp_path, "port = 21\nroot = \n")
-    message = error("--config", path)
+    path, message = file_error(tmp_path, "port = 21\nroot = \n")
     assert message.startswith(f"config file {path}: not valid TOML: ")
     assert "line 2" in message
 
@@ -228,7 +230,7 @@ def test_every_setting_in_the_example_is_in_the_readme() -> None:
 @pytest.mark.integration
 def test_server_py_reports_a_bad_key_in_one_line_with_status_2(tmp_path: Path) -> None:
     path = write(tmp_path, "prot = 21\n")
-    result = subprocess.run([sys.executable, str(REPO / "server.py"), "--config", path],
+    result = subprocess.run([*SERVER_PY, "--config", path],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stdout == ""
@@ -256,7 +258,7 @@ users = "{tmp_path / 'users.db'}"
 banner = "from the file"
 """)
     if launcher == "server.py":
-        command = [sys.executable, str(REPO / "server.py"), "--config", path]
+        command = [*SERVER_PY, "--config", path]
     else:
         command = [*TWISTD, "-n",
                    "--pidfile=", "--logfile=-", "ftpd", "--config", path]

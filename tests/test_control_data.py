@@ -62,14 +62,12 @@ def test_epsv_2_on_ipv4_is_522(tmp_path: Path) -> None:
     assert s.send("EPSV 2") == ["522 Network protocol not supported, use (1,2)."]
 
 
-def test_epsv_unknown_protocol_is_522(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("command", "code"), [("EPSV 3", 522), ("EPSV foo", 501)],
+                         ids=["unknown protocol", "garbage"])
+def test_epsv_refuses_an_unknown_protocol_and_garbage(tmp_path: Path, command: str,
+                                                      code: int) -> None:
     _, s = logged_in(tmp_path)
-    assert s.codes("EPSV 3") == [522]
-
-
-def test_epsv_garbage_is_501(tmp_path: Path) -> None:
-    _, s = logged_in(tmp_path)
-    assert s.codes("EPSV foo") == [501]
+    assert s.codes(command) == [code]
 
 
 def test_epsv_all_locks_out_other_setups(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from tests.harness import (
     hidden,
     logged_in,
 )
-from twisted_ftpd.control import protocol as control_protocol
+from twisted_ftpd.control import output as control_output
 from twisted_ftpd.control import scheduler
 from twisted_ftpd.data.channel import DataProtocol
 from twisted_ftpd.data.streams import Receiver, finish_sending
@@ -443,7 +443,7 @@ def test_quit_to_a_client_that_never_reads_is_aborted_after_grace(tmp_path: Path
     s, transport = connect_recording(h)
     assert s.codes("QUIT") == [221]
     assert transport.disconnecting  # loseConnection: flush, then close
-    grace = control_protocol.CLOSE_GRACE
+    grace = control_output.CLOSE_GRACE
     h.reactor.advance(grace - 0.5)
     assert transport.abort_calls == 0
     h.reactor.advance(0.5)
@@ -458,7 +458,7 @@ def test_idle_timeout_to_a_client_that_never_reads_is_aborted_after_grace(
     assert codes_of(s.take()) == [421]
     assert transport.disconnecting
     assert transport.abort_calls == 0
-    h.reactor.advance(control_protocol.CLOSE_GRACE)
+    h.reactor.advance(control_output.CLOSE_GRACE)
     assert transport.abort_calls == 1
 
 
@@ -468,5 +468,5 @@ def test_quit_that_closes_in_time_leaves_no_timer(tmp_path: Path) -> None:
     assert s.codes("QUIT") == [221]
     s.lose()  # the reply was flushed and the connection closed
     assert h.reactor.getDelayedCalls() == []
-    h.reactor.advance(control_protocol.CLOSE_GRACE)
+    h.reactor.advance(control_output.CLOSE_GRACE)
     assert transport.abort_calls == 0

@@ -11,7 +11,7 @@ from twisted_ftpd.faults import DelayedReplyOutput, Faults
 from twisted_ftpd.protocol import replies
 
 
-def test_pause_and_resume_tell_the_scheduler() -> None:
+def test_pause_resume_and_stop_tell_the_scheduler() -> None:
     events: list[str] = []
     output = ReplyOutput(StringTransport(), lambda: events.append("full"),
                          lambda: events.append("drained"))
@@ -19,6 +19,8 @@ def test_pause_and_resume_tell_the_scheduler() -> None:
     assert output.full
     output.resumeProducing()
     assert not output.full and events == ["full", "drained"]
+    output.stopProducing()
+    assert output.full and events == ["full", "drained", "full"]
 
 
 def test_send_writes_the_rendered_reply() -> None:

@@ -286,3 +286,16 @@ def test_disconnect_during_a_slow_password_check_does_not_log_in(tmp_path: Path)
     assert s.transport.value() == b""
     assert s.proto.shell is None and s.proto.logout is None
     assert h.reactor.getDelayedCalls() == []
+
+
+def test_sessions_of_one_server_share_its_services(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    first, second = h.connect(), h.connect()
+    assert first.proto.server is second.proto.server is h.factory.services
+    assert first.proto.server.limits.total == 2  # counted by the one server's limits
+    replaced = object()
+    h.factory.upload_hooks = replaced  # what the test server does, seen by every session
+    assert second.proto.server.upload_hooks is replaced
+    assert first.codes("QUIT") == [221]
+    close(first.proto)
+    assert h.factory.limits.total == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
-from twisted_ftpd.control.timers import SessionTimers
+from twisted_ftpd.control.timers import IdleTimeout, SessionTimers
 
 
 def test_later_fires_and_forgets() -> None:
@@ -52,3 +52,47 @@ def test_cancel_one_call() -> None:
     timers.cancel(call)
     clock.advance(1)
     assert fired == []
+
+
+def idle_timeout(clock: Clock, seconds: float = 60.0) -> tuple[IdleTimeout, list[float]]:
+    expired: list[float] = []
+    idle = IdleTimeout(clock, seconds, lambda: expired.append(clock.seconds()))
+    idle.start()
+    return idle, expired
+
+
+def expires_at(clock: Clock, expired: list[float], when: float) -> bool:
+    """Whether the timeout fires at ``when`` exactly (not a second before)."""
+    clock.advance(when - 1 - clock.seconds())
+    before = list(expired)
+    clock.advance(1)
+    return before == [] and expired == [when]
+
+
+def test_idle_timeout_counts_from_the_last_command() -> None:
+    clock = Clock()
+    idle, expired = idle_timeout(clock)
+    clock.advance(50)
+    idle.activity()
+    assert expires_at(clock, expired, 110.0)
+
+
+def test_idle_timeout_sleeps_while_a_transfer_moves() -> None:
+    clock = Clock()
+    idle, expired = idle_timeout(clock)
+    idle.transfer(True)
+    clock.advance(600)  # a long download is not idleness
+    assert expired == []
+    idle.transfer(False)  # counting starts again, from the transfer's end
+    assert expires_at(clock, expired, 660.0)
+
+
+def test_a_stopped_idle_timeout_never_starts_again() -> None:
+    clock = Clock()
+    idle, expired = idle_timeout(clock)
+    idle.transfer(True)
+    idle.stop()
+    idle.transfer(False)  # the transfer ended as the connection went
+    assert clock.getDelayedCalls() == []
+    clock.advance(600)
+    assert expired == []

@@ -131,7 +131,7 @@ def test_download_holds_its_rate_within_ten_percent_over_ten_seconds(tmp_path: P
     close(proto, ConnectionLost())
     assert s.take()[-1].startswith("426")
     assert [c for c in h.reactor.getDelayedCalls() if c.active()
-            and getattr(c.func, "__self__", None) is not s.proto] == []
+            and getattr(c.func, "__self__", None) not in (s.proto, s.proto.idle)] == []
 
 
 def test_unlimited_sessions_get_no_throttle(tmp_path: Path) -> None:
@@ -151,13 +151,13 @@ def test_a_users_own_rates_apply_from_its_users_db_options(tmp_path: Path) -> No
     h = Harness(tmp_path, max_download_rate=MiB, max_upload_rate=MiB)
     s = h.connect()
     record = UserRecord("alice", "", "elr", "", {"download_rate": "1K", "upload_rate": "0"})
-    s.proto.lookup_user = lambda name: defer.succeed(record)
+    s.proto.server.lookup_user = lambda name: defer.succeed(record)
     s.login()
-    rates = s.proto.rates
+    rates = s.proto.data.rates
     assert rates is not None and rates.download is not None and rates.download.rate == 1024
     assert rates.upload is None  # upload_rate=0: not limited
     s.send("REIN")
-    assert s.proto.rates is None
+    assert s.proto.data.rates is None
 
 
 def test_bad_rate_in_users_db_is_refused_with_its_line() -> None:

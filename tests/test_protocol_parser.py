@@ -9,6 +9,13 @@ from twisted_ftpd.protocol.parser import Command, parse, strip_telnet
 IAC, IP, DM, WILL, WONT, DO, DONT = b"\xff", b"\xf4", b"\xf2", b"\xfb", b"\xfc", b"\xfd", b"\xfe"
 
 
+def parsed(raw: bytes) -> Command:
+    """``parse(raw)`` of a line that must hold a command."""
+    command = parse(raw)
+    assert command is not None
+    return command
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -67,8 +74,7 @@ def test_iac_iac_is_literal_ff() -> None:
 
 
 def test_iac_iac_in_argument_is_recoverable_ff_byte() -> None:
-    command = parse(b"RETR a" + IAC + IAC + b"b\r")
-    assert command is not None
+    command = parsed(b"RETR a" + IAC + IAC + b"b\r")
     assert command.verb == "RETR"
     assert command.arg_is_clean is False
     assert command.arg.encode("utf-8", "surrogateescape") == b"a\xffb"
@@ -84,9 +90,7 @@ def test_strip_telnet_without_iac_is_identity() -> None:
     [(b"noop", "NOOP"), (b"NoOp", "NOOP"), (b"user bob", "USER"), (b"xcwd /", "XCWD")],
 )
 def test_verb_is_upper_cased(raw: bytes, verb: str) -> None:
-    command = parse(raw)
-    assert command is not None
-    assert command.verb == verb
+    assert parsed(raw).verb == verb
 
 
 def test_argument_case_is_preserved() -> None:
@@ -106,9 +110,7 @@ def test_argument_case_is_preserved() -> None:
     ],
 )
 def test_argument_keeps_inner_and_trailing_spaces(raw: bytes, arg: str) -> None:
-    command = parse(raw)
-    assert command is not None
-    assert command.arg == arg
+    assert parsed(raw).arg == arg
 
 
 def test_leading_spaces_before_verb_are_ignored() -> None:
@@ -128,8 +130,7 @@ def test_blank_line_is_none(raw: bytes) -> None:
 )
 def test_non_utf8_argument(raw_arg: bytes) -> None:
     # 0xFD/0xFE only follow IAC as Telnet commands; here they are plain bytes.
-    command = parse(b"RETR " + raw_arg + b"\r")
-    assert command is not None
+    command = parsed(b"RETR " + raw_arg + b"\r")
     assert command.verb == "RETR"
     assert command.arg_is_clean is False
     assert command.arg.encode("utf-8", "surrogateescape") == raw_arg
@@ -144,15 +145,13 @@ def test_utf8_argument_is_clean() -> None:
 
 
 def test_empty_argument_is_clean() -> None:
-    command = parse(b"PWD")
-    assert command is not None
+    command = parsed(b"PWD")
     assert command.arg == ""
     assert command.arg_is_clean is True
 
 
 def test_non_utf8_verb_does_not_raise() -> None:
-    command = parse(b"\xe9\xe9 x")
-    assert command is not None
+    command = parsed(b"\xe9\xe9 x")
     assert command.verb.encode("utf-8", "surrogateescape") == b"\xe9\xe9"
     assert command.arg == "x"
 

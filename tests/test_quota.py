@@ -4,7 +4,7 @@ on the harness, over the disk shell and over the memory shell."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -218,6 +218,15 @@ def session(h: Harness) -> Session:
     return s
 
 
+def quota_session(tmp_path: Path, memory: bool = False, files: Mapping[str, bytes] | None = None,
+                  **options: str) -> tuple[Harness, Session]:
+    """``with_quota``, its home holding ``files`` before alice logs in, and her session."""
+    h = with_quota(tmp_path, memory, **options)
+    for name, data in (files or {}).items():
+        put(h, name, data)
+    return h, session(h)
+
+
 def usage(h: Harness) -> tuple[int, int]:
     (home,) = h.factory.quotas._homes.values()
     return home.bytes, home.files
@@ -228,9 +237,7 @@ backends = pytest.mark.parametrize("memory", [False, True], ids=["disk", "memory
 
 @backends
 def test_uploads_within_the_quota_land_and_are_counted(tmp_path: Path, memory: bool) -> None:
-    h = with_quota(tmp_path, memory, quota="100")
-    put(h, "old.bin", b"x" * 30)
-    s = session(h)
+    h, s = quota_session(tmp_path, memory, {"old.bin": b"x" * 30}, quota="100")
     assert s.upload("STOR a.bin", b"y" * 70)[-1].startswith("226")
     assert usage(h) == (100, 2)
     assert read(h, "a.bin") == b"y" * 70
@@ -238,9 +245,7 @@ def test_uploads_within_the_quota_land_and_are_counted(tmp_path: Path, memory: b
 
 @backends
 def test_an_upload_crossing_the_quota_is_stopped_with_552(tmp_path: Path, memory: bool) -> None:
-    h = with_quota(tmp_path, memory, quota="100")
-    put(h, "old.bin", b"x" * 60)
-    s = session(h)
+    h, s = quota_session(tmp_path, memory, {"old.bin": b"x" * 60}, quota="100")
     proto, transport = s.start("STOR big.bin")
     proto.dataReceived(b"z" * 30)
     proto.dataReceived(b"z" * 30)  # 120 > 100: stopped here
@@ -256,9 +261,7 @@ def test_an_upload_crossing_the_quota_is_stopped_with_552(tmp_path: Path, memory
 
 @backends
 def test_a_full_home_gets_552_before_any_data(tmp_path: Path, memory: bool) -> None:
-    h = with_quota(tmp_path, memory, quota="100")
-    put(h, "full.bin", b"x" * 100)
-    s = session(h)
+    h, s = quota_session(tmp_path, memory, {"full.bin": b"x" * 100}, quota="100")
     s.pasv()
     assert s.send("STOR more.bin") == ["552 Quota exceeded: this account may store 100 bytes."]
     assert s.upload("STOR full.bin", b"y" * 100)[-1].startswith("226")  # an overwrite fits
@@ -267,9 +270,7 @@ def test_a_full_home_gets_552_before_any_data(tmp_path: Path, memory: bool) -> N
 
 @backends
 def test_deleting_gives_room_back(tmp_path: Path, memory: bool) -> None:
-    h = with_quota(tmp_path, memory, quota="100")
-    put(h, "full.bin", b"x" * 100)
-    s = session(h)
+    h, s = quota_session(tmp_path, memory, {"full.bin": b"x" * 100}, quota="100")
     s.pasv()
     assert s.send("STOR more.bin")[-1].startswith("552")
     assert s.codes("MKD d", "RMD d", "DELE full.bin") == [257, 250, 250]
@@ -279,10 +280,7 @@ def test_deleting_gives_room_back(tmp_path: Path, memory: bool) -> None:
 
 @backends
 def test_a_rename_over_a_file_gives_its_size_back(tmp_path: Path, memory: bool) -> None:
-    h = with_quota(tmp_path, memory, quota="100")
-    put(h, "a.bin", b"x" * 40)
-    put(h, "b.bin", b"x" * 50)
-    s = session(h)
+    h, s = quota_session(tmp_path, memory, {"a.bin": b"x" * 40, "b.bin": b"x" * 50}, quota="100")
     assert s.upload("STOR c.bin", b"")[-1].startswith("226")  # the count starts here
     assert s.codes("DELE nothing-here", "DELE c.bin") == [550, 250]
     assert usage(h) == (90, 2)
@@ -296,9 +294,7 @@ def test_a_rename_over_a_file_gives_its_size_back(tmp_path: Path, memory: bool) 
 
 @backends
 def test_quota_files_refuses_a_new_file_only(tmp_path: Path, memory: bool) -> None:
-    h = with_quota(tmp_path, memory, quota_files="2")
-    put(h, "one", b"1")
-    s = session(h)
+    h, s = quota_session(tmp_path, memory, {"one": b"1"}, quota_files="2")
     assert s.upload("STOR two", b"2")[-1].startswith("226")
     s.pasv()
     assert s.send("STOR three") == ["552 Quota exceeded: this account may store 2 files."]
@@ -310,9 +306,7 @@ def test_quota_files_refuses_a_new_file_only(tmp_path: Path, memory: bool) -> No
 
 @backends
 def test_appe_and_resumed_stor_count_what_they_add(tmp_path: Path, memory: bool) -> None:
-    h = with_quota(tmp_path, memory, quota="100")
-    put(h, "part.bin", b"p" * 50)
-    s = session(h)
+    h, s = quota_session(tmp_path, memory, {"part.bin": b"p" * 50}, quota="100")
     assert s.upload("APPE part.bin", b"q" * 20)[-1].startswith("226")
     assert usage(h) == (70, 1)
     assert s.codes("REST 60") == [350]
@@ -337,8 +331,7 @@ def test_sessions_of_one_home_share_the_count(tmp_path: Path, memory: bool) -> N
 
 
 def test_users_without_a_quota_keep_a_counted_home_current(tmp_path: Path) -> None:
-    h = with_quota(tmp_path, quota="100")
-    s = session(h)
+    h, s = quota_session(tmp_path, quota="100")
     assert s.upload("STOR a.bin", b"a" * 10)[-1].startswith("226")  # alice's count exists now
     set_options(h)  # her quota is lifted: her uploads are still counted for the home
     assert s.upload("STOR b.bin", b"b" * 10)[-1].startswith("226")
@@ -361,8 +354,7 @@ def test_the_home_is_walked_once_and_rescanned_later(tmp_path: Path) -> None:
 
 
 def test_a_quota_edit_applies_at_the_next_upload(tmp_path: Path) -> None:
-    h = with_quota(tmp_path, quota="1K")
-    s = session(h)
+    h, s = quota_session(tmp_path, quota="1K")
     assert s.upload("STOR a.bin", b"a" * 100)[-1].startswith("226")
     set_options(h, quota="50")
     s.pasv()
@@ -371,8 +363,7 @@ def test_a_quota_edit_applies_at_the_next_upload(tmp_path: Path) -> None:
 
 @backends
 def test_a_client_leaving_mid_upload_gives_its_room_back(tmp_path: Path, memory: bool) -> None:
-    h = with_quota(tmp_path, memory, quota="100")
-    s = session(h)
+    h, s = quota_session(tmp_path, memory, quota="100")
     proto, _ = s.start("STOR gone.bin")
     proto.dataReceived(b"g" * 90)
     s.lose()  # logged out at once; the upload settles after, when its connection ends

@@ -31,6 +31,12 @@ class Stop:
     def deadline_pending(self) -> bool:
         return any(c.func == self.shutdown.force for c in self.h.reactor.getDelayedCalls())
 
+    def assert_landed(self, name: str, data: bytes) -> None:
+        """The stop has ended with ``name`` holding ``data`` and no ``.part`` file left."""
+        assert self.done
+        assert (self.h.root / name).read_bytes() == data
+        assert hidden(self.h.root) == []
+
 
 def lose_all(s: Session, data: DataProtocol | None = None) -> None:
     """The control connection goes, and (as a reactor would report) its data connection."""
@@ -110,9 +116,7 @@ def test_an_interrupted_upload_to_a_new_name_is_kept_under_it(tmp_path: Path) ->
     h.reactor.advance(GRACE)
     assert told_to_go(s)
     lose_all(s, proto)
-    assert stop.done
-    assert (h.root / "new.bin").read_bytes() == b"first part"
-    assert hidden(h.root) == []  # no .part left
+    stop.assert_landed("new.bin", b"first part")
 
 
 def test_an_interrupted_overwrite_leaves_the_old_file(tmp_path: Path) -> None:
@@ -123,9 +127,7 @@ def test_an_interrupted_overwrite_leaves_the_old_file(tmp_path: Path) -> None:
     stop = Stop(h)
     h.reactor.advance(GRACE)
     lose_all(s, proto)
-    assert stop.done
-    assert (h.root / "old.txt").read_bytes() == b"the old contents"
-    assert hidden(h.root) == []
+    stop.assert_landed("old.txt", b"the old contents")
 
 
 def test_an_upload_that_ends_in_the_grace_period_is_stored(tmp_path: Path) -> None:
@@ -135,9 +137,7 @@ def test_an_upload_that_ends_in_the_grace_period_is_stored(tmp_path: Path) -> No
     proto.dataReceived(b"all of it")
     assert [line[:3] for line in s.finish(proto)] == ["226", "421"]
     s.lose()
-    assert stop.done
-    assert (h.root / "whole.bin").read_bytes() == b"all of it"
-    assert hidden(h.root) == []
+    stop.assert_landed("whole.bin", b"all of it")
 
 
 def test_the_stop_waits_for_the_interrupted_upload_to_land(tmp_path: Path) -> None:
@@ -161,9 +161,7 @@ def test_the_stop_waits_for_the_interrupted_upload_to_land(tmp_path: Path) -> No
     lose_all(s, proto)
     assert not stop.done and hidden(h.root) != []  # the .part is still being settled
     runner.flush()
-    assert stop.done
-    assert (h.root / "new.bin").read_bytes() == b"partial"
-    assert hidden(h.root) == []
+    stop.assert_landed("new.bin", b"partial")
 
 
 def test_grace_zero_tells_busy_sessions_at_the_next_turn(tmp_path: Path) -> None:

@@ -127,6 +127,7 @@ def test_drop_data_after_breaks_one_download(ftp_server: RunningServer, passive:
 
 def test_drop_data_after_breaks_an_upload(ftp_server: RunningServer, ftp: ftplib.FTP) -> None:
     ftp_server.faults.drop_data_after(1000)
+    ftp.voidcmd("TYPE I")  # transfercmd sends none, and TYPE A would turn CRLF into LF
     conn = ftp.transfercmd("STOR up.bin")
     try:
         conn.sendall(BIG)

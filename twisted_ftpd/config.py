@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from twisted import copyright
 from twisted.python import usage
 
-from twisted_ftpd import __version__, config_file, listen, privileges
+from twisted_ftpd import __version__, config_file, listen, privileges, proxy_protocol
 from twisted_ftpd.hooks import parse_concurrency, parse_timeout
 from twisted_ftpd.logs import parse_log_format
 from twisted_ftpd.metrics import parse_endpoint
 from twisted_ftpd.quota import DEFAULT_RESCAN, parse_rescan
 from twisted_ftpd.tls import TLSConfigError, TLSCredentials
-from twisted_ftpd.units import parse_rate
+from twisted_ftpd.units import at_least, parse_rate
 
 DEFAULT_PORT = 52305
 DEFAULT_BANNER = "twisted-ftpd ready."
@@ -73,6 +73,11 @@ class ServerConfig:
     user: str | None = None  # run as this user once the ports are bound
     group: str | None = None  # and this group (default: the user's primary group)
     umask: int = DEFAULT_UMASK  # for uploaded files and new directories
+    # Load balancers (proxy_protocol.py): whose PROXY headers are believed, how their
+    # passive data connections prove whose they are, how long a header may take.
+    proxy_from: tuple[str, ...] = ()
+    proxy_data: str = "header"
+    proxy_header_timeout: float = proxy_protocol.HEADER_TIMEOUT
 
     def passive_port_candidates(self) -> list[int]:
         if self.passive_ports is None:
@@ -98,11 +103,7 @@ def parse_port_range(text: str) -> tuple[int, int]:
     return low, high
 
 
-def parse_count(text: str) -> int:
-    count = int(text)
-    if count < 0:
-        raise ValueError(f"expected 0 or more, got {count}")
-    return count
+parse_count = at_least(0)
 
 
 def parse_ipv4(text: str) -> str:
@@ -194,6 +195,9 @@ class Options(usage.Options):
         ["group", None, None, "With --user: run as this group (default: the user's own)."],
         ["umask", None, None, "Octal mask (leading 0) for the modes of uploaded files and new "
          "directories (default: 022).", parse_umask],
+        ["proxy-data", None, "header", "How passive data connections from the balancers show "
+         "whose they are: a PROXY header (header), or none, only TLS resuming the login's "
+         "session (tls).", proxy_protocol.parse_data_mode],
     ]
 
     optFlags = [
@@ -214,6 +218,7 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"], self["implicit-tls-listen"] = [], []
+        self["proxy-from"] = []
         self.longOpt = list(dict.fromkeys(self.longOpt))
 
     def opt_listen(self, description: str) -> None:
@@ -225,6 +230,13 @@ class Options(usage.Options):
         """Twisted endpoint to serve implicit FTPS on, repeatable; replaces
         --implicit-tls-port."""
         self["implicit-tls-listen"].append(_checked("implicit-tls-listen", description))
+
+    def opt_proxy_from(self, network: str) -> None:
+        """A load balancer's address or network (CIDR), repeatable: the only PROXY senders."""
+        try:
+            self["proxy-from"].append(proxy_protocol.parse_network(network))
+        except ValueError as e:
+            raise usage.UsageError(f"--proxy-from: {e}") from None
 
     def opt_version(self) -> None:
         """Display the twisted-ftpd and Twisted versions and exit."""
@@ -249,6 +261,7 @@ class Options(usage.Options):
         try:
             listen.check_options(self)
             privileges.check_options(self)
+            proxy_protocol.check_options(self)
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
         if self["tls-cert"] is None:
@@ -301,6 +314,8 @@ class Options(usage.Options):
             user=self["user"],
             group=self["group"],
             umask=DEFAULT_UMASK if self["umask"] is None else self["umask"],
+            proxy_from=tuple(self["proxy-from"]),
+            proxy_data=self["proxy-data"],
         )
 
 

@@ -30,6 +30,7 @@ from zope.interface import implementer
 from twisted_ftpd.interfaces import IStagedWriteFile, IWriteFile
 from twisted_ftpd.protocol.errors import LocalError, UploadRejected
 from twisted_ftpd.protocol.values import Staged
+from twisted_ftpd.units import at_least
 
 log = Logger()
 
@@ -373,12 +374,7 @@ class HookedWriteFile:
         self.landed = staged
 
 
-def parse_concurrency(text: str) -> int:
-    """``--hook-concurrency``: a whole number, 1 or more."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"expected 1 or more, got {value}")
-    return value
+parse_concurrency = at_least(1)  # --hook-concurrency
 
 
 def parse_timeout(text: str) -> float:

@@ -4,7 +4,8 @@
 
 Only TCP endpoints are accepted (``tcp:``, ``tcp6:`` and sockets inherited from systemd):
 FTP's data connections need an IP address on both ends, and FTPS is the server's own
-TLS layer (``--implicit-tls-listen``), not a ``ssl:`` endpoint's.
+TLS layer (``--implicit-tls-listen``), not a ``ssl:`` endpoint's. Each may sit behind
+a load balancer's PROXY protocol: ``haproxy:tcp:21`` (``proxy_protocol``).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from twisted.internet.protocol import ServerFactory
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-__all__ = ["ListenError", "check_description", "check_options", "control_listeners",
+__all__ = ["ListenError", "behind_proxy", "check_description", "check_options", "control_listeners",
            "describe", "implicit_listeners", "listen"]
 
 _TCP_ENDPOINTS = ("tcp", "tcp6", "systemd")  # checked before parsing: ssl: would read files
+PROXY_PREFIX = "haproxy"  # haproxy:tcp:21, as Twisted's own PROXY endpoints are spelled
 _FAMILIES = {socket.AF_INET: "INET", socket.AF_INET6: "INET6"}
 
 
@@ -109,7 +111,27 @@ def _listen_now(endpoint: IStreamServerEndpoint, factory: ServerFactory,
     return results[0]
 
 
+def behind_proxy(description: str) -> tuple[str, bool]:
+    """``haproxy:tcp:21`` is ``tcp:21`` behind the PROXY protocol: (``tcp:21``, True).
+    The PROXY layer is the server's own (``proxy_protocol``), outside its TLS: the
+    caller listens on the inner description with the PROXY layer's factory."""
+    prefix, _, inner = description.partition(":")
+    return (inner, True) if prefix == PROXY_PREFIX else (description, False)
+
+
 def _parse(reactor: Any, description: str) -> IStreamServerEndpoint:
+    inner, proxied = behind_proxy(description)
+    if not proxied:
+        return _parse_plain(reactor, description)
+    if behind_proxy(inner)[1]:
+        raise ListenError(f"{description!r}: one PROXY layer is enough")
+    try:
+        return _parse_plain(reactor, inner)
+    except ListenError as e:
+        raise ListenError(f"{description!r}: {str(e).removeprefix(f'{inner!r}: ')}") from None
+
+
+def _parse_plain(reactor: Any, description: str) -> IStreamServerEndpoint:
     prefix = description.partition(":")[0]
     if prefix not in _TCP_ENDPOINTS:
         raise ListenError(f"{description!r}: FTP is served on tcp:, tcp6: or systemd: "

@@ -16,7 +16,7 @@ from twisted.internet import defer, threads
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
 from twisted.logger import Logger
 
-from twisted_ftpd import listen, privileges
+from twisted_ftpd import listen, privileges, proxy_protocol
 from twisted_ftpd.auth.checker import UserDBChecker
 from twisted_ftpd.auth.pool import PasswordPool
 from twisted_ftpd.auth.realm import FTPRealm
@@ -155,7 +155,8 @@ class FTPService(service.Service):
                      for alternatives in implicit]
         try:
             for alternatives, factory, ports in plan:
-                ports.append(listen.listen(self.reactor, alternatives, factory))
+                ports.append(listen.listen(self.reactor, *proxy_protocol.listening(
+                    alternatives, factory, config, self.factory.clock)))
             self.reporting.start()  # before the switch: the xferlog may be root's
             if config.user is not None:
                 privileges.switch_to(privileges.resolve(config.user, config.group))

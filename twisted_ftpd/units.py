@@ -8,9 +8,22 @@ their rate and quota settings; a plain number is bytes (or bytes per second).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)([KMG]?)B?", re.I)
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """A parser of whole numbers of ``minimum`` or more (counts, limits, workers)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise ValueError(f"expected {minimum} or more, got {value}")
+        return value
+
+    return parse
 
 
 def parse_size(text: str) -> int:

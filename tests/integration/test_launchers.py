@@ -6,19 +6,16 @@ from __future__ import annotations
 import ftplib
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.harness import write_users
-from tests.helpers import TWISTD
+from tests.helpers import SERVER_PY, TWISTD
 from tests.integration.tls_helpers import free_port, start_process, stop_process
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -44,7 +41,7 @@ def test_launcher_serves_with_the_documented_options(site: Path, launcher: str) 
                "--users", str(site / "users.db"), "--banner", "Hello\\nfrom the test",
                "--passive-ports", "40000-40100"]
     if launcher == "server.py":
-        command = [sys.executable, str(REPO / "server.py"), *options]
+        command = [*SERVER_PY, *options]
     else:
         command = [*TWISTD, "-n", "--pidfile=", "--logfile=-", "ftpd", *options]
     proc = start_process(command, site)
@@ -65,7 +62,7 @@ def test_launcher_serves_with_the_documented_options(site: Path, launcher: str) 
     ["--no-such-option"],
 ])
 def test_server_py_rejects_bad_options_in_one_line(tmp_path: Path, bad: list[str]) -> None:
-    result = subprocess.run([sys.executable, str(REPO / "server.py"), *bad], cwd=tmp_path,
+    result = subprocess.run([*SERVER_PY, *bad], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stdout == ""
@@ -87,8 +84,7 @@ def test_server_py_reports_a_busy_port_without_traceback(tmp_path: Path) -> None
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, str(REPO / "server.py"), "--port", str(port),
-             "--interface", "127.0.0.1"],
+            [*SERVER_PY, "--port", str(port), "--interface", "127.0.0.1"],
             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -96,7 +92,7 @@ def test_server_py_reports_a_busy_port_without_traceback(tmp_path: Path) -> None
 
 
 LAUNCHERS = {
-    "server.py": [sys.executable, str(REPO / "server.py")],
+    "server.py": SERVER_PY,
     "twistd": [*TWISTD, "ftpd"],
 }
 

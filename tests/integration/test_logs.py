@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 import pytest_twisted
 
 from tests.harness import write_users
-from tests.helpers import TWISTD
+from tests.helpers import SERVER_PY, TWISTD
 from tests.integration.conftest import in_thread, sparse_file
 from tests.integration.tls_helpers import (
     free_port,
@@ -29,8 +28,6 @@ from tests.integration.tls_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def port_lines(texts: list[str], port: int) -> list[str]:
@@ -105,7 +102,7 @@ def test_server_py_writes_json_lines_to_its_log_file(tmp_path: Path) -> None:
     port = free_port()
     log_file = tmp_path / "ftpd.log"
     os.mkfifo(log_file)  # read as it is written: the start line says when to begin
-    command = [sys.executable, str(REPO / "server.py"), "--port", str(port), *site(tmp_path),
+    command = [*SERVER_PY, "--port", str(port), *site(tmp_path),
                "--log-format", "json", "--log-file", str(log_file)]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -143,7 +140,7 @@ def test_twistd_writes_json_lines_to_its_logfile_and_the_xferlog(tmp_path: Path)
 
 def test_text_log_on_stdout_shows_the_events_without_port_noise(tmp_path: Path) -> None:
     port = free_port()
-    command = [sys.executable, str(REPO / "server.py"), "--port", str(port), *site(tmp_path)]
+    command = [*SERVER_PY, "--port", str(port), *site(tmp_path)]
     out = run_server(command, tmp_path, port)
     assert "[twisted_ftpd.events#warn]" in out and "login failed for 'alice'" in out
     assert "'alice' from 127.0.0.1 upload '/up load.bin': 5000 bytes in" in out

@@ -14,7 +14,6 @@ import secrets
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,14 +21,12 @@ from pathlib import Path
 import pytest
 
 from tests.harness import write_users
-from tests.helpers import TWISTD
+from tests.helpers import SERVER_PY, TWISTD
 from tests.integration.conftest import CLI_TIMEOUT, require_binary
 from tests.integration.tls_helpers import make_tls_files, ok, start_logged, stop_process
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-SERVER_PY = [sys.executable, str(REPO / "server.py")]
 UMASK = 0o027
 
 

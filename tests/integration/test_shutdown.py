@@ -19,15 +19,14 @@ from pathlib import Path
 import pytest
 
 from tests.harness import write_users
-from tests.helpers import TWISTD
+from tests.helpers import SERVER_PY, TWISTD
 from tests.integration.conftest import FTP_TIMEOUT, close_quietly, sparse_file
 from tests.integration.tls_helpers import SAFETY_TIMEOUT, free_port, start_process, stop_process
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 LAUNCHERS = {
-    "server.py": [sys.executable, str(REPO / "server.py")],
+    "server.py": SERVER_PY,
     "twisted-ftpd": [str(Path(sys.executable).with_name("twisted-ftpd"))],  # console script
     "twistd": [*TWISTD, "-n", "--pidfile=", "--logfile=-", "ftpd"],
 }

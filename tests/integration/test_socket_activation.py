@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import write_users
-from tests.helpers import TWISTD
+from tests.helpers import SERVER_PY, TWISTD
 from tests.integration.conftest import (
     CLI_TIMEOUT,
     FTP_TIMEOUT,
@@ -35,9 +35,8 @@ from tests.integration.tls_helpers import (
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 LAUNCHERS = {
-    "server.py": [sys.executable, str(REPO / "server.py")],
+    "server.py": SERVER_PY,
     "twistd": [*TWISTD, "-n",
                "--pidfile=", "--logfile=-", "ftpd"],
 }

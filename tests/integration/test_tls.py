@@ -24,7 +24,7 @@ from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.protocols.ftp import CommandFailed, FTPClient, FTPClientBasic
 
 from tests.harness import write_users
-from tests.helpers import ftp_retr
+from tests.helpers import REPO, SERVER_PY, ftp_retr
 from tests.integration.conftest import (
     FTP_TIMEOUT,
     Collector,
@@ -62,8 +62,6 @@ from twisted_ftpd.auth.userdb import UserRecord, set_user
 from twisted_ftpd.cert import make_self_signed, write_pem
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -729,7 +727,7 @@ async def test_garbage_instead_of_client_hello_is_dropped(server_factory,
 
 
 def run_server_py(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(REPO / "server.py"), "--port", "0", "--interface",
+    command = [*SERVER_PY, "--port", "0", "--interface",
                "127.0.0.1", "--root", str(tmp_path / "files"), "--users",
                str(tmp_path / "users.db"), *args]
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
@@ -789,7 +787,7 @@ def test_generated_certificate_serves_auth_tls(tmp_path: Path) -> None:
     write_users(tmp_path / "users.db", {"alice": ("secret", "elradfmwMT")}, "elr")
     port = free_port()
     proc = start_process(
-        [sys.executable, str(REPO / "server.py"), "--port", str(port), "--interface",
+        [*SERVER_PY, "--port", str(port), "--interface",
          "127.0.0.1", "--root", str(tmp_path / "files"), "--users", str(tmp_path / "users.db"),
          "--tls-cert", str(pem)], tmp_path)
     try:

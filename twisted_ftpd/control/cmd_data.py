@@ -9,6 +9,7 @@ checked against the control peer before it is accepted.
 
 from __future__ import annotations
 
+from twisted_ftpd import proxy_protocol
 from twisted_ftpd.data.connect import ActiveConnection, PassiveConnection
 from twisted_ftpd.protocol import addresses, replies
 from twisted_ftpd.protocol.replies import Reply
@@ -20,16 +21,17 @@ from .dispatch import handles
 def _active(ctx: CommandContext, host: str, port: int) -> Reply:
     addresses.check_active_target(host, port, ctx.peer_host)
     tls = ctx.tls.data_tls(ctx.session)
-    ctx.data.set_pending(ActiveConnection(ctx.reactor, ctx.clock, ctx.config.data_timeout,
+    ctx.data.set_pending(ActiveConnection(ctx.server.reactor, ctx.clock, ctx.config.data_timeout,
                                           host, port, ctx.local_host, tls=tls))
     return replies.PORT_OK
 
 
 def _passive(ctx: CommandContext) -> PassiveConnection:
-    pending = PassiveConnection(ctx.reactor, ctx.clock, ctx.config.data_timeout,
+    pending = PassiveConnection(ctx.server.reactor, ctx.clock, ctx.config.data_timeout,
                                 ctx.local_host, ctx.peer_host,
                                 ctx.config.passive_port_candidates(),
-                                tls=ctx.tls.data_tls(ctx.session))
+                                tls=ctx.tls.data_tls(ctx.session),
+                                proxy=proxy_protocol.passive_proxy(ctx.config, ctx.clock))
     ctx.data.set_pending(pending)
     return pending
 

@@ -16,7 +16,7 @@ from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply
 
 from .context import CommandContext
-from .dispatch import handles
+from .dispatch import answers, handles
 
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -39,14 +39,8 @@ def _valid_host(name: str) -> bool:
     return len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
 
 
-@handles("SYST")
-def ftp_syst(ctx: CommandContext, arg: str) -> Reply:
-    return replies.SYSTEM
-
-
-@handles("NOOP")
-def ftp_noop(ctx: CommandContext, arg: str) -> Reply:
-    return replies.NOOP_OK
+answers("SYST", replies.SYSTEM)
+answers("NOOP", replies.NOOP_OK)
 
 
 @handles("FEAT")

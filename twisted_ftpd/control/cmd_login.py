@@ -53,9 +53,9 @@ async def _user_requires_tls(ctx: CommandContext, name: str) -> bool:
 
 async def _user_options(ctx: CommandContext, name: str) -> dict[str, str]:
     """The ``key=value`` options of the user's users.db line ({} without a user file)."""
-    if ctx.lookup_user is None:
+    if ctx.server.lookup_user is None:
         return {}
-    record = await ctx.lookup_user("anonymous" if name.lower() in ANONYMOUS_NAMES else name)
+    record = await ctx.server.lookup_user("anonymous" if name.lower() in ANONYMOUS_NAMES else name)
     return dict(record.options) if record is not None else {}
 
 
@@ -64,12 +64,12 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     session = ctx.session
     session.fire(Event.PASS)  # the table let PASS through only after USER
     name = session.user.lower() if session.user.lower() in ANONYMOUS_NAMES else session.user
-    if ctx.limits.bans.banned(ctx.peer_host):  # banned since it connected: check nothing
+    if ctx.server.limits.bans.banned(ctx.peer_host):  # banned since it connected: check nothing
         return refuse(ctx, "banned", replies.ADDRESS_BANNED)
     credentials = ClientCredentials(name.encode("utf-8", "surrogateescape"),
                                     arg.encode("utf-8", "surrogateescape"), ctx.peer_host)
     try:
-        _, shell, logout = await ctx.portal.login(credentials, None, IFTPShell)
+        _, shell, logout = await ctx.server.portal.login(credentials, None, IFTPShell)
     except UnauthorizedLogin:  # a wrong password or an unknown user: counted per address
         return await _login_failed(ctx, replies.LOGIN_INCORRECT, counted=True)
     except LoginsBusy:  # after the delay too, or a refused client would just loop faster
@@ -94,8 +94,8 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     session.fire(Event.LOGIN_OK)
     session.failed_logins = 0
     ctx.shell, ctx.logout = shell, logout
-    ctx.rates = SessionRates(ctx.clock, ctx.config.max_download_rate, ctx.config.max_upload_rate,
-                             options)
+    ctx.data.rates = SessionRates(ctx.clock, ctx.config.max_download_rate,
+                                  ctx.config.max_upload_rate, options)
     session_log.login(ctx, "ok")
     return replies.LOGGED_IN
 
@@ -109,7 +109,7 @@ async def _login_failed(ctx: CommandContext, reply: Reply, counted: bool = False
     session.failed_logins += 1
     session.fire(Event.LOGIN_FAILED)
     session.reset()
-    verdict = ctx.limits.bans.failure(ctx.peer_host) if counted else None
+    verdict = ctx.server.limits.bans.failure(ctx.peer_host) if counted else None
     if verdict is not None and verdict.banned:
         ctx.close_after(replies.ADDRESS_BANNED)
         return None

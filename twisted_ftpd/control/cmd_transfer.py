@@ -9,10 +9,11 @@ or 426 if the connection broke. The session's data set-up is used up either way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from twisted_ftpd.data.ascii import AsciiWriteFile
+from twisted_ftpd.data.connect import PendingConnection
 from twisted_ftpd.data.sendfile import send_download
 from twisted_ftpd.data.streams import Receiver, finish_sending, send_lines
 from twisted_ftpd.interfaces import IWriteFile
@@ -25,9 +26,14 @@ from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.values import Segments
 
 from .context import CommandContext
-from .dispatch import handles
+from .dispatch import answers, handles
 from .session_log import recorded
 from .uploads import Upload
+
+
+def take_data(ctx: CommandContext) -> PendingConnection:
+    """The data connection set up for this transfer (425/521 if none or unfit)."""
+    return ctx.data.take(ctx.session.prot == "P", ctx.tls.protection_required(ctx.session))
 
 
 def _mode(ctx: CommandContext) -> str:
@@ -43,7 +49,7 @@ async def _check_rest(ctx: CommandContext, path: Segments, offset: int) -> None:
 async def ftp_retr(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg)
     offset = ctx.session.take_rest()
-    pending = ctx.take_data()
+    pending = take_data(ctx)
     try:
         await _check_rest(ctx, path, offset)
         source = await ctx.shell.open_for_reading(path, offset)
@@ -76,35 +82,47 @@ async def _receive(ctx: CommandContext, pending: Any, target: IWriteFile, path: 
     return replies.TRANSFER_COMPLETE
 
 
-@handles("STOR")
-async def ftp_stor(ctx: CommandContext, arg: str) -> Reply:
-    path = ctx.resolve(arg, creating=True)
-    offset = ctx.session.take_rest()
-    pending = ctx.take_data()
+Opened = tuple[Segments, IWriteFile, Reply]  # the file's path, its upload, the 150
+
+
+async def _upload(ctx: CommandContext, open_target: Callable[[Upload], Awaitable[Opened]],
+                  ) -> Reply:
+    """STOR, APPE and STOU: ``open_target`` opens the file through the upload's quota
+    and checks; its 150 goes out, then the data is received."""
+    pending = take_data(ctx)
     upload = Upload(ctx)  # the quota, --upload-check and --on-upload
     try:
-        await _check_rest(ctx, path, offset)
-        target = await upload.open_for_writing(path, offset)
-        ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
+        path, target, opened = await open_target(upload)
+        ctx.reply(opened)
         return await _receive(ctx, pending, target, display(path), upload)
     finally:
         ctx.data.end_transfer()
         await upload.end()
+
+
+@handles("STOR")
+async def ftp_stor(ctx: CommandContext, arg: str) -> Reply:
+    path = ctx.resolve(arg, creating=True)
+    offset = ctx.session.take_rest()
+
+    async def open_target(upload: Upload) -> Opened:
+        await _check_rest(ctx, path, offset)
+        target = await upload.open_for_writing(path, offset)
+        return path, target, replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path))
+
+    return await _upload(ctx, open_target)
 
 
 @handles("APPE")
 async def ftp_appe(ctx: CommandContext, arg: str) -> Reply:
     path = ctx.resolve(arg, creating=True)
     ctx.session.take_rest()  # REST has no meaning for APPE
-    pending = ctx.take_data()
-    upload = Upload(ctx)
-    try:
+
+    async def open_target(upload: Upload) -> Opened:
         target = await upload.open_for_appending(path)
-        ctx.reply(replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path)))
-        return await _receive(ctx, pending, target, display(path), upload)
-    finally:
-        ctx.data.end_transfer()
-        await upload.end()
+        return path, target, replies.DATA_OPEN_TRANSFER(_mode(ctx), display(path))
+
+    return await _upload(ctx, open_target)
 
 
 @handles("STOU")
@@ -116,15 +134,12 @@ async def ftp_stou(ctx: CommandContext, arg: str) -> Reply:
     else:
         directory, prefix = ctx.session.cwd, "ftpd."
     ctx.session.take_rest()
-    pending = ctx.take_data()
-    upload = Upload(ctx)
-    try:
+
+    async def open_target(upload: Upload) -> Opened:
         name, target = await upload.open_unique(directory, prefix)
-        ctx.reply(replies.UNIQUE_FILE(name))  # RFC 1123 4.1.2.9
-        return await _receive(ctx, pending, target, display((*directory, name)), upload)
-    finally:
-        ctx.data.end_transfer()
-        await upload.end()
+        return (*directory, name), target, replies.UNIQUE_FILE(name)  # RFC 1123 4.1.2.9
+
+    return await _upload(ctx, open_target)
 
 
 @handles("ABOR")
@@ -137,9 +152,7 @@ async def ftp_abor(ctx: CommandContext, arg: str) -> Reply:
     return replies.ABOR_OK
 
 
-@handles("ALLO")
-def ftp_allo(ctx: CommandContext, arg: str) -> Reply:
-    return replies.ALLO_OK
+answers("ALLO", replies.ALLO_OK)  # nothing to reserve space for
 
 
 @handles("LIST")
@@ -156,7 +169,7 @@ async def _listing(ctx: CommandContext, arg: str, names_only: bool) -> Reply:
     ctx.session.take_rest()  # a REST before a listing is spent on it, not on a later RETR
     _, target = parse_list_args(arg)
     path = ctx.resolve(target)
-    pending = ctx.take_data()
+    pending = take_data(ctx)
     try:
         info = await ctx.shell.stat(path)
         entries = await ctx.shell.list_dir(path) if info.is_dir else [info]
@@ -177,7 +190,7 @@ async def _send_listing(ctx: CommandContext, pending: Any, lines: Iterator[str])
 async def ftp_mlsd(ctx: CommandContext, arg: str) -> Reply:
     ctx.session.take_rest()
     path = ctx.resolve(arg)
-    pending = ctx.take_data()
+    pending = take_data(ctx)
     try:
         info = await ctx.shell.stat(path)
         if not info.is_dir:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.protocol.replies import Reply
@@ -18,15 +18,8 @@ from twisted_ftpd.protocol.session import Session
 from twisted_ftpd.protocol.values import Segments
 
 if TYPE_CHECKING:
-    from twisted.cred.portal import Portal
-
-    from twisted_ftpd.data.throttle import SessionRates
-    from twisted_ftpd.events import EventLog
-    from twisted_ftpd.hooks import UploadHooks
-    from twisted_ftpd.quota import QuotaRegistry
-
     from .data_slot import DataSlot
-    from .limits import ConnectionLimits
+    from .services import ServerServices
     from .tls_session import ControlTLS
 
 
@@ -36,18 +29,11 @@ class CommandContext(Protocol):
     logout: Callable[[], None] | None
     config: ServerConfig
     clock: IReactorTime
-    reactor: IReactorTCP
-    portal: Portal
-    lookup_user: Callable[[str], defer.Deferred] | None
+    server: ServerServices  # what all sessions share: portal, limits, events, quotas...
     tls: ControlTLS
     data: DataSlot
-    rates: SessionRates | None  # this login's bandwidth limits
     gone: bool  # the client has disconnected
-    limits: ConnectionLimits  # the server's connection limits and bans
     session_id: str  # this connection's id in the logs
-    events: EventLog  # where its session events go (twisted_ftpd.events)
-    upload_hooks: UploadHooks | None  # the server's --upload-check and --on-upload
-    quotas: QuotaRegistry  # the server's usage counts per home
 
     @property
     def permissions(self) -> str: ...
@@ -66,9 +52,6 @@ class CommandContext(Protocol):
 
     def start_tls(self) -> None:
         """AUTH: switch this connection to TLS after its 234."""
-
-    def take_data(self) -> Any:
-        """The data connection set up for this transfer (425/521 if none or unfit)."""
 
     def sleep(self, seconds: float) -> defer.Deferred[None]:
         """Wait; fails with CancelledError if the client leaves first."""

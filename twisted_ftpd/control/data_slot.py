@@ -24,6 +24,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from twisted_ftpd.data.channel import DataProtocol
 from twisted_ftpd.data.connect import PendingConnection
+from twisted_ftpd.data.throttle import SessionRates
 from twisted_ftpd.protocol.errors import DataConnectionError, ProtectionRequired, TransferAborted
 
 
@@ -64,6 +65,7 @@ class DataSlot:
         self.pending: PendingConnection | None = None
         self.transfer: DataProtocol | None = None
         self.aborted = False  # ABOR broke the current transfer off (for its log event)
+        self.rates: SessionRates | None = None  # the login's bandwidth limits
         self.on_pending: list[Callable[[PendingConnection], None]] = []
         self.on_connected: list[Callable[[DataProtocol], None]] = []
 
@@ -128,6 +130,8 @@ class DataSlot:
         self._move(Slot.TRANSFERRING)
         self.transfer = proto
         proto.watch(self._clock, self._stall_timeout)
+        if self.rates is not None:
+            self.rates.apply(proto)
         for observer in self.on_connected:
             observer(proto)
         self._on_change()

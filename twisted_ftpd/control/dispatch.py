@@ -55,6 +55,11 @@ def handles(*verbs: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def answers(verb: str, reply: Reply) -> None:
+    """Register ``verb`` as a command whose answer is always ``reply`` (SYST, NOOP...)."""
+    handles(verb)(lambda ctx, arg: reply)
+
+
 @dataclass(frozen=True)
 class GateState:
     """What the gate looks at: the session's state when the command starts."""

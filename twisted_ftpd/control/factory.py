@@ -11,44 +11,37 @@ from twisted.internet.interfaces import IAddress, IReactorTCP, IReactorTime
 from twisted.internet.protocol import ServerFactory
 
 from twisted_ftpd.config import ServerConfig
-from twisted_ftpd.events import EventLog
-from twisted_ftpd.hooks import UploadHooks
-from twisted_ftpd.quota import QuotaRegistry
 from twisted_ftpd.tls import TLSCredentials
 
-from .limits import ConnectionLimits
 from .protocol import FTPControlProtocol
+from .services import ServerServices
+
+
+def _shared(name: str) -> property:
+    """A factory attribute that is its ServerServices' own, so that what a caller (the
+    test server, a test) reads or replaces is what every session uses."""
+    return property(lambda self: getattr(self.services, name),
+                    lambda self, value: setattr(self.services, name, value))
 
 
 class FTPFactory(ServerFactory):
     noisy = False
+    portal, config, clock = _shared("portal"), _shared("config"), _shared("clock")
+    events, limits = _shared("events"), _shared("limits")
+    upload_hooks, quotas = _shared("upload_hooks"), _shared("quotas")
 
     def __init__(self, portal: Portal, config: ServerConfig, reactor: IReactorTCP,
                  clock: IReactorTime | None = None, tls: TLSCredentials | None = None,
                  lookup_user: Callable[[str], Deferred] | None = None) -> None:
-        self.portal = portal
-        self.tls = tls
-        self.lookup_user = lookup_user
-        self.config = config
-        self.reactor = reactor
-        self.clock = clock if clock is not None else reactor
+        self.services = ServerServices(portal, config, reactor,
+                                       clock if clock is not None else reactor, tls, lookup_user)
         self.sessions: set[FTPControlProtocol] = set()
-        self.events = EventLog()  # this server's session events (metrics, xferlog)
-        # Connection limits and bans, shared by every session of this server.
-        self.limits = ConnectionLimits.from_config(config, self.clock, emit=self.events.emit)
-        # --upload-check/--on-upload and the quota counts per home, for every session.
-        self.upload_hooks = UploadHooks.from_config(config, reactor, self.clock)
-        self.quotas = QuotaRegistry(self.clock, config.quota_rescan)
         # Called with every new session before it starts (the test server's faults).
         self.session_hooks: list[Callable[[FTPControlProtocol], None]] = []
 
     def buildProtocol(self, addr: IAddress, implicit_tls: bool = False) -> FTPControlProtocol:
-        proto = FTPControlProtocol(self.portal, self.config, self.reactor, self.clock,
-                                   tls=self.tls, implicit_tls=implicit_tls,
-                                   lookup_user=self.lookup_user, limits=self.limits)
+        proto = FTPControlProtocol(self.services, implicit_tls=implicit_tls)
         proto.factory = self
-        proto.events = self.events
-        proto.upload_hooks, proto.quotas = self.upload_hooks, self.quotas
         for hook in self.session_hooks:
             hook(proto)
         self.sessions.add(proto)

@@ -16,6 +16,12 @@ from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
 from twisted_ftpd.protocol.replies import Reply
+from twisted_ftpd.tls import hang_up
+
+from .timers import SessionTimers
+
+# Seconds a closing connection may take to flush its last reply before it is cut.
+CLOSE_GRACE = 10.0
 
 
 @implementer(IPushProducer)
@@ -41,6 +47,12 @@ class ReplyOutput:
         """Call ``f`` once the replies sent so far are written (now, here)."""
         f(*args)
 
+    def hang_up(self, timers: SessionTimers) -> None:
+        """Close the connection once the replies sent so far are written."""
+        self.then(hang_up, self.transport)
+        # A client that never reads would keep a closing connection for ever.
+        timers.later(CLOSE_GRACE + self.delay, self.transport.abortConnection)
+
     @property
     def delay(self) -> float:
         """How long ``then`` may wait (0 here)."""
@@ -56,5 +68,5 @@ class ReplyOutput:
         self._on_drained()
 
     def stopProducing(self) -> None:
-        self.full = True
-        self._on_full()
+        # The transport takes no more replies: as full as it gets, for good.
+        self.pauseProducing()

@@ -43,7 +43,7 @@ def emit(ctx: CommandContext, event: str, **fields: Any) -> None:
         fields.setdefault("user", login_name(ctx.session.user))
     if event == "command_refused":  # unknown verbs are whatever the client sent
         fields["command"] = _printable(fields["command"])[:MAX_VERB]
-    ctx.events.emit(event, **fields)
+    ctx.server.events.emit(event, **fields)
 
 
 def login(ctx: CommandContext, result: str) -> None:

@@ -1,5 +1,6 @@
 # -*- test-case-name: tests.test_control_timers -*-
-"""Every timer and wait a control connection starts, cancelled in one place when it ends.
+"""Every timer and wait a control connection starts, cancelled in one place when it
+ends, and its idle timeout.
 
 A wait that outlives its connection is a command that never finishes, and a server
 that waits for its sessions to go idle (a test server stopping, a clean shutdown)
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.protocols.policies import TimeoutMixin
 
 
 class SessionTimers:
@@ -60,3 +62,39 @@ class SessionTimers:
             call.cancel()
         for waiter in list(self._sleepers):
             waiter.cancel()
+
+
+class IdleTimeout(TimeoutMixin):
+    """The control connection's idle timeout (Twisted's TimeoutMixin), asleep while a
+    transfer's bytes move: a long download is not an idle client."""
+
+    def __init__(self, clock: IReactorTime, seconds: float | None,
+                 expired: Callable[[], None]) -> None:
+        self.callLater = clock.callLater  # TimeoutMixin's timer source
+        self._seconds = seconds
+        self._expired = expired
+        self._asleep = False
+        self._stopped = False
+
+    def start(self) -> None:
+        self.setTimeout(self._seconds)
+
+    def activity(self) -> None:
+        """A command arrived: the client is not idle."""
+        self.resetTimeout()
+
+    def transfer(self, moving: bool) -> None:
+        """Sleep while a transfer runs; start counting again when it ends."""
+        if moving:
+            self._asleep = True
+            self.setTimeout(None)
+        elif self._asleep and not self._stopped:
+            self._asleep = False
+            self.setTimeout(self._seconds)
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.setTimeout(None)
+
+    def timeoutConnection(self) -> None:
+        self._expired()

@@ -38,9 +38,9 @@ def _account(ctx: CommandContext) -> str:
 
 async def _limits(ctx: CommandContext) -> QuotaLimits | None:
     """The user's quota, read from users.db now (so an edit counts at the next upload)."""
-    if ctx.lookup_user is None:
+    if ctx.server.lookup_user is None:
         return None
-    record = await ctx.lookup_user(_account(ctx))
+    record = await ctx.server.lookup_user(_account(ctx))
     return QuotaLimits.from_options(record.options) if record is not None else None
 
 
@@ -63,7 +63,8 @@ async def _home(ctx: CommandContext, shell: Any, limits: QuotaLimits | None,
                       user=ctx.session.user, shell=shell)
             raise LocalError()
         return None
-    home = (ctx.quotas.home if limits is not None else ctx.quotas.tracked)(shell.usage_key)
+    quotas = ctx.server.quotas
+    home = (quotas.home if limits is not None else quotas.tracked)(shell.usage_key)
     if home is not None:
         await home.current(shell.disk_usage)
     return home
@@ -77,7 +78,7 @@ class Upload:
         # Kept: a client that disconnects mid-upload logs out (ctx.shell becomes None)
         # before end() settles the count.
         self._shell = ctx.shell
-        self._hooks: UploadHooks | None = ctx.upload_hooks
+        self._hooks: UploadHooks | None = ctx.server.upload_hooks
         self._charge: Charge | None = None
         self._path: Segments | None = None
         self._before: int | None = None
@@ -187,7 +188,7 @@ async def removal(ctx: CommandContext, path: Segments, unless: Segments | None =
     shell = ctx.shell
     if path == unless or not IUsageShell.providedBy(shell):
         return Removal()
-    home = ctx.quotas.tracked(shell.usage_key)
+    home = ctx.server.quotas.tracked(shell.usage_key)
     if home is None:
         return Removal()
     await home.current(shell.disk_usage)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, error
 from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTCP, IReactorTime
@@ -26,6 +27,9 @@ from twisted_ftpd.protocol.addresses import normalize, same_host
 from twisted_ftpd.protocol.errors import DataConnectionError
 
 from .channel import DataProtocol, DataTLS
+
+if TYPE_CHECKING:
+    from twisted_ftpd.proxy_protocol import PassiveProxy
 
 log = Logger()
 
@@ -154,8 +158,12 @@ class _PassiveFactory(Factory):
     def __init__(self, owner: PassiveConnection) -> None:
         self.owner = owner
 
-    def buildProtocol(self, addr: IAddress) -> DataProtocol | None:
-        return self.owner._accept(addr)
+    def buildProtocol(self, addr: IAddress) -> Any:
+        owner = self.owner
+        if owner.proxy is not None:  # load balancers may connect too (proxy_protocol.py)
+            return owner.proxy.data_protocol(addr, owner._accept, owner._fail, owner.tls,
+                                             owner.peer_host)
+        return owner._accept(addr)
 
 
 class PassiveConnection(PendingConnection):
@@ -170,9 +178,11 @@ class PassiveConnection(PendingConnection):
         peer_host: str,
         ports: Sequence[int] = (0,),
         tls: DataTLS | None = None,
+        proxy: PassiveProxy | None = None,
     ) -> None:
         super().__init__(clock, timeout, tls)
         self.peer_host = peer_host
+        self.proxy = proxy
         self.port: IListeningPort | None = None
         self._listen(reactor, normalize(local_host), ports)
         self._start_timer()

@@ -58,7 +58,7 @@ class SessionRates:
         self.upload = TokenBucket(upload, clock) if upload > 0 else None
 
     def apply(self, proto: Any) -> None:
-        """Limit a new data connection of this session (a ``DataSlot.on_connected`` hook)."""
+        """Limit a new data connection of this session (the DataSlot, as it opens)."""
         if self.download is not None or self.upload is not None:
             proto.limit_rates(self.clock, self.download, self.upload)
 
