@@ -11,6 +11,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.harness import ManualRunner
 from tests.helpers import PausingConsumer, aborted_send, sync_run, temp_dir
 from twisted_ftpd.fs.files import CHUNK_SIZE, DEFAULT_MODE, InlineWrites, ReadFile, WriteFile
 from twisted_ftpd.protocol import errors
@@ -227,22 +228,12 @@ class TestInlineWrites(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.tmp = temp_dir(self)
-        self.pending: list[tuple] = []
+        self.runner = ManualRunner()
         self.timer = FakeTimer()
         self.inline = InlineWrites(slow=0.01, cool_down=10.0, strikes=3, timer=self.timer)
 
-    def deferred_run(self, f, *args, **kwargs) -> defer.Deferred:  # type: ignore[no-untyped-def]
-        d: defer.Deferred = defer.Deferred()
-        self.pending.append((d, f, args, kwargs))
-        return d
-
-    def run_pending(self) -> None:
-        while self.pending:
-            d, f, args, kwargs = self.pending.pop(0)
-            d.callback(f(*args, **kwargs))
-
     def start(self, name: str = "f") -> WriteFile:
-        writer = WriteFile.open(str(self.tmp / name), 0, run=self.deferred_run,
+        writer = WriteFile.open(str(self.tmp / name), 0, run=self.runner,
                                 inline=self.inline)
         writer._file.write = self.timer.slow_write(writer._file.write)
         return writer
@@ -251,10 +242,10 @@ class TestInlineWrites(SynchronousTestCase):
         writer = self.start()
         self.successResultOf(writer.write(b"a" * 100_000))
         self.successResultOf(writer.write(b"b"))
-        self.assertEqual(self.pending, [])
+        self.assertEqual(self.runner.calls, [])
         committed = writer.commit()  # everything else still goes through run
-        self.assertEqual(len(self.pending), 1)
-        self.run_pending()
+        self.assertEqual(len(self.runner.calls), 1)
+        self.runner.flush()
         self.successResultOf(committed)
         self.assertEqual((self.tmp / "f").read_bytes(), b"a" * 100_000 + b"b")
 
@@ -264,7 +255,7 @@ class TestInlineWrites(SynchronousTestCase):
             self.timer.during_call = during
             self.successResultOf(writer.write(b"x"))
         self.assertTrue(self.inline.allowed)
-        self.assertEqual(self.pending, [])
+        self.assertEqual(self.runner.calls, [])
 
     def test_slow_writes_send_writes_to_the_runner_for_a_while(self) -> None:
         writer, other = self.start("f"), self.start("g")
@@ -276,16 +267,16 @@ class TestInlineWrites(SynchronousTestCase):
         self.timer.during_call = 0.0
         self.assertFalse(self.inline.allowed)
         queued = [writer.write(b" then"), other.write(b"other")]  # every upload of the server
-        self.assertEqual(len(self.pending), 2)
-        self.run_pending()
+        self.assertEqual(len(self.runner.calls), 2)
+        self.runner.flush()
         for d in queued:
             self.successResultOf(d)
         self.timer.now += 10.0
         self.assertTrue(self.inline.allowed)
         self.successResultOf(writer.write(b" fast"))
-        self.assertEqual(self.pending, [])
+        self.assertEqual(self.runner.calls, [])
         writer.commit()
-        self.run_pending()
+        self.runner.flush()
         self.assertEqual((self.tmp / "f").read_bytes(), b"slow then fast")
 
     def test_a_queued_operation_keeps_the_order(self) -> None:
@@ -293,15 +284,15 @@ class TestInlineWrites(SynchronousTestCase):
         staged = writer.staged()  # waiting for the runner, holding the lock
         written = writer.write(b"after")
         self.assertNoResult(written)
-        self.run_pending()
+        self.runner.flush()
         self.assertEqual(self.successResultOf(staged).size, 0)
         self.successResultOf(written)
 
     def test_an_inline_write_error_is_an_ftp_error(self) -> None:
         writer = WriteFile(open("/dev/full", "wb"), "/dev/full",  # noqa: SIM115
-                           run=self.deferred_run, display_path="/full", inline=self.inline)
+                           run=self.runner, display_path="/full", inline=self.inline)
         failure = self.failureResultOf(writer.write(b"x" * (1 << 20)))
         self.assertIsInstance(failure.value, errors.FTPError)
-        self.assertEqual(self.pending, [])
+        self.assertEqual(self.runner.calls, [])
         writer.abort()
-        self.run_pending()
+        self.runner.flush()
