@@ -61,7 +61,7 @@ async def ftp_retr(ctx: CommandContext, arg: str) -> Reply:
                 source.close()
                 raise
             await send_download(proto, source, ascii=ctx.session.type == "A",
-                                reactor=ctx.reactor)
+                                reactor=ctx.server.reactor)
             await finish_sending(proto)
     finally:
         ctx.data.end_transfer()
