@@ -19,7 +19,8 @@ from twisted_ftpd.data import sendfile
 from twisted_ftpd.data.channel import DataProtocol, DataTLS
 from twisted_ftpd.data.sendfile import SendfileSender, send_download
 from twisted_ftpd.data.throttle import TokenBucket
-from twisted_ftpd.fs.files import ReadFile
+from twisted_ftpd.fs.files import DiskReadFile, ReadFile
+from twisted_ftpd.fs.memory import MemoryReadFile
 from twisted_ftpd.protocol.errors import LocalError, TransferAborted
 
 MiB = 1024 * 1024
@@ -87,10 +88,10 @@ def pair() -> Iterator[Pair]:
     p.close()
 
 
-def source(path: Path, offset: int = 0) -> ReadFile:
-    f = open(path, "rb")  # noqa: SIM115 - ReadFile owns and closes it
+def source(path: Path, offset: int = 0) -> DiskReadFile:
+    f = open(path, "rb")  # noqa: SIM115 - DiskReadFile owns and closes it
     f.seek(offset)
-    return ReadFile(f, "/" + path.name)
+    return DiskReadFile(f, "/" + path.name)
 
 
 @pytest.fixture
@@ -332,3 +333,26 @@ def test_a_read_file_without_a_descriptor_takes_the_producer_path(pair: Pair) ->
     directlyProvides(plain, IReadFile)
     assert send_download(pair.proto, plain, ascii=False, reactor=pair.reactor) == "sending"
     assert plain.sent_to is pair.proto and pair.proto.download_path == "producer"
+
+
+def test_the_memory_shells_files_take_the_producer_path(pair: Pair) -> None:
+    reader: ReadFile = MemoryReadFile(b"in memory", 3)
+    d = send_download(pair.proto, reader, ascii=False, reactor=pair.reactor)
+    assert pair.proto.download_path == "producer" and pair.reactor.writers == set()
+    assert pair.transport.value() == b"memory" and d.result == 6
+
+
+def test_the_disk_shell_opens_files_for_sendfile_at_the_rest_offset(tmp_path: Path) -> None:
+    from tests.helpers import sync_run
+    from twisted_ftpd.fs.shell import FilesystemShell
+    from twisted_ftpd.interfaces import IFileDescriptorReadFile
+
+    (tmp_path / "f.bin").write_bytes(b"0123456789")
+    opened = FilesystemShell(str(tmp_path), "elr", run=sync_run).open_for_reading(("f.bin",), 4)
+    reader = opened.result
+    assert IFileDescriptorReadFile.providedBy(reader)
+    fd, offset = reader.file_descriptor()
+    assert offset == 4 and os.pread(fd, 10, offset) == b"456789"
+    reader.close()
+    with pytest.raises(RuntimeError):
+        reader.file_descriptor()

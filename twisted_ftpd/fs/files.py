@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from twisted_ftpd.interfaces import IFileDescriptorReadFile, IStagedWriteFile, IWriteFile
+from twisted_ftpd.interfaces import IFileDescriptorReadFile, IReadFile, IStagedWriteFile, IWriteFile
 from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.values import Staged
 
@@ -48,10 +48,9 @@ UMASK = _read_umask()
 DEFAULT_MODE = 0o666 & ~UMASK
 
 
-@implementer(IFileDescriptorReadFile, IPushProducer)
+@implementer(IReadFile, IPushProducer)
 class ReadFile:
-    """An open file sent to a consumer as a push producer, one chunk per write, or
-    handed over by descriptor for ``os.sendfile``."""
+    """An open file sent to a consumer as a push producer, one chunk per write."""
 
     def __init__(self, fileobj: BinaryIO, display_path: str = "") -> None:
         self._file = fileobj
@@ -73,11 +72,6 @@ class ReadFile:
         if not self._done and not self._paused:
             self._produce()
         return d
-
-    def file_descriptor(self) -> tuple[int, int]:
-        if self._done or self._deferred is not None:
-            raise RuntimeError("ReadFile.file_descriptor while sending or after close")
-        return self._file.fileno(), self._file.tell()
 
     def close(self) -> None:
         if self._done:
@@ -186,6 +180,17 @@ class InlineWrites:
                           "{s:.0f} s", ms=self._slow * 1000, s=self._cool_down)
                 self._slow_in_a_row = 0
                 self._until = now + self._cool_down
+
+
+@implementer(IFileDescriptorReadFile)
+class DiskReadFile(ReadFile):
+    """A ReadFile over a real open file, which may also be sent by ``os.sendfile``
+    (a ReadFile over anything else, as the memory shell's, is not)."""
+
+    def file_descriptor(self) -> tuple[int, int]:
+        if self._done or self._deferred is not None:
+            raise RuntimeError("DiskReadFile.file_descriptor while sending or after close")
+        return self._file.fileno(), self._file.tell()
 
 
 def _land_partial(temp: str, path: str) -> None:

@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from twisted_ftpd.fs.confine import Confinement
-from twisted_ftpd.fs.files import DEFAULT_MODE, InlineWrites, ReadFile, Runner, WriteFile
+from twisted_ftpd.fs.files import DEFAULT_MODE, DiskReadFile, InlineWrites, Runner, WriteFile
 from twisted_ftpd.interfaces import IFTPShell, IUsageShell
 from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.paths import display
@@ -120,7 +120,7 @@ class FilesystemShell:
     def rename(self, source: Segments, destination: Segments) -> Deferred[None]:
         return self._call(destination, self._rename, source, destination)
 
-    def open_for_reading(self, path: Segments, offset: int = 0) -> Deferred[ReadFile]:
+    def open_for_reading(self, path: Segments, offset: int = 0) -> Deferred[DiskReadFile]:
         return self._call(path, self._open_for_reading, path, offset)
 
     def open_for_writing(self, path: Segments, offset: int | None = None) -> Deferred[WriteFile]:
@@ -209,7 +209,7 @@ class FilesystemShell:
         new = self._confine.resolve_parent(destination)
         os.replace(old, new)
 
-    def _open_for_reading(self, path: Segments, offset: int) -> ReadFile:
+    def _open_for_reading(self, path: Segments, offset: int) -> DiskReadFile:
         shown = display(path)
         real = self._confine.resolve(path)
         _require_plain_file(os.stat(real).st_mode, shown)
@@ -224,7 +224,7 @@ class FilesystemShell:
         except BaseException:
             os.close(fd)
             raise
-        return ReadFile(fileobj, shown)
+        return DiskReadFile(fileobj, shown)
 
     def _open_for_writing(self, path: Segments, offset: int | None,
                           append: bool = False) -> WriteFile:
