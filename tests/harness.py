@@ -310,16 +310,27 @@ class ManualRunner:
         self.calls.append((f, args, kwargs, d))
         return d
 
+    def run_calls_of(self, f: Callable[..., Any]) -> None:
+        """Run only the held calls of ``f`` (the user lookups that come before the
+        password checks, say), in order, leaving the others held."""
+        ours = [call for call in self.calls if call[0] == f]
+        self.calls = [call for call in self.calls if call[0] != f]
+        for call in ours:
+            self._run(*call)
+
     def flush(self) -> None:
         """Run held calls (and any they lead to) until none is left."""
         while self.calls:
-            f, args, kwargs, d = self.calls.pop(0)
-            try:
-                result = f(*args, **kwargs)
-            except BaseException:
-                d.errback(Failure())
-            else:
-                d.callback(result)
+            self._run(*self.calls.pop(0))
+
+    @staticmethod
+    def _run(f: Callable[..., Any], args: tuple, kwargs: dict, d: defer.Deferred) -> None:
+        try:
+            result = f(*args, **kwargs)
+        except BaseException:
+            d.errback(Failure())
+        else:
+            d.callback(result)
 
 
 def held_harness(tmp_path: Path, **options) -> tuple[Harness, ManualRunner]:  # type: ignore[no-untyped-def]

@@ -105,62 +105,82 @@ class CheckerTests(SynchronousTestCase):
         self.assertUnauthorized(self.check(checker, b"anonymous", b""))
         self.assertUnauthorized(self.check(checker, b"alice", b"secret"))
 
-    def test_lookup_and_verification_run_inside_the_thread_runner(self) -> None:
+    def test_lookup_and_verification_run_inside_the_thread_runners(self) -> None:
         path = self.temp_path()
         path.write_text(f"alice:{H}:elr:\n")
         db = UserDB(path)
         lookups: list[str] = []
         real_lookup = db.lookup
         db.lookup = lambda name: lookups.append(name) or real_lookup(name)  # type: ignore[method-assign]
-        calls: list[tuple[Any, tuple[Any, ...]]] = []
-        pending: defer.Deferred[str] = defer.Deferred()
-
-        def runner(f: Any, *a: Any, **kw: Any) -> defer.Deferred[str]:
-            calls.append((f, a))
-            return pending
-
-        d = UserDBChecker(db, defer_to_thread=runner).requestAvatarId(
-            UsernamePassword(b"alice", b"secret")
-        )
+        lookup_runner, pool_runner = ManualRunner(), ManualRunner()
+        checker = UserDBChecker(db, defer_to_thread=pool_runner, lookup_in_thread=lookup_runner)
+        d = checker.requestAvatarId(UsernamePassword(b"alice", b"secret"))
         self.assertNoResult(d)
         self.assertEqual(lookups, [])  # nothing blocking ran on the calling thread
-        self.assertEqual(len(calls), 1)
-        f, args = calls[0]
-        self.assertEqual(f(*args), "alice")  # the deferred work does the whole check
+        self.assertEqual(len(lookup_runner.calls), 1)
+        lookup_runner.flush()
+        self.assertEqual(lookups, ["alice"])  # read once, in the lookup thread...
+        self.assertNoResult(d)
+        self.assertEqual(len(pool_runner.calls), 1)  # ...and scrypt queued for the pool
+        pool_runner.flush()
+        self.assertEqual(self.successResultOf(d), "alice")
         self.assertEqual(lookups, ["alice"])
 
-    def test_default_runner_is_a_small_dedicated_pool(self) -> None:
+    def test_default_runners_are_the_reactors_pool_then_a_small_dedicated_one(self) -> None:
         from twisted.internet import reactor, threads
 
         calls: list[tuple[Any, ...]] = []
-        pending: defer.Deferred[str] = defer.Deferred()
+        pending: list[defer.Deferred[Any]] = []
 
-        def fake(on: Any, pool: Any, f: Any, *a: Any) -> defer.Deferred[str]:
+        def fake(on: Any, pool: Any, f: Any, *a: Any) -> defer.Deferred[Any]:
             calls.append((on, pool, f, *a))
-            return pending
+            pending.append(defer.Deferred())
+            return pending[-1]
 
         self.patch(threads, "deferToThreadPool", fake)
         path = self.temp_path()
         path.write_text(f"alice:{H}:elr:\n")
         d = UserDBChecker(UserDB(path)).requestAvatarId(UsernamePassword(b"alice", b"secret"))
+        [(on, pool, look_up, *args)] = calls
+        self.assertIs(on, reactor)
+        self.assertIs(pool, reactor.getThreadPool())  # the lookup: an ordinary worker
+        pending[0].callback(look_up(*args))
         self.assertNoResult(d)
-        [(on, pool, _, *args)] = calls
+        [_, (on, pool, _, *args)] = calls
         self.assertIs(on, reactor)
         self.assertIsNot(pool, reactor.getThreadPool())
         self.assertEqual((pool.min, pool.max), (0, WORKERS))
         self.assertIn(WORKERS, (1, 2))
-        self.assertEqual(args, ["alice", "secret"])
-        pending.callback("alice")  # the last check is done: the pool stops
+        self.assertEqual(args[:2], ["alice", "secret"])
+        pending[1].callback("alice")  # the last check is done: the pool stops
         self.assertEqual(self.successResultOf(d), "alice")
         self.assertTrue(pool.joined)
 
     def test_checks_carry_the_client_address_into_the_queue(self) -> None:
         runner = ManualRunner()
-        checker = self.make(f"alice:{H}:elr:\n", runner)
+        path = self.temp_path()
+        path.write_text(f"alice:{H}:elr:\n")
+        checker = UserDBChecker(UserDB(path), defer_to_thread=runner, lookup_in_thread=sync)
         checker.queue.workers = 2
         for _ in range(4):
             checker.requestAvatarId(ClientCredentials(b"alice", b"x", "::ffff:192.0.2.9"))
         self.assertEqual(checker.queue.waiting_from("192.0.2.9"), 2)  # 2 run, 2 wait
+
+    def test_the_avatar_id_carries_the_record_it_was_decided_on(self) -> None:
+        checker = self.make(f"anonymous::elr:\nalice:{H}:elr::download_rate=1K\n")
+        alice = self.successResultOf(self.check(checker, b"alice", b"secret"))
+        self.assertEqual(alice.record.options, {"download_rate": "1K"})
+        anonymous = self.successResultOf(self.check(checker, b"ftp", b"x@example.com"))
+        self.assertEqual((anonymous, anonymous.record.perms), ("anonymous", "elr"))
+
+    def test_anonymous_needs_no_password_pool(self) -> None:
+        pool = ManualRunner()
+        path = self.temp_path()
+        path.write_text("anonymous::elr:\n")
+        checker = UserDBChecker(UserDB(path), defer_to_thread=pool, lookup_in_thread=sync)
+        self.assertEqual(self.successResultOf(self.check(checker, b"anonymous", b"")),
+                         "anonymous")
+        self.assertEqual(pool.calls, [])
 
 
 def test_import_does_not_install_a_reactor() -> None:

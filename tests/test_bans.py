@@ -140,3 +140,16 @@ def test_a_banned_address_asking_again_stays_remembered() -> None:
     bans.failure("203.0.113.1")  # pushes out B, not A
     assert bans.banned(A)
     assert not bans.banned(B)
+
+
+def test_a_ban_from_another_node_is_kept_for_its_length_and_announced_only_if_asked() -> None:
+    bans, clock, events = table()
+    bans.impose(A, 30.0)
+    assert bans.banned(f"::ffff:{A}") and not bans.banned(B)
+    assert events == []  # the node that banned it logged the event
+    clock.advance(29)
+    assert bans.banned(A)
+    clock.advance(1)
+    assert not bans.banned(A)
+    bans.impose(B, 60.0, announce=True)
+    assert events == [{"event": "ban", "peer": B, "seconds": 60.0}]

@@ -172,3 +172,26 @@ def test_version_names_twisted_ftpd_and_twisted(capsys: pytest.CaptureFixture[st
 
 def test_version_matches_the_installed_package_metadata() -> None:
     assert importlib.metadata.version("twisted-ftpd") == twisted_ftpd.__version__
+
+
+# -- several nodes: users from PostgreSQL, shared state in Redis ---------------------------
+
+
+def test_shared_state_and_a_database_of_users() -> None:
+    config = parse("--users", "postgresql://ftpd@db.internal/ftp",
+                   "--shared-state", "redis://127.0.0.1:6379/0",
+                   "--shared-state-ttl", "12").to_config()
+    assert config.users == "postgresql://ftpd@db.internal/ftp"
+    assert (config.shared_state, config.shared_state_ttl) == ("redis://127.0.0.1:6379/0", 12.0)
+    assert parse().to_config().shared_state is None  # per node unless asked
+
+
+@pytest.mark.parametrize("args", [
+    ("--shared-state", "127.0.0.1:6379"),
+    ("--shared-state", "http://127.0.0.1/"),
+    ("--shared-state-ttl", "0.5"),
+    ("--shared-state-ttl", "inf"),
+])
+def test_bad_shared_state(args: tuple[str, str]) -> None:
+    with pytest.raises(usage.UsageError):
+        parse(*args)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
+from twisted.cred.credentials import IUsernamePassword
 
-from tests.harness import Harness, cheap_hash, close, failed_login, logged_in
+from tests.harness import Harness, cheap_hash, close, failed_login, logged_in, sync_run
 from twisted_ftpd.auth import userdb
 
 
@@ -230,3 +232,53 @@ def test_client_leaving_during_the_login_delay_ends_the_command(tmp_path: Path) 
     assert [c for c in h.reactor.getDelayedCalls() if c.active()] == []
     h.reactor.advance(5.0)
     assert s.take() == []  # nothing is written to the departed client
+
+
+@pytest.mark.parametrize("user", ["alice", "anonymous"])
+def test_a_login_reads_the_user_source_once(tmp_path: Path, user: str) -> None:
+    """The check's lookup serves the realm (home, perms, max_sessions) and the
+    session's rates: one read of users.db (or any user source) per login."""
+    h = Harness(tmp_path)
+    source = h.factory.portal.checkers[IUsernamePassword]._userdb
+    looked_up: list[str] = []
+    real = source.lookup
+    source.lookup = lambda name: looked_up.append(name) or real(name)
+    s = h.connect()
+    s.login(user, "secret" if user == "alice" else "me@example.com")
+    assert looked_up == [user]
+    assert s.proto.data.rates is not None
+    s.send("QUIT")
+
+
+
+def test_a_login_takes_one_trip_to_a_thread(tmp_path: Path) -> None:
+    """The lookup, the cache, anonymous and the home check share one blocking call;
+    only a password that must be verified takes a second one (in the password pool)."""
+    calls: list[str] = []
+
+    def counting(f, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(f.__name__)
+        return sync_run(f, *args, **kwargs)
+
+    h = Harness(tmp_path, run=counting)
+    for user, password, expected in [("anonymous", "x@example.com", ["_look_up"]),
+                                     ("alice", "secret", ["_look_up", "_verify"]),
+                                     ("alice", "secret", ["_look_up"])]:
+        calls.clear()
+        s = h.connect()
+        s.login(user, password)
+        assert calls == expected, user
+        s.send("QUIT")
+
+
+def test_a_missing_home_found_in_the_checks_thread_is_refused(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    s = h.connect()
+    s.login()  # remembered by the cache...
+    s.send("QUIT")
+    alice = h.factory.portal.checkers[IUsernamePassword]._userdb.lookup("alice")
+    userdb.set_user(h.config.users, dataclasses.replace(alice, home="gone"))
+    s = h.connect()
+    assert s.codes("USER alice", "PASS secret") == [331]
+    h.reactor.advance(h.config.login_delay)
+    assert s.take()[0].startswith("530")  # ...but the home is checked at every login

@@ -518,3 +518,21 @@ def test_prot_changed_between_port_and_retr_is_425(tmp_path: Path, pem: str) -> 
     assert s.codes("RETR f") == [425]
     assert pending.closed
     assert h.reactor.tcpClients == []  # never dialed
+
+
+def test_an_idle_session_builds_no_tls_context_before_auth(tmp_path: Path, pem: str) -> None:
+    """What a thousand idle sessions cost: no TLS context until AUTH TLS, and no
+    timer but the idle timeout."""
+    h = harness(tmp_path, pem)
+    built: list[object] = []
+    credentials = h.factory.services.tls
+    real = credentials.context_factory
+    credentials.context_factory = lambda: built.append(1) or real()  # type: ignore[method-assign]
+    sessions = [h.connect() for _ in range(3)]
+    for s in sessions:
+        s.login()
+    assert built == []
+    assert all(s.proto.tls.options is None for s in sessions)
+    assert len([c for c in h.reactor.getDelayedCalls() if c.active()]) == len(sessions)
+    secured(connect_recording(h)[0])
+    assert len(built) == 1

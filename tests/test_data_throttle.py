@@ -3,17 +3,17 @@ and whole throttled transfers on the in-memory harness, all on a Clock."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
-from twisted.internet import defer
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from tests.harness import Harness, close
 from twisted_ftpd.auth.passwords import hash_password
-from twisted_ftpd.auth.userdb import UserDBError, UserRecord, parse
+from twisted_ftpd.auth.userdb import UserDB, UserDBError, parse, set_user
 from twisted_ftpd.data.channel import DataProtocol
 from twisted_ftpd.data.throttle import SessionRates, ThrottledProducer, TokenBucket
 from twisted_ftpd.units import parse_rate, parse_size
@@ -149,9 +149,11 @@ def test_unlimited_sessions_get_no_throttle(tmp_path: Path) -> None:
 
 def test_a_users_own_rates_apply_from_its_users_db_options(tmp_path: Path) -> None:
     h = Harness(tmp_path, max_download_rate=MiB, max_upload_rate=MiB)
+    alice = UserDB(h.config.users).lookup("alice")
+    assert alice is not None
+    set_user(h.config.users,
+             dataclasses.replace(alice, options={"download_rate": "1K", "upload_rate": "0"}))
     s = h.connect()
-    record = UserRecord("alice", "", "elr", "", {"download_rate": "1K", "upload_rate": "0"})
-    s.proto.server.lookup_user = lambda name: defer.succeed(record)
     s.login()
     rates = s.proto.data.rates
     assert rates is not None and rates.download is not None and rates.download.rate == 1024

@@ -13,6 +13,7 @@ from twisted.internet import defer, threads
 from twisted.python.failure import Failure
 
 from tests.harness import PEER, Harness, ManualRunner
+from twisted_ftpd.auth import pool
 from twisted_ftpd.auth.pool import LoginsBusy, PasswordPool, VerificationQueue
 
 A, B, C = "192.0.2.1", "192.0.2.2", "192.0.2.3"
@@ -193,8 +194,10 @@ def test_past_the_login_queue_a_login_gets_421_without_a_check(tmp_path: Path) -
     for s in sessions:
         s.send("USER alice")
     for s in sessions[:3]:
-        assert s.send("PASS secret") == []  # two checks run, one waits
+        assert s.send("PASS secret") == []
+    runner.run_calls_of(checker._look_up)  # the users.db reads: two checks run, one waits
     assert sessions[3].send("PASS secret") == []  # after the login delay, like a failure,
+    runner.run_calls_of(checker._look_up)
     h.reactor.advance(h.config.login_delay)  # so a refused client cannot loop faster
     assert sessions[3].take() == ["421 Too many logins in progress; try again later."]
     assert sessions[3].transport.disconnecting
@@ -202,3 +205,36 @@ def test_past_the_login_queue_a_login_gets_421_without_a_check(tmp_path: Path) -
     runner.flush()
     assert [s.take() for s in sessions[:3]] == [["230 Login successful."]] * 3
     assert not h.factory.limits.bans.banned(PEER)  # a busy server is not the client's fault
+
+
+class FakeLibc:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def mallopt(self, parameter: int, value: int) -> int:
+        self.calls.append((parameter, value))
+        return 1
+
+
+def test_scrypt_buffers_are_returned_to_the_system(monkeypatch: pytest.MonkeyPatch,
+                                                   fake_threads: FakeThreads) -> None:
+    """The first check fixes glibc's mmap threshold below scrypt's 16 MiB, once, so the
+    pool's threads do not keep that buffer in their heaps between checks."""
+    libc = FakeLibc()
+    monkeypatch.setattr(pool.ctypes, "CDLL", lambda name: libc)
+    pool.return_big_buffers_to_the_system.cache_clear()
+    passwords = PasswordPool(reactor=object())  # type: ignore[arg-type]
+    passwords.run(str, 1)
+    passwords.run(str, 2)
+    assert libc.calls == [(pool.M_MMAP_THRESHOLD, pool.MMAP_THRESHOLD)]
+    assert 128 * 1024 <= pool.MMAP_THRESHOLD < 128 * 8 * 2**14  # scrypt's n=2^14, r=8
+    for _, d in fake_threads.calls:
+        d.callback("done")
+    pool.return_big_buffers_to_the_system.cache_clear()
+
+
+def test_without_mallopt_nothing_is_tuned(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pool.ctypes, "CDLL", lambda name: object())
+    pool.return_big_buffers_to_the_system.cache_clear()
+    assert pool.return_big_buffers_to_the_system() is False
+    pool.return_big_buffers_to_the_system.cache_clear()

@@ -158,6 +158,7 @@ def test_the_password_queue_is_fair_by_the_real_client_s_address(tmp_path: Path)
     s, _ = through(h)
     s.send("USER alice")
     s.send("PASS secret")
+    runner.run_calls_of(checker._look_up)  # the users.db reads, before the queue
     assert checker.queue.waiting_from(CLIENT) == 1
     assert checker.queue.waiting_from(BALANCER) == 0
     runner.flush()

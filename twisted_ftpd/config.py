@@ -18,10 +18,13 @@ from twisted import copyright
 from twisted.python import usage
 
 from twisted_ftpd import __version__, config_file, listen, privileges, proxy_protocol
+from twisted_ftpd.auth.cache import DEFAULT_SIZE as DEFAULT_CACHE_SIZE
+from twisted_ftpd.auth.cache import DEFAULT_TTL as DEFAULT_CACHE_TTL
 from twisted_ftpd.hooks import parse_concurrency, parse_timeout
 from twisted_ftpd.logs import parse_log_format
 from twisted_ftpd.metrics import parse_endpoint
 from twisted_ftpd.quota import DEFAULT_RESCAN, parse_rescan
+from twisted_ftpd.shared_state import DEFAULT_TTL, parse_ttl, parse_url
 from twisted_ftpd.tls import TLSConfigError, TLSCredentials
 from twisted_ftpd.units import at_least, parse_rate
 
@@ -73,11 +76,16 @@ class ServerConfig:
     user: str | None = None  # run as this user once the ports are bound
     group: str | None = None  # and this group (default: the user's primary group)
     umask: int = DEFAULT_UMASK  # for uploaded files and new directories
+    shared_state: str | None = None  # Redis URL: bans and limits shared by several nodes
+    shared_state_ttl: float = DEFAULT_TTL  # seconds a crashed node's counts keep counting
     # Load balancers (proxy_protocol.py): whose PROXY headers are believed, how their
     # passive data connections prove whose they are, how long a header may take.
     proxy_from: tuple[str, ...] = ()
     proxy_data: str = "header"
     proxy_header_timeout: float = proxy_protocol.HEADER_TIMEOUT
+    # Successful password checks are remembered (auth/cache.py); 0 for either: never.
+    auth_cache_ttl: float = DEFAULT_CACHE_TTL  # seconds an entry lasts
+    auth_cache_size: int = DEFAULT_CACHE_SIZE  # users remembered at most
 
     def passive_port_candidates(self) -> list[int]:
         if self.passive_ports is None:
@@ -143,7 +151,8 @@ class Options(usage.Options):
          parse_interface],
         ["root", "r", "./ftproot", "Root directory for users without a home of their own "
          "(created if missing)."],
-        ["users", "u", "./users.db", "The user file."],
+        ["users", "u", "./users.db", "The user file, or a PostgreSQL database "
+         "(postgresql://USER@HOST/DB) holding the ftpd_users table."],
         ["banner", "b", DEFAULT_BANNER, "Greeting sent after '220 ' (\\n for more lines)."],
         ["passive-ports", None, None, "Passive port range LO-HI (default: any free port).",
          parse_port_range],
@@ -195,9 +204,18 @@ class Options(usage.Options):
         ["group", None, None, "With --user: run as this group (default: the user's own)."],
         ["umask", None, None, "Octal mask (leading 0) for the modes of uploaded files and new "
          "directories (default: 022).", parse_umask],
+        ["shared-state", None, None, "Redis URL (redis://HOST:PORT/DB): bans, connections per "
+         "address and sessions per user counted across every node using it.", parse_url],
+        ["shared-state-ttl", None, DEFAULT_TTL, "Seconds after which the counts of a node that "
+         "stopped without a goodbye (a crash) no longer count.", parse_ttl],
         ["proxy-data", None, "header", "How passive data connections from the balancers show "
          "whose they are: a PROXY header (header), or none, only TLS resuming the login's "
          "session (tls).", proxy_protocol.parse_data_mode],
+        ["auth-cache-ttl", None, DEFAULT_CACHE_TTL, "Seconds a successful password check is "
+         "remembered, so the same user and password log in again without scrypt (0: never).",
+         parse_rescan],
+        ["auth-cache-size", None, DEFAULT_CACHE_SIZE, "Most users whose successful password "
+         "check is remembered (0: none).", parse_count],
     ]
 
     optFlags = [
@@ -314,8 +332,12 @@ class Options(usage.Options):
             user=self["user"],
             group=self["group"],
             umask=DEFAULT_UMASK if self["umask"] is None else self["umask"],
+            shared_state=self["shared-state"],
+            shared_state_ttl=self["shared-state-ttl"],
             proxy_from=tuple(self["proxy-from"]),
             proxy_data=self["proxy-data"],
+            auth_cache_ttl=self["auth-cache-ttl"],
+            auth_cache_size=self["auth-cache-size"],
         )
 
 

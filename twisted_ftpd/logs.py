@@ -9,6 +9,7 @@ administrator could use and drowned the session events.
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import sys
@@ -28,6 +29,8 @@ from twisted.logger import (
 from twisted.python import log as legacy_log
 from twisted.python import logfile
 from twisted.python.components import Componentized
+
+from twisted_ftpd.events import is_event
 
 LOG_FORMATS = ("text", "json")
 # Marks the legacy "<Factory> starting on N" event of a port listen_quietly opened.
@@ -75,10 +78,49 @@ class QuietPorts:
         return PredicateResult.maybe
 
 
-def _classic_text(event: dict[str, Any]) -> str | None:
+class _Timestamps:
+    """Twisted's ``formatTime`` for the text log, computed once per second (the format
+    has no finer unit): a busy server writes several lines a second."""
+
+    FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+
+    def __init__(self) -> None:
+        self._last: tuple[int, str] = (-1, "")
+
+    def __call__(self, when: float | None) -> str:
+        if when is None:
+            return formatTime(when, self.FORMAT)
+        second = math.floor(when)
+        cached_second, text = self._last
+        if second != cached_second:
+            text = formatTime(second, self.FORMAT)
+            self._last = (second, text)  # one assignment: safe from any thread
+        return text
+
+
+def _session_event_text(event: dict[str, Any], timestamp: _Timestamps) -> str | None:
+    """A session event's line, exactly as Twisted's classic format writes it, but with
+    ``str.format``: the formats in ``events.FORMATS`` use plain fields only, never the
+    ``{call()}`` syntax Twisted's slower formatter is there for. None if it will not
+    format that way (then Twisted's own formatter says why)."""
+    level = event.get("log_level")
+    try:
+        text = event["log_format"].format_map(event)
+    except Exception:
+        return None
+    system = event.get("log_system") or (
+        f"{event.get('log_namespace', '-')}#{level.name if level is not None else '-'}")
+    return f"{timestamp(event.get('log_time'))} [{system}] {text}".replace("\n", "\n\t") + "\n"
+
+
+def _classic_text(event: dict[str, Any], timestamp: _Timestamps) -> str | None:
     """Twisted's text format; names that were not UTF-8 on disk come out escaped
     instead of making the log file's encoder raise."""
-    text = formatEventAsClassicLogText(event, lambda when: formatTime(when, "%Y-%m-%dT%H:%M:%S%z"))
+    text = None
+    if is_event(event) and "log_failure" not in event:
+        text = _session_event_text(event, timestamp)
+    if text is None:
+        text = formatEventAsClassicLogText(event, timestamp)
     return text and text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
@@ -87,7 +129,8 @@ def file_observer(out: IO[Any], log_format: str) -> ILogObserver:
     if log_format == "json":
         observer = jsonFileLogObserver(out, recordSeparator="")
     else:
-        observer = FileLogObserver(out, _classic_text)
+        timestamp = _Timestamps()
+        observer = FileLogObserver(out, lambda event: _classic_text(event, timestamp))
     return FilteringLogObserver(observer, [QuietPorts()])
 
 

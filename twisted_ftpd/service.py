@@ -17,19 +17,22 @@ from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTim
 from twisted.logger import Logger
 
 from twisted_ftpd import listen, privileges, proxy_protocol
+from twisted_ftpd.auth.cache import VerificationCache
 from twisted_ftpd.auth.checker import UserDBChecker
+from twisted_ftpd.auth.pgusers import is_database_url, open_user_source
 from twisted_ftpd.auth.pool import PasswordPool
 from twisted_ftpd.auth.realm import FTPRealm
-from twisted_ftpd.auth.userdb import UserDB
 from twisted_ftpd.config import Options, ServerConfig
 from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
 from twisted_ftpd.fs.files import InlineWrites, Runner
 from twisted_ftpd.fs.shell import FilesystemShell
 from twisted_ftpd.logs import twistd_service
 from twisted_ftpd.reporting import Reporting
+from twisted_ftpd.shared_state import SharedState
 from twisted_ftpd.shutdown import Shutdown, force_on_second_signal
 from twisted_ftpd.startup import users_file_warnings
 from twisted_ftpd.tls import TLSCredentials
+from twisted_ftpd.urls import redact
 
 __all__ = ["FTPService", "Options", "build_factory", "makeService"]
 
@@ -61,20 +64,35 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
     # a caller's own ``run`` decides where all blocking work goes.
     inline = InlineWrites() if run is None else None
     lookup_user = None
+    shared = None
+    if config.shared_state is not None:  # bans and limits counted across the nodes
+        shared = SharedState(config.shared_state, reactor, clock, ttl=config.shared_state_ttl)
     if portal is None:
-        userdb = UserDB(config.users)
+        userdb = open_user_source(config.users)  # users.db, or PostgreSQL
         realm = FTPRealm(userdb, config.root,
                          lambda home, perms: FilesystemShell(home, perms, run=runner,
                                                              umask=config.umask,
                                                              inline_writes=inline), run=runner)
+        realm.sessions.shared = shared  # max_sessions=N counts every node's sessions
         # Password checks get a small pool of their own (auth/pool.py), not the reactor's.
         checks = run or PasswordPool(reactor).run
-        portal = Portal(realm, [UserDBChecker(userdb, defer_to_thread=checks)])
+        cache = VerificationCache(config.auth_cache_ttl, config.auth_cache_size,
+                                  (clock or reactor).seconds)
+        checker = UserDBChecker(userdb, defer_to_thread=checks, lookup_in_thread=runner,
+                                cache=cache, check_home=realm.check_home)
+        portal = Portal(realm, [checker])
 
         def lookup_user(name: str) -> defer.Deferred:
             return runner(userdb.lookup, name)
 
-    return FTPFactory(portal, config, reactor, clock, tls=tls, lookup_user=lookup_user)
+    return FTPFactory(portal, config, reactor, clock, tls=tls, lookup_user=lookup_user,
+                      shared=shared)
+
+
+def _describe_users(spec: str | None) -> str:
+    if spec is None:
+        return "none"
+    return redact(spec) if is_database_url(spec) else os.path.abspath(spec)
 
 
 class FTPService(service.Service):
@@ -126,6 +144,8 @@ class FTPService(service.Service):
             self._unbind()
             raise
         super().startService()
+        if self.factory.shared is not None:
+            self.factory.shared.start()
         for warning in warnings:
             log.warn("{warning}", warning=warning)
         if os.geteuid() == 0 and self._users_file:  # not for in-process test servers
@@ -136,7 +156,7 @@ class FTPService(service.Service):
                 listen.describe(p) for p in self.implicit_ports)
         log.info("twisted-ftpd serving {root} (users file {users}) on {addresses} as {user}",
                  root=os.path.abspath(self.config.root),
-                 users=os.path.abspath(self._users_file) if self._users_file else "none",
+                 users=_describe_users(self._users_file),
                  addresses=addresses, user=privileges.running_as())
 
     def _bind(self) -> None:
@@ -183,7 +203,11 @@ class FTPService(service.Service):
                                  self.factory.clock)
         if self.force_on_signal:
             force_on_second_signal(self.reactor, self.shutdown.force)
-        return defer.gatherResults([stopped, self.shutdown.start(), self.reporting.stop()])
+        done = defer.gatherResults([stopped, self.shutdown.start(), self.reporting.stop()])
+        if self.factory.shared is not None:  # once every session has given its slots back
+            shared = self.factory.shared
+            done.addCallback(lambda results: shared.stop().addCallback(lambda _: results))
+        return done
 
 
 def makeService(options: Options) -> service.MultiService:

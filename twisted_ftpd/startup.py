@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import stat
 
-from twisted_ftpd.auth import userdb
+from twisted_ftpd.auth import pgusers, userdb
 
 __all__ = ["users_file_warnings"]
 
@@ -16,6 +16,8 @@ __all__ = ["users_file_warnings"]
 def users_file_warnings(path: str) -> list[str]:
     """Problems with the users file at ``path`` as this process sees it (blocking: one
     stat and one read, done before the server serves anyone)."""
+    if pgusers.is_database_url(path):
+        return pgusers.database_warnings(path)
     try:
         st = os.stat(path)
     except FileNotFoundError:

@@ -1,9 +1,11 @@
-# -*- test-case-name: tests.test_users_cli -*-
+# -*- test-case-name: tests.test_users_cli,tests.integration.test_pgusers -*-
 """Manage users.db from a shell so nobody hand-writes password hashes or breaks its syntax.
 
 ``twisted-ftpd users ...`` (or ``python -m twisted_ftpd.users ...``). Every command
 says what it did; the file is rewritten atomically, keeps its comments and is left
-readable by its owner only (mode 0600), since it holds password hashes.
+readable by its owner only (mode 0600), since it holds password hashes. With
+``--db postgresql://...`` the same commands work on the ``ftpd_users`` table, and
+``import FILE`` copies a users.db into it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import argparse
 import getpass
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from twisted_ftpd.auth import perms, userdb
 from twisted_ftpd.auth.passwords import hash_password
+from twisted_ftpd.auth.pgusers import PostgresUsers, is_database_url
 from twisted_ftpd.auth.userdb import (
     ANONYMOUS,
     UserRecord,
@@ -26,6 +30,8 @@ from twisted_ftpd.auth.userdb import (
     validate_home,
     validate_name,
 )
+from twisted_ftpd.protocol.errors import UsersUnavailable
+from twisted_ftpd.urls import redact
 
 PROG = "python -m twisted_ftpd.users"
 DEFAULT_DB = "./users.db"
@@ -54,7 +60,23 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
+def _database(url: str) -> PostgresUsers:
+    return PostgresUsers(url)
+
+
+@contextmanager
+def _database_errors(url: str) -> Iterator[None]:
+    """A database that cannot be reached (or has no table) is one line, with the cause."""
+    try:
+        yield
+    except UsersUnavailable as e:
+        raise CommandError(f"{redact(url)}: {' '.join(str(e.__cause__).split())}") from None
+
+
 def _load(db: str, *, missing_ok: bool = False) -> dict[str, UserRecord]:
+    if is_database_url(db):
+        with _database_errors(db):
+            return _database(db).records()
     try:
         with open(db, "rb") as f:
             data = f.read()
@@ -75,8 +97,30 @@ def _existing(db: str, name: str) -> UserRecord:
     return record
 
 
+def _put(db: str, record: UserRecord) -> None:
+    """Add or replace ``record`` in the file or the database."""
+    if is_database_url(db):
+        with _database_errors(db):
+            _database(db).upsert(record)
+    else:
+        set_user(db, record)
+
+
+def _remove(db: str, name: str) -> None:
+    """Remove ``name``; KeyError if there is no such user."""
+    if not is_database_url(db):
+        remove_user(db, name)
+        return
+    with _database_errors(db):
+        if not _database(db).remove(name):
+            raise KeyError(name)
+
+
 def _save(args: argparse.Namespace, write: Callable[[], None]) -> None:
     """Run ``write`` (which rewrites the file), then make the file owner-only."""
+    if is_database_url(args.db):  # the database keeps its own permissions
+        write()
+        return
     existed = os.path.exists(args.db)
     write()
     os.chmod(os.path.realpath(args.db), FILE_MODE)
@@ -170,9 +214,9 @@ def cmd_add(args: argparse.Namespace) -> None:
     record = UserRecord(args.name, password_hash, letters, args.home, options)
     userdb.format_record(record)  # refuse a bad record before creating its home
     _check_home(args, args.home)
-    _save(args, lambda: set_user(args.db, record))
+    _save(args, lambda: _put(args.db, record))
     what = "anonymous login" if args.name == ANONYMOUS else f"user {args.name}"
-    print(f"added {what} to {args.db}: {_describe(record)}")
+    print(f"added {what} to {args.where}: {_describe(record)}")
 
 
 def cmd_passwd(args: argparse.Namespace) -> None:
@@ -180,8 +224,8 @@ def cmd_passwd(args: argparse.Namespace) -> None:
     if record.name == ANONYMOUS:
         raise CommandError(f"{ANONYMOUS} has no password (any password is accepted)")
     password_hash = hash_password(_read_password(args.password_stdin))
-    _save(args, lambda: set_user(args.db, replace(record, password_hash=password_hash)))
-    print(f"changed the password of {args.name} in {args.db}")
+    _save(args, lambda: _put(args.db, replace(record, password_hash=password_hash)))
+    print(f"changed the password of {args.name} in {args.where}")
 
 
 def cmd_modify(args: argparse.Namespace) -> None:
@@ -202,18 +246,36 @@ def cmd_modify(args: argparse.Namespace) -> None:
     userdb.format_record(changed)
     if args.home is not None:
         _check_home(args, args.home)
-    _save(args, lambda: set_user(args.db, changed))
-    print(f"modified {args.name} in {args.db}: {_describe(changed)} "
+    _save(args, lambda: _put(args.db, changed))
+    print(f"modified {args.name} in {args.where}: {_describe(changed)} "
           f"(was {_describe(record)})")
 
 
 def cmd_remove(args: argparse.Namespace) -> None:
     _load(args.db)  # a missing file is "no such file", not a crash inside the rewrite
     try:
-        _save(args, lambda: remove_user(args.db, args.name))
+        _save(args, lambda: _remove(args.db, args.name))
     except KeyError:
         raise CommandError(f"no such user: {args.name}") from None
-    print(f"removed {args.name} from {args.db} (files in the home are left alone)")
+    print(f"removed {args.name} from {args.where} (files in the home are left alone)")
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    """Copy every user of a users.db into the database (added, or updated where they
+    differ): the move to PostgreSQL, safe to run again."""
+    if not is_database_url(args.db):
+        raise CommandError("import needs --db postgresql://...: it copies a users.db into "
+                           "a database")
+    records = _load(args.file)
+    database = _database(args.db)
+    counts = {"added": 0, "updated": 0, "unchanged": 0}
+    with _database_errors(args.db):
+        database.create_schema()
+        for record in records.values():
+            counts[database.upsert(record)] += 1
+    database.close()
+    print(f"imported {args.file} into {args.where}: " + ", ".join(
+        f"{n} {what}" for what, n in counts.items()))
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -261,7 +323,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE",
                         help="the server's TOML config file: its users and root are the "
                         "defaults for --db and --root")
-    parser.add_argument("--db", metavar="FILE", help=f"user database (default {DEFAULT_DB})")
+    parser.add_argument("--db", metavar="FILE", help="user file, or a PostgreSQL database "
+                        f"as postgresql://USER@HOST/DB (default {DEFAULT_DB})")
     parser.add_argument("--root", metavar="DIR",
                         help=f"the server's --root, for relative homes (default {DEFAULT_ROOT})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -292,6 +355,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     remove.add_argument("name", metavar="NAME")
     remove.set_defaults(func=cmd_remove)
 
+    imports = sub.add_parser("import", help="copy the users of a users.db file into the "
+                             "--db postgresql://... database (creates its table; repeatable)")
+    imports.add_argument("file", metavar="FILE")
+    imports.set_defaults(func=cmd_import)
+
     listing = sub.add_parser("list", help="list users (name, permissions, home, options)")
     listing.set_defaults(func=cmd_list)
     return parser
@@ -315,6 +383,7 @@ def _defaults_from_config(args: argparse.Namespace) -> None:
             if not isinstance(value, str):
                 raise CommandError(f"config file {args.config}: {key}: expected a string")
             setattr(args, attribute, value)
+    args.where = redact(args.db) if is_database_url(args.db) else args.db  # for messages
 
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:

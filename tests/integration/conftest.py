@@ -99,15 +99,16 @@ def part_files(root: Path) -> list[str]:
     return [str(p) for p in root.rglob("*.part")]
 
 
-def require_binary(name: str) -> str:
-    """Path of an external client; missing fails in CI (CI=true), skips locally."""
-    path = shutil.which(name)
-    if path is None:
+def require_binary(name: str, path: str | None = None) -> str:
+    """Path of an external client (searched on ``path``, default $PATH); missing fails in CI
+    (CI=true), skips locally."""
+    found = shutil.which(name, path=path)
+    if found is None:
         message = f"{name} is not installed"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{message} (required in CI)")
         pytest.skip(message)
-    return path
+    return found
 
 
 def cli_env(home: Path) -> dict[str, str]:
@@ -334,3 +335,11 @@ async def server(tmp_path: Path):
     srv = await start_server(tmp_path / "server")
     yield srv
     await srv.stop()
+
+
+# PostgreSQL, Redis and servers using them (tests/integration/backends.py), for every module.
+from tests.integration.backends import (  # noqa: E402, F401
+    node_factory,
+    postgres_server,
+    redis_server,
+)

@@ -38,6 +38,11 @@ MAX_DELAY_FACTOR = 16
 MAX_BAN = 86400.0
 
 
+def delay_factor(failures: int) -> float:
+    """What the login delay is multiplied by after ``failures`` recent failures."""
+    return float(min(2 ** max(0, failures - FREE_FAILURES), MAX_DELAY_FACTOR))
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What one failed login from an address leads to."""
@@ -108,8 +113,23 @@ class BanTable:
         if self.ban_after and len(failures) >= self.ban_after:
             self._ban(key, entry, now)
             return Verdict(1.0, banned=True)
-        excess = max(0, len(failures) - FREE_FAILURES)
-        return Verdict(float(min(2 ** excess, MAX_DELAY_FACTOR)))
+        return Verdict(delay_factor(len(failures)))
+
+    def impose(self, host: str, seconds: float, announce: bool = False) -> None:
+        """Ban ``host`` for ``seconds`` from now on a word from elsewhere (another node,
+        through the shared state); ``announce`` logs the ``ban`` event, as for a ban
+        of this table's own."""
+        key, now = normalize(host), self.clock.seconds()
+        entry = self._live(key, now)
+        if entry is None:
+            self._make_room(now)
+            entry = self._entries[key] = _Entry()
+        self._entries.move_to_end(key)
+        entry.banned_until = max(entry.banned_until, now + seconds)
+        entry.last_ban = max(entry.last_ban, seconds)
+        entry.failures.clear()
+        if announce:
+            self.emit("ban", peer=key, seconds=seconds)
 
     def _ban(self, key: str, entry: _Entry, now: float) -> None:
         seconds = min(self.ban_time * 2 ** min(entry.bans, 32), max(MAX_BAN, self.ban_time))

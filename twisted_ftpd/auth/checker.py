@@ -1,7 +1,15 @@
-# -*- test-case-name: tests.test_auth_checker -*-
+# -*- test-case-name: tests.test_auth_checker,tests.test_auth_cache -*-
 """Password checks cost a deliberate ~50 ms of scrypt, so they run off the reactor
 thread, in a small pool of their own behind a bounded, per-address fair queue
-(``auth.pool``): a flood of bad logins can neither starve a real one nor pile up."""
+(``auth.pool``): a flood of bad logins can neither starve a real one nor pile up.
+
+A check is two steps. The user's record is read first, in an ordinary worker
+thread (the user source blocks: a file, a database); a login whose name, password
+and stored hash passed a check recently (``auth.cache``) is let in right there, as
+is anonymous. Only the rest, the scrypt verifications, queue for the password
+pool. The avatar id a check fires with carries the record it was decided on, so
+the realm and the session read the user's options from that one lookup.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +19,14 @@ from typing import Any
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import threads
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from twisted_ftpd.auth import passwords
+from twisted_ftpd.auth.cache import VerificationCache
 from twisted_ftpd.auth.pool import PasswordPool, VerificationQueue
-from twisted_ftpd.auth.userdb import ANONYMOUS, ANONYMOUS_NAMES, UserDB
+from twisted_ftpd.auth.userdb import ANONYMOUS, ANONYMOUS_NAMES, UserDB, UserRecord
 
 DeferToThread = Callable[..., "Deferred[Any]"]
 
@@ -29,6 +39,20 @@ class ClientCredentials(UsernamePassword):
         self.peer = peer
 
 
+class AvatarId(str):
+    """The logged-in user's name, as cred's avatar ids are, with the users.db record
+    the check was decided on and, when the checker was given the realm's
+    ``check_home``, the home it found (the realm builds the session from both)."""
+
+    record: UserRecord
+    home: str | None
+
+    def __new__(cls, record: UserRecord, home: str | None = None) -> AvatarId:
+        self = super().__new__(cls, record.name)
+        self.record, self.home = record, home
+        return self
+
+
 def _text(value: bytes | str) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "surrogateescape")
@@ -37,34 +61,66 @@ def _text(value: bytes | str) -> str:
 
 @implementer(ICredentialsChecker)
 class UserDBChecker:
-    """Checks USER/PASS against users.db; avatar ids are users.db names."""
+    """Checks USER/PASS against users.db; avatar ids are users.db names (``AvatarId``)."""
 
     credentialInterfaces = (IUsernamePassword,)
 
-    def __init__(self, userdb: UserDB, defer_to_thread: DeferToThread | None = None) -> None:
-        """``defer_to_thread`` runs each check (default: a PasswordPool on the global
-        reactor); the queue in front of it bounds how many run and wait."""
+    def __init__(self, userdb: UserDB, defer_to_thread: DeferToThread | None = None,
+                 lookup_in_thread: DeferToThread | None = None,
+                 cache: VerificationCache | None = None,
+                 check_home: Callable[[UserRecord], str] | None = None) -> None:
+        """``defer_to_thread`` runs each scrypt verification (default: a PasswordPool on
+        the global reactor); the queue in front of it bounds how many run and wait.
+        ``lookup_in_thread`` reads the user's record (default: ``defer_to_thread`` if
+        given, else the reactor's thread pool). ``check_home`` (the realm's) runs in
+        the same thread once a login succeeds, sparing the realm a thread of its own."""
         self._userdb = userdb
+        self._check_home = check_home
         self.queue = VerificationQueue(defer_to_thread or PasswordPool().run)
+        self._lookup_in_thread = lookup_in_thread or defer_to_thread or threads.deferToThread
+        self.cache = cache if cache is not None else VerificationCache()
 
-    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:
-        """Fire with the user's name, or fail with UnauthorizedLogin (or LoginsBusy
+    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[AvatarId]:
+        """Fire with the user's ``AvatarId``, or fail with UnauthorizedLogin (or LoginsBusy
         when too many checks are waiting)."""
         username = _text(credentials.username)
         password = _text(credentials.password)
         peer = getattr(credentials, "peer", "")
-        return self.queue.submit(peer, self._check, username, password)
+        d = self._lookup_in_thread(self._look_up, username, password)
+        return d.addCallback(self._verify_if_needed, username, password, peer)
 
-    def _check(self, username: str, password: str) -> str:
-        """Runs in a thread: the users.db stat/read and the scrypt both block."""
+    def _look_up(self, username: str, password: str) -> AvatarId | UserRecord | None:
+        """Runs in a thread: the decided login (anonymous, or a cache hit), or the
+        record whose password must still be verified (None: no such user)."""
         if username in ANONYMOUS_NAMES:
-            if self._userdb.lookup(ANONYMOUS) is None:
+            record = self._userdb.lookup(ANONYMOUS)
+            if record is None:
                 raise UnauthorizedLogin("anonymous login is not enabled")
-            return ANONYMOUS
+            return self._logged_in(record)
         record = self._userdb.lookup(username)
         if record is None or record.name == ANONYMOUS:
+            self.cache.forget(username)
+            return None
+        if self.cache.hit(username, password, record.password_hash):
+            return self._logged_in(record)
+        return record
+
+    def _verify_if_needed(self, found: AvatarId | UserRecord | None, username: str,
+                          password: str, peer: str) -> AvatarId | Deferred[AvatarId]:
+        if isinstance(found, AvatarId):
+            return found
+        return self.queue.submit(peer, self._verify, username, password, found)
+
+    def _verify(self, username: str, password: str, record: UserRecord | None) -> AvatarId:
+        """Runs in the password pool: one scrypt, remembered if it succeeds."""
+        if record is None:
             passwords.verify_password(password, passwords.dummy_hash())  # no timing oracle
             raise UnauthorizedLogin("unknown user")
         if not passwords.verify_password(password, record.password_hash):
             raise UnauthorizedLogin("wrong password")
-        return record.name
+        self.cache.add(username, password, record.password_hash)
+        return self._logged_in(record)
+
+    def _logged_in(self, record: UserRecord) -> AvatarId:
+        """In the thread that decided the login: the realm's home check too."""
+        return AvatarId(record, self._check_home(record) if self._check_home else None)

@@ -21,6 +21,18 @@ from twisted_ftpd.protocol.errors import HomeUnavailable
 ShellFactory = Callable[[str, str], object]
 
 
+class LoginMind:
+    """The cred *mind* a session passes to ``Portal.login``: the realm tells it the
+    users.db record the login was made with, so the session takes the user's options
+    (rates) from the lookup the check already made instead of reading users.db again.
+    A realm that knows no records (the in-memory test server's) leaves it None."""
+
+    __slots__ = ("record",)
+
+    def __init__(self) -> None:
+        self.record: UserRecord | None = None
+
+
 @implementer(IRealm)
 class FTPRealm:
     """Builds an IFTPShell for a users.db user via ``shell_factory(home, perms)``."""
@@ -48,31 +60,48 @@ class FTPRealm:
     ) -> defer.Deferred[tuple[Any, object, Callable[[], None]]]:
         if IFTPShell not in interfaces:
             raise NotImplementedError("FTPRealm only provides IFTPShell avatars")
-        user = avatarId
-        if isinstance(user, bytes):
-            user = user.decode("utf-8", "surrogateescape")
-        d = self._run(self._locate, user)
-        d.addCallback(self._enter, user)
+        # A plain str: the session count keeps it, not the AvatarId's record.
+        user = (avatarId.decode("utf-8", "surrogateescape") if isinstance(avatarId, bytes)
+                else str(avatarId))
+        record, home = getattr(avatarId, "record", None), getattr(avatarId, "home", None)
+        if record is not None and home is not None:  # the checker ran check_home already
+            return self._enter((home, record), user, mind)
+        # The checker's AvatarId carries the record it read: no second lookup.
+        d = self._run(self._locate, user, record)
+        d.addCallback(self._enter, user, mind)
         return d
 
-    def _enter(self, found: tuple[str, str, int | None], user: str,
-               ) -> tuple[Any, object, Callable[[], None]]:
+    def _enter(self, found: tuple[str, UserRecord], user: str, mind: object,
+               ) -> defer.Deferred[tuple[Any, object, Callable[[], None]]]:
         """The avatar, counted as one of the user's sessions (TooManySessions past its
         max_sessions); its logout ends the session. Runs on the reactor thread, so the
         count needs no lock."""
-        home, perms, max_sessions = found
-        shell = self._shell_factory(home, perms)
-        return IFTPShell, shell, self.sessions.open(user, max_sessions)
+        home, record = found
+        shell = self._shell_factory(home, record.perms)
+        limit = record.options.get(MAX_SESSIONS)
+        max_sessions = parse_max_sessions(limit) if limit is not None else None
+        # A Deferred when the count is shared by several nodes (--shared-state).
+        opened = defer.maybeDeferred(self.sessions.open, user, max_sessions)
+        if isinstance(mind, LoginMind):
+            mind.record = record
+        return opened.addCallback(lambda logout: (IFTPShell, shell, logout))
 
-    def _locate(self, user: str) -> tuple[str, str, int | None]:
-        """(home, permissions, max_sessions or None) of ``user``; blocking."""
-        record = self._userdb.lookup(user)
+    def _locate(self, user: str, record: UserRecord | None) -> tuple[str, UserRecord]:
+        """(home, record) of ``user``, reading the record unless given; blocking."""
+        if record is None:
+            record = self._userdb.lookup(user)
         if record is None:
             self.log.warn("User {user!r} vanished from the user database", user=user)
             raise HomeUnavailable()
+        return self.check_home(record), record
+
+    def check_home(self, record: UserRecord) -> str:
+        """The home of ``record``, which must be a directory (HomeUnavailable if not);
+        blocking. The checker calls it in the thread where it decided the login, so
+        that a login costs one trip to a thread, not two."""
         home = self.resolve_home(record)
         if not os.path.isdir(home):
-            self.log.warn("Home {home} of user {user!r} is not a directory", home=home, user=user)
+            self.log.warn("Home {home} of user {user!r} is not a directory", home=home,
+                          user=record.name)
             raise HomeUnavailable()
-        limit = record.options.get(MAX_SESSIONS)
-        return home, record.perms, parse_max_sessions(limit) if limit is not None else None
+        return home

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from twisted.internet.defer import Deferred
+
 from twisted_ftpd.protocol.errors import TooManySessions
+from twisted_ftpd.shared_state import SESSIONS, Hold, Refused, SharedState
 
 #: The users.db option.
 OPTION = "max_sessions"
@@ -19,15 +22,22 @@ def parse_max_sessions(text: str) -> int:
 
 
 class UserSessions:
-    """Counts each user's logged-in sessions; ``open`` refuses one too many."""
+    """Counts each user's logged-in sessions; ``open`` refuses one too many.
 
-    def __init__(self) -> None:
+    With ``shared`` (``--shared-state``) the count is every node's: ``open`` then
+    answers with a Deferred once Redis has (while Redis is down, by this node's
+    count alone).
+    """
+
+    def __init__(self, shared: SharedState | None = None) -> None:
         self._counts: dict[str, int] = {}
+        self.shared = shared
 
     def count(self, user: str) -> int:
         return self._counts.get(user, 0)
 
-    def open(self, user: str, limit: int | None) -> Callable[[], None]:
+    def open(self, user: str, limit: int | None,
+             ) -> Callable[[], None] | Deferred[Callable[[], None]]:
         """Count a new session of ``user`` (raising TooManySessions if it already has
         ``limit``); returns the call that ends it (the login's logout, idempotent)."""
         if limit is not None and self.count(user) >= limit:
@@ -44,4 +54,18 @@ class UserSessions:
             if left:
                 self._counts[user] = left
 
-        return close
+        if self.shared is None:
+            return close
+
+        def decided(outcome: Hold | Refused) -> Callable[[], None]:
+            if isinstance(outcome, Refused):
+                close()
+                raise TooManySessions(user)
+
+            def end() -> None:
+                close()
+                outcome.release()
+
+            return end
+
+        return self.shared.acquire(SESSIONS, user, limit or 0).addCallback(decided)

@@ -75,7 +75,9 @@ OPTION_VALUES: dict[str, Callable[[str], object]] = {
 }
 
 
-def _validate(record: UserRecord) -> None:
+def validate_record(record: UserRecord) -> None:
+    """Raise ValueError unless ``record`` could be a users.db line (any user source's rows
+    are held to the same rules)."""
     validate_name(record.name)
     if record.name == ANONYMOUS:
         if record.password_hash:
@@ -111,7 +113,7 @@ def _parse_line(line: str) -> UserRecord:
             raise ValueError(f"option {key!r} given twice")
         options[key] = value
     record = UserRecord(name, password_hash, perms.validate(letters), home, options)
-    _validate(record)
+    validate_record(record)
     return record
 
 
@@ -215,7 +217,7 @@ class UserDB:
 def format_record(record: UserRecord) -> str:
     """The users.db line (without newline) for ``record``; ValueError if it cannot be one."""
     try:
-        _validate(record)
+        validate_record(record)
     except ValueError as e:
         raise UserDBError(str(e)) from None
     fields = [record.name, record.password_hash, perms.validate(record.perms), record.home]

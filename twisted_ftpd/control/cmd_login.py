@@ -9,16 +9,20 @@ without blocking anyone else.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from twisted.cred.error import UnauthorizedLogin
 from twisted.logger import Logger
 
 from twisted_ftpd.auth.checker import ClientCredentials
 from twisted_ftpd.auth.pool import LoginsBusy
+from twisted_ftpd.auth.realm import LoginMind
 from twisted_ftpd.auth.userdb import ANONYMOUS_NAMES
 from twisted_ftpd.data.throttle import SessionRates
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol import replies
-from twisted_ftpd.protocol.errors import HomeUnavailable, TooManySessions
+from twisted_ftpd.protocol.errors import HomeUnavailable, TooManySessions, UsersUnavailable
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.protocol.session import Event
 
@@ -31,10 +35,25 @@ log = Logger()
 
 
 @handles("USER")
-async def ftp_user(ctx: CommandContext, arg: str) -> Reply:
+def ftp_user(ctx: CommandContext, arg: str) -> Reply | Coroutine[Any, Any, Reply | None]:
+    """Only a server with FTPS, but not for everyone, reads the user's record here (for
+    its ``tls=required``); otherwise USER is answered at once, without a coroutine."""
+    if ctx.tls.configured and not ctx.config.tls_required:
+        return _user_with_record(ctx, arg)
+    return _accept_user(ctx, arg, ctx.tls.configured)
+
+
+async def _user_with_record(ctx: CommandContext, arg: str) -> Reply | None:
+    try:
+        requires_tls = await _user_requires_tls(ctx, arg)
+    except UsersUnavailable as e:  # the user database is down (logged there): come back later
+        ctx.close_after(e.reply())
+        return None
+    return _accept_user(ctx, arg, requires_tls)
+
+
+def _accept_user(ctx: CommandContext, arg: str, requires_tls: bool) -> Reply:
     session = ctx.session
-    requires_tls = ctx.tls.configured and (
-        ctx.config.tls_required or await _user_requires_tls(ctx, arg))
     if requires_tls and not ctx.tls.secure:
         session_log.emit(ctx, "command_refused", command="USER", code=replies.TLS_REQUIRED.code)
         return replies.TLS_REQUIRED
@@ -64,12 +83,13 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
     session = ctx.session
     session.fire(Event.PASS)  # the table let PASS through only after USER
     name = session.user.lower() if session.user.lower() in ANONYMOUS_NAMES else session.user
-    if ctx.server.limits.bans.banned(ctx.peer_host):  # banned since it connected: check nothing
+    if await ctx.server.limits.banned(ctx.peer_host):  # banned since it connected: check nothing
         return refuse(ctx, "banned", replies.ADDRESS_BANNED)
     credentials = ClientCredentials(name.encode("utf-8", "surrogateescape"),
                                     arg.encode("utf-8", "surrogateescape"), ctx.peer_host)
+    mind = LoginMind()  # the realm hands back the record the check read
     try:
-        _, shell, logout = await ctx.server.portal.login(credentials, None, IFTPShell)
+        _, shell, logout = await ctx.server.portal.login(credentials, mind, IFTPShell)
     except UnauthorizedLogin:  # a wrong password or an unknown user: counted per address
         return await _login_failed(ctx, replies.LOGIN_INCORRECT, counted=True)
     except LoginsBusy:  # after the delay too, or a refused client would just loop faster
@@ -80,15 +100,14 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
         return refuse(ctx, "max-sessions", e.reply())
     except HomeUnavailable:
         return await _login_failed(ctx, replies.HOME_UNAVAILABLE)
+    except UsersUnavailable as e:  # the user database is down (logged there): not a failure
+        ctx.close_after(e.reply())
+        return None
     except Exception:
         log.failure("Login for {user!r} failed unexpectedly", user=session.user)
         return await _login_failed(ctx, replies.LOGIN_INCORRECT)
-    try:
-        options = await _user_options(ctx, session.user)  # for this login's rates
-    except Exception:  # logged in already: keep the server's rates rather than fail
-        log.failure("Reading the options of {user!r} failed", user=session.user)
-        options = {}
-    if ctx.gone:  # the client left while its password (or its options) were read
+    options = mind.record.options if mind.record is not None else {}  # this login's rates
+    if ctx.gone:  # the client left while its password was checked
         logout()
         return None
     session.fire(Event.LOGIN_OK)
@@ -109,7 +128,7 @@ async def _login_failed(ctx: CommandContext, reply: Reply, counted: bool = False
     session.failed_logins += 1
     session.fire(Event.LOGIN_FAILED)
     session.reset()
-    verdict = ctx.server.limits.bans.failure(ctx.peer_host) if counted else None
+    verdict = await ctx.server.limits.failure(ctx.peer_host) if counted else None
     if verdict is not None and verdict.banned:
         ctx.close_after(replies.ADDRESS_BANNED)
         return None

@@ -89,7 +89,12 @@ class FTPControlProtocol(CommandLineReceiver):
         thing. Needs the client's real address: behind a PROXY-protocol front end the
         whole connection starts only once the header has named the client
         (``proxy_protocol.ProxyHeaderReceiver``), so connectionMade is already late enough."""
-        refusal = self.server.limits.admit(self)
+        # At once, or once the shared state (--shared-state) has answered.
+        defer.maybeDeferred(self.server.limits.admit, self).addCallback(self._greet)
+
+    def _greet(self, refusal: Reply | None) -> None:
+        if self.gone:
+            return
         if refusal is not None:
             self.close_after(refusal)
             return

@@ -21,6 +21,7 @@ from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.events import EventLog
 from twisted_ftpd.hooks import UploadHooks
 from twisted_ftpd.quota import QuotaRegistry
+from twisted_ftpd.shared_state import SharedState
 from twisted_ftpd.tls import TLSCredentials
 
 from .limits import ConnectionLimits
@@ -39,12 +40,13 @@ class ServerServices:
     # The users.db record of a name (for its per-user options), or None without one.
     lookup_user: Callable[[str], Deferred] | None = None
     events: EventLog = field(default_factory=EventLog)  # session events (metrics, xferlog)
+    shared: SharedState | None = None  # --shared-state: limits and bans across the nodes
     limits: ConnectionLimits = field(init=False)  # connection limits and bans
     upload_hooks: UploadHooks | None = field(init=False)  # --upload-check, --on-upload
     quotas: QuotaRegistry = field(init=False)  # usage counts per home
 
     def __post_init__(self) -> None:
         self.limits = ConnectionLimits.from_config(self.config, self.clock,
-                                                   emit=self.events.emit)
+                                                   emit=self.events.emit, shared=self.shared)
         self.upload_hooks = UploadHooks.from_config(self.config, self.reactor, self.clock)
         self.quotas = QuotaRegistry(self.clock, self.config.quota_rescan)

@@ -20,7 +20,13 @@ from twisted_ftpd.auth.userdb import ANONYMOUS, ANONYMOUS_NAMES
 from twisted_ftpd.hooks import HookedWriteFile, UploadHooks, UploadInfo
 from twisted_ftpd.interfaces import IUsageShell, IWriteFile
 from twisted_ftpd.protocol.addresses import normalize
-from twisted_ftpd.protocol.errors import FTPError, InPlaceWhileChecked, LocalError
+from twisted_ftpd.protocol.errors import (
+    FTPError,
+    InPlaceWhileChecked,
+    LocalError,
+    QuotaUnknown,
+    UsersUnavailable,
+)
 from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.values import Segments
 from twisted_ftpd.quota import Charge, HomeUsage, QuotaLimits
@@ -40,7 +46,10 @@ async def _limits(ctx: CommandContext) -> QuotaLimits | None:
     """The user's quota, read from users.db now (so an edit counts at the next upload)."""
     if ctx.server.lookup_user is None:
         return None
-    record = await ctx.server.lookup_user(_account(ctx))
+    try:
+        record = await ctx.server.lookup_user(_account(ctx))
+    except UsersUnavailable:  # the session goes on; this upload waits for the database
+        raise QuotaUnknown() from None
     return QuotaLimits.from_options(record.options) if record is not None else None
 
 

@@ -10,6 +10,7 @@ raised here (``AddressError`` and its subclasses) are in ``protocol.errors``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from twisted_ftpd.protocol.errors import (
@@ -20,6 +21,8 @@ from twisted_ftpd.protocol.errors import (
 )
 
 
+# Remembered: every session event and limit check asks again about the same few peers.
+@functools.lru_cache(maxsize=4096)
 def normalize(host: str) -> str:
     """Canonical text of an IP address; IPv4-mapped IPv6 becomes plain IPv4."""
     try:

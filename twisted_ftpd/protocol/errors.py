@@ -133,6 +133,18 @@ class HomeUnavailable(FTPError):
     template = replies.HOME_UNAVAILABLE
 
 
+class UsersUnavailable(FTPError):
+    """The user database (PostgreSQL) cannot be reached: no new login now (421)."""
+
+    template = replies.USERS_UNAVAILABLE
+
+
+class QuotaUnknown(FTPError):
+    """An upload while the user database is down: its quota cannot be read (451)."""
+
+    template = replies.QUOTA_UNKNOWN
+
+
 class TooManySessions(FTPError):
     """The user already has as many sessions as users.db allows (``max_sessions``)."""
 

@@ -95,9 +95,11 @@ TOO_MANY_FROM_ADDRESS = Reply(421, "Too many connections from your address; try 
 TOO_MANY_SESSIONS = Reply(421, "Too many sessions for {}; try again later.")
 ADDRESS_BANNED = Reply(421, "Too many failed logins from your address; try again later.")
 LOGINS_BUSY = Reply(421, "Too many logins in progress; try again later.")
+USERS_UNAVAILABLE = Reply(421, "User database unavailable; try again later.")
 CANT_OPEN_DATA = Reply(425, "Can't open data connection: {}")
 TRANSFER_ABORTED = Reply(426, "Connection closed; transfer aborted.")
 LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing.")
+QUOTA_UNKNOWN = Reply(451, "User database unavailable, so the quota is unknown; try again later.")
 INSUFFICIENT_STORAGE = Reply(452, "Insufficient storage space.")
 PASV_IPV6 = Reply(425, "PASV is IPv4 only; use EPSV on this connection.")
 
