@@ -1,19 +1,26 @@
 """Several twisted-ftpd nodes behind HAProxy, all on loopback: what README "Running
 several nodes" describes, and what tests/integration/test_multinode.py checks.
 
-    python3 -m tests.multinode [DIRECTORY]
+    python3 -m tests.multinode [--whole] [DIRECTORY]
 
 starts node a on 127.0.0.2 and node b on 127.0.0.3, each with a passive range of
 its own, sharing DIRECTORY/shared as their root (any shared filesystem will do),
 behind HAProxy on 127.0.0.1 (the Debian package, run in the foreground), prints
 where to connect and the HAProxy configuration, and stops everything on Ctrl-C.
 Users are alice/secret and bob/bobpw. Each node says its name in its banner.
+
+With ``--whole`` it first starts PostgreSQL and Redis (Debian's packages) and an S3
+server (SeaweedFS, from the test extra) on loopback ports, and the nodes take their
+users from PostgreSQL, share bans and counts through Redis and serve their files
+from S3: the whole cluster of README "Running several nodes".
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,9 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.harness import write_users
+from tests.integration.backends import PostgresServer, RedisServer
 from tests.integration.conftest import ANONYMOUS_PERMS, USERS
 from tests.integration.haproxy import Balancer, Node, free_range, start_haproxy
+from tests.integration.s3_server import seaweed_in_environment
 from tests.integration.tls_helpers import SAFETY_TIMEOUT, start_logged, stop_process
+from twisted_ftpd.auth.passwords import hash_password
+from twisted_ftpd.auth.pgusers import PostgresUsers
+from twisted_ftpd.auth.userdb import UserRecord
 
 REPO = Path(__file__).resolve().parent.parent
 BALANCER = "127.0.0.1"
@@ -59,6 +71,8 @@ class Cluster:
     balancer: Balancer
     nodes: dict[str, RunningNode]
     shared: Path
+    # A stopped node leaves the part of an upload it had (disk), or nothing (S3).
+    keeps_partial_uploads: bool = True
 
     def stop(self) -> None:
         for node in self.nodes.values():
@@ -114,10 +128,49 @@ def start_cluster(directory: Path, *node_options: str) -> Cluster:
     return Cluster(balancer, nodes, shared)
 
 
+def whole_cluster(database: str, redis_url: str, bucket: str, prefix: str) -> list[str]:
+    """The node options of the whole cluster: users in the PostgreSQL ``database`` (alice
+    and bob are added to it), bans and counts in Redis, files under ``bucket/prefix``
+    of the S3 server the AWS variables name."""
+    users = PostgresUsers(database)
+    users.create_schema()
+    for name, (password, perms) in USERS.items():
+        users.upsert(UserRecord(name, hash_password(password), perms, ""))
+    users.close()
+    return ["--users", database, "--shared-state", redis_url,
+            "--storage", f"s3://{bucket}/{prefix}"]
+
+
+def start_services(stack: contextlib.ExitStack, directory: Path) -> list[str]:
+    """PostgreSQL, Redis and SeaweedFS for ``--whole``, stopped with ``stack``."""
+    # Its own directory under /tmp: as root, PostgreSQL runs as nobody, who must reach it.
+    base = Path(tempfile.mkdtemp(prefix="twisted-ftpd-pg-"))
+    stack.callback(shutil.rmtree, base, ignore_errors=True)
+    postgres = PostgresServer(base)
+    postgres.start()
+    stack.callback(postgres.stop)
+    redis = RedisServer(directory / "redis")
+    redis.start()
+    stack.callback(redis.stop)
+    s3 = stack.enter_context(seaweed_in_environment(directory / "s3"))
+    print(f"PostgreSQL {postgres.url()}, Redis {redis.url}, S3 {s3.endpoint}")
+    return whole_cluster(postgres.database(), redis.url, s3.bucket, "homes")
+
+
 def main() -> None:
-    directory = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
-    cluster = start_cluster(directory)
-    print(f"HAProxy on {BALANCER}:{cluster.balancer.port}, files in {cluster.shared}")
+    arguments = [a for a in sys.argv[1:] if a != "--whole"]
+    directory = Path(arguments[0]) if arguments else Path(tempfile.mkdtemp())
+    with contextlib.ExitStack() as stack:
+        for part in ("redis", "s3"):
+            (directory / part).mkdir(parents=True, exist_ok=True)
+        options = start_services(stack, directory) if "--whole" in sys.argv else []
+        run(start_cluster(directory, *options), options[-1] if options else None)
+
+
+def run(cluster: Cluster, storage: str | None) -> None:
+    """Say where everything is, then serve until Ctrl-C or SIGTERM."""
+    print(f"HAProxy on {BALANCER}:{cluster.balancer.port}, files in "
+          f"{storage or cluster.shared}")
     for name, running in cluster.nodes.items():
         node = running.node
         print(f"node {name}: {node.host}:{node.port}, passive {node.passive[0]}-"

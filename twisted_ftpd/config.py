@@ -20,6 +20,8 @@ from twisted.python import usage
 from twisted_ftpd import __version__, config_file, listen, privileges, proxy_protocol
 from twisted_ftpd.auth.cache import DEFAULT_SIZE as DEFAULT_CACHE_SIZE
 from twisted_ftpd.auth.cache import DEFAULT_TTL as DEFAULT_CACHE_TTL
+from twisted_ftpd.fs.storage import DEFAULT_THREADS as DEFAULT_STORAGE_THREADS
+from twisted_ftpd.fs.storage import StorageError, parse_storage_url
 from twisted_ftpd.hooks import parse_concurrency, parse_timeout
 from twisted_ftpd.logs import parse_log_format
 from twisted_ftpd.metrics import parse_endpoint
@@ -76,6 +78,11 @@ class ServerConfig:
     user: str | None = None  # run as this user once the ports are bound
     group: str | None = None  # and this group (default: the user's primary group)
     umask: int = DEFAULT_UMASK  # for uploaded files and new directories
+    # Object storage (fs/storage.py): None keeps every home on the local disk.
+    storage: str | None = None  # s3://bucket/prefix, or any fsspec URL
+    storage_endpoint: str | None = None  # S3-compatible servers; else AWS_ENDPOINT_URL
+    storage_region: str | None = None
+    storage_threads: int = DEFAULT_STORAGE_THREADS
     shared_state: str | None = None  # Redis URL: bans and limits shared by several nodes
     shared_state_ttl: float = DEFAULT_TTL  # seconds a crashed node's counts keep counting
     # Load balancers (proxy_protocol.py): whose PROXY headers are believed, how their
@@ -204,6 +211,16 @@ class Options(usage.Options):
         ["group", None, None, "With --user: run as this group (default: the user's own)."],
         ["umask", None, None, "Octal mask (leading 0) for the modes of uploaded files and new "
          "directories (default: 022).", parse_umask],
+        # Object storage (README "Object storage").
+        ["storage", None, None, "Serve the homes from this store instead of the disk: "
+         "s3://BUCKET/PREFIX or another fsspec URL (credentials: the AWS variables or "
+         "profile)."],
+        ["storage-endpoint", None, None, "URL of an S3-compatible server (default: "
+         "AWS_ENDPOINT_URL, else AWS)."],
+        ["storage-region", None, None, "Region of the S3 bucket (default: AWS_REGION or the "
+         "profile's)."],
+        ["storage-threads", None, DEFAULT_STORAGE_THREADS, "Most store requests at once "
+         "(the storage thread pool).", parse_concurrency],
         ["shared-state", None, None, "Redis URL (redis://HOST:PORT/DB): bans, connections per "
          "address and sessions per user counted across every node using it.", parse_url],
         ["shared-state-ttl", None, DEFAULT_TTL, "Seconds after which the counts of a node that "
@@ -276,6 +293,11 @@ class Options(usage.Options):
         if not 0 <= self["shutdown-grace"] < math.inf:
             raise usage.UsageError("--shutdown-grace must be a number of seconds, 0 or more")
         self["banner"] = self["banner"].replace("\\n", "\n")
+        if self["storage"] is not None:
+            try:
+                parse_storage_url(self["storage"])
+            except StorageError as e:
+                raise usage.UsageError(f"--storage {e}") from None
         try:
             listen.check_options(self)
             privileges.check_options(self)
@@ -332,6 +354,10 @@ class Options(usage.Options):
             user=self["user"],
             group=self["group"],
             umask=DEFAULT_UMASK if self["umask"] is None else self["umask"],
+            storage=self["storage"],
+            storage_endpoint=self["storage-endpoint"],
+            storage_region=self["storage-region"],
+            storage_threads=self["storage-threads"],
             shared_state=self["shared-state"],
             shared_state_ttl=self["shared-state-ttl"],
             proxy_from=tuple(self["proxy-from"]),

@@ -26,6 +26,7 @@ from twisted_ftpd.config import Options, ServerConfig
 from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
 from twisted_ftpd.fs.files import InlineWrites, Runner
 from twisted_ftpd.fs.shell import FilesystemShell
+from twisted_ftpd.fs.storage import StoragePool, StoreOptions, Stores, is_disk
 from twisted_ftpd.logs import twistd_service
 from twisted_ftpd.reporting import Reporting
 from twisted_ftpd.shared_state import SharedState
@@ -49,14 +50,21 @@ def thread_runner(reactor: IReactorTCP) -> Runner:
     return run
 
 
+def build_stores(config: ServerConfig, run: Runner) -> Stores:
+    """Object storage for ``--storage`` and users.db ``storage=``, its calls through ``run``."""
+    return Stores(run, StoreOptions(config.storage_endpoint, config.storage_region))
+
+
 def build_factory(config: ServerConfig, reactor: IReactorTCP,
                   clock: IReactorTime | None = None, run: Runner | None = None,
-                  portal: Portal | None = None) -> FTPFactory:
+                  portal: Portal | None = None,
+                  stores: Stores | None = None) -> FTPFactory:
     """The control-connection factory for ``config``.
 
     ``run`` executes blocking calls (password hashing, disk access); by default
     they go to the reactor's thread pool. ``portal`` replaces the user file
-    (in-process test servers bring their own users).
+    (in-process test servers bring their own users). ``stores`` serves object
+    storage (by default its calls go through ``run`` too).
     """
     tls = TLSCredentials.load(config.tls_cert, config.tls_key) if config.tls_cert else None
     runner = run or thread_runner(reactor)
@@ -72,7 +80,9 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
         realm = FTPRealm(userdb, config.root,
                          lambda home, perms: FilesystemShell(home, perms, run=runner,
                                                              umask=config.umask,
-                                                             inline_writes=inline), run=runner)
+                                                             inline_writes=inline), run=runner,
+                         stores=stores or build_stores(config, runner),
+                         storage=config.storage)
         realm.sessions.shared = shared  # max_sessions=N counts every node's sessions
         # Password checks get a small pool of their own (auth/pool.py), not the reactor's.
         checks = run or PasswordPool(reactor).run
@@ -112,7 +122,10 @@ class FTPService(service.Service):
             reactor = global_reactor
         self.config = config
         self.reactor = reactor
-        self.factory = build_factory(config, reactor, portal=portal)
+        # Store calls get a bounded pool of their own, not the reactor's (fs/storage.py).
+        self.storage_pool = StoragePool(reactor, config.storage_threads)  # type: ignore[arg-type]
+        self.stores = build_stores(config, self.storage_pool.run)
+        self.factory = build_factory(config, reactor, portal=portal, stores=self.stores)
         self.reporting = Reporting(config, self.factory, reactor)  # xferlog, metrics
         self.ports: list[IListeningPort] = []  # control connections, in --listen order
         self.implicit_ports: list[IListeningPort] = []  # implicit FTPS
@@ -155,9 +168,20 @@ class FTPService(service.Service):
             addresses += "; implicit FTPS on " + ", ".join(
                 listen.describe(p) for p in self.implicit_ports)
         log.info("twisted-ftpd serving {root} (users file {users}) on {addresses} as {user}",
-                 root=os.path.abspath(self.config.root),
+                 root=self.config.storage or os.path.abspath(self.config.root),
                  users=_describe_users(self._users_file),
                  addresses=addresses, user=privileges.running_as())
+        if not is_disk(self.config.storage):
+            self._probe_storage(self.config.storage)
+
+    def _probe_storage(self, url: str) -> None:
+        """Say at start-up whether ``--storage`` answers (in the pool, not waited for):
+        a wrong bucket or missing keys are found before the first user is."""
+        d = self.storage_pool.run(self.stores.probe, url)
+        d.addCallbacks(
+            lambda _: log.info("Storage {url} answers", url=url),
+            lambda f: log.warn("Storage {url} does not answer as it should: {error!r}; "
+                               "sessions get errors until it does", url=url, error=f.value))
 
     def _bind(self) -> None:
         """Listen on every configured address, then switch to ``--user``; nothing is
@@ -203,11 +227,18 @@ class FTPService(service.Service):
                                  self.factory.clock)
         if self.force_on_signal:
             force_on_second_signal(self.reactor, self.shutdown.force)
-        done = defer.gatherResults([stopped, self.shutdown.start(), self.reporting.stop()])
+        settled = self.shutdown.start()
+        settled.addBoth(self._stop_storage)
+        done = defer.gatherResults([stopped, settled, self.reporting.stop()])
         if self.factory.shared is not None:  # once every session has given its slots back
             shared = self.factory.shared
             done.addCallback(lambda results: shared.stop().addCallback(lambda _: results))
         return done
+
+    def _stop_storage(self, result: object) -> object:
+        """Once every session is gone, so is every store call: end the pool's threads."""
+        self.storage_pool.stop()
+        return result
 
 
 def makeService(options: Options) -> service.MultiService:

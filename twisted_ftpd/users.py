@@ -30,6 +30,7 @@ from twisted_ftpd.auth.userdb import (
     validate_home,
     validate_name,
 )
+from twisted_ftpd.fs.storage import is_disk
 from twisted_ftpd.protocol.errors import UsersUnavailable
 from twisted_ftpd.urls import redact
 
@@ -134,14 +135,15 @@ def _save(args: argparse.Namespace, write: Callable[[], None]) -> None:
 # -- homes ------------------------------------------------------------------------------
 
 
-def _check_home(args: argparse.Namespace, home: str) -> None:
+def _check_home(args: argparse.Namespace, record: UserRecord) -> None:
     """A home must exist where the server will look for it, unless --create-home makes it.
 
     Empty means the server's root (the server creates that itself); a relative home
     hangs off the root, as the server resolves it.
     """
-    if not home:
-        return
+    home = record.home
+    if not home or not is_disk(record.options.get("storage")):
+        return  # in object storage a home is a key prefix: nothing to make in advance
     path = os.path.abspath(os.path.join(args.root, home))
     if os.path.isdir(path):
         return
@@ -213,7 +215,7 @@ def cmd_add(args: argparse.Namespace) -> None:
         password_hash = hash_password(_read_password(args.password_stdin))
     record = UserRecord(args.name, password_hash, letters, args.home, options)
     userdb.format_record(record)  # refuse a bad record before creating its home
-    _check_home(args, args.home)
+    _check_home(args, record)
     _save(args, lambda: _put(args.db, record))
     what = "anonymous login" if args.name == ANONYMOUS else f"user {args.name}"
     print(f"added {what} to {args.where}: {_describe(record)}")
@@ -245,7 +247,7 @@ def cmd_modify(args: argparse.Namespace) -> None:
         return
     userdb.format_record(changed)
     if args.home is not None:
-        _check_home(args, args.home)
+        _check_home(args, changed)
     _save(args, lambda: _put(args.db, changed))
     print(f"modified {args.name} in {args.where}: {_describe(changed)} "
           f"(was {_describe(record)})")

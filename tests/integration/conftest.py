@@ -26,6 +26,7 @@ from twisted.internet.protocol import Protocol
 from twisted.protocols.ftp import FTPFileListProtocol
 
 from tests.harness import write_users
+from tests.integration.s3_server import s3_server  # noqa: F401 - a fixture for the S3 tests
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.service import FTPService
 

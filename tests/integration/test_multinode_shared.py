@@ -1,11 +1,13 @@
 """The two-node cluster of tests/multinode.py (server.py processes behind a real
-HAProxy) with its users in a real PostgreSQL and its bans in a real Redis: logins from
-the database reach both nodes, and a ban earned through one node holds on the other."""
+HAProxy) with its users in a real PostgreSQL, its bans in a real Redis and its files in
+a real S3 server: logins from the database reach both nodes, and a ban earned through
+one node holds on the other."""
 
 from __future__ import annotations
 
 import ftplib
 import json
+import os
 import re
 import socket
 from pathlib import Path
@@ -26,7 +28,8 @@ BANNED = "421 Too many failed logins from your address; try again later."
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, postgres_server, redis_server):  # type: ignore[no-untyped-def]
+def cluster(tmp_path: Path, postgres_server, redis_server,  # type: ignore[no-untyped-def]
+            s3_server):
     require_binary("haproxy")
     for address in (CLIENT, OTHER):
         try:
@@ -41,6 +44,7 @@ def cluster(tmp_path: Path, postgres_server, redis_server):  # type: ignore[no-u
     users.close()
     redis_server.client().flushall()
     running = start_cluster(tmp_path, "--users", database, "--shared-state", redis_server.url,
+                            "--storage", f"s3://{s3_server.bucket}/bans-{os.getpid()}",
                             "--ban-after", "3", "--shutdown-grace", "0",
                             "--log-format", "json")
     yield running

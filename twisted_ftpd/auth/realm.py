@@ -15,6 +15,7 @@ from zope.interface import implementer
 from twisted_ftpd.auth.sessions import OPTION as MAX_SESSIONS
 from twisted_ftpd.auth.sessions import UserSessions, parse_max_sessions
 from twisted_ftpd.auth.userdb import UserDB, UserRecord
+from twisted_ftpd.fs.storage import ObjectHome, StorageError, Stores, is_disk
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol.errors import HomeUnavailable
 
@@ -40,8 +41,13 @@ class FTPRealm:
     log = Logger()
 
     def __init__(self, userdb: UserDB, default_root: str, shell_factory: ShellFactory,
-                 run: Callable[..., defer.Deferred] | None = None) -> None:
+                 run: Callable[..., defer.Deferred] | None = None, *,
+                 stores: Stores | None = None, storage: str | None = None) -> None:
+        """``stores`` serves homes from object storage: every home when ``storage``
+        (``--storage``) names a store, else those of users with a ``storage=`` option."""
         self._userdb = userdb
+        self._stores = stores
+        self._storage = storage
         self.default_root = os.path.abspath(default_root)
         self._shell_factory = shell_factory
         # Reading users.db and checking the home touch the disk: off the reactor.
@@ -71,13 +77,14 @@ class FTPRealm:
         d.addCallback(self._enter, user, mind)
         return d
 
-    def _enter(self, found: tuple[str, UserRecord], user: str, mind: object,
+    def _enter(self, found: tuple[str | ObjectHome, UserRecord], user: str, mind: object,
                ) -> defer.Deferred[tuple[Any, object, Callable[[], None]]]:
         """The avatar, counted as one of the user's sessions (TooManySessions past its
         max_sessions); its logout ends the session. Runs on the reactor thread, so the
         count needs no lock."""
         home, record = found
-        shell = self._shell_factory(home, record.perms)
+        shell = (home.shell(record.perms) if isinstance(home, ObjectHome)
+                 else self._shell_factory(home, record.perms))
         limit = record.options.get(MAX_SESSIONS)
         max_sessions = parse_max_sessions(limit) if limit is not None else None
         # A Deferred when the count is shared by several nodes (--shared-state).
@@ -86,7 +93,8 @@ class FTPRealm:
             mind.record = record
         return opened.addCallback(lambda logout: (IFTPShell, shell, logout))
 
-    def _locate(self, user: str, record: UserRecord | None) -> tuple[str, UserRecord]:
+    def _locate(self, user: str, record: UserRecord | None,
+                ) -> tuple[str | ObjectHome, UserRecord]:
         """(home, record) of ``user``, reading the record unless given; blocking."""
         if record is None:
             record = self._userdb.lookup(user)
@@ -95,13 +103,31 @@ class FTPRealm:
             raise HomeUnavailable()
         return self.check_home(record), record
 
-    def check_home(self, record: UserRecord) -> str:
-        """The home of ``record``, which must be a directory (HomeUnavailable if not);
+    def check_home(self, record: UserRecord) -> str | ObjectHome:
+        """The home of ``record``: its prefix in object storage (``storage=`` or
+        ``--storage``), or a directory, which must exist (HomeUnavailable if not);
         blocking. The checker calls it in the thread where it decided the login, so
         that a login costs one trip to a thread, not two."""
+        url = record.options.get("storage", self._storage)
+        if not is_disk(url):
+            return self._object_home(record.name, record, url)
         home = self.resolve_home(record)
         if not os.path.isdir(home):
             self.log.warn("Home {home} of user {user!r} is not a directory", home=home,
                           user=record.name)
             raise HomeUnavailable()
         return home
+
+    def _object_home(self, user: str, record: UserRecord, url: str | None) -> ObjectHome:
+        """The home's prefix in the store (blocking: may load the store's client)."""
+        assert url is not None
+        if self._stores is None:
+            self.log.error("User {user!r} has storage={url}, but this server serves no "
+                           "object storage", user=user, url=url)
+            raise HomeUnavailable()
+        try:
+            return self._stores.locate(url, record.home)
+        except (StorageError, ImportError, ValueError) as e:
+            self.log.error("Storage of user {user!r} ({url}) cannot be served: {error}",
+                           user=user, url=url, error=e)
+            raise HomeUnavailable() from e

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 
 from twisted_ftpd.auth import passwords, perms
 from twisted_ftpd.auth.sessions import parse_max_sessions
+from twisted_ftpd.fs.storage import parse_storage_url
 from twisted_ftpd.quota import parse_quota, parse_quota_files
 from twisted_ftpd.units import parse_rate
 
@@ -72,7 +73,11 @@ OPTION_VALUES: dict[str, Callable[[str], object]] = {
     "quota": parse_quota,  # bytes this user's home may hold (500M, 2G)
     "quota_files": parse_quota_files,  # files it may hold
     "max_sessions": parse_max_sessions,  # most logged-in sessions of this user at once
+    "storage": parse_storage_url,  # this user's store (s3://bucket/prefix), not --storage's
 }
+
+#: The one option whose value may hold a colon: a URL's "scheme://" (credentials never).
+URL_OPTIONS = frozenset({"storage"})
 
 
 def validate_record(record: UserRecord) -> None:
@@ -89,7 +94,8 @@ def validate_record(record: UserRecord) -> None:
     perms.validate(record.perms)
     validate_home(record.home)
     for key, value in record.options.items():
-        if not key or "=" in key or any(c in key + value for c in _FORBIDDEN_IN_FIELD):
+        checked = value.replace("://", "/", 1) if key in URL_OPTIONS else value
+        if not key or "=" in key or any(c in key + checked for c in _FORBIDDEN_IN_FIELD):
             raise ValueError(f"bad option {key!r}={value!r}")
         if key in OPTION_VALUES:
             try:
@@ -105,7 +111,7 @@ def _parse_line(line: str) -> UserRecord:
         raise ValueError("expected name:hash:perms:home[:key=value...]")
     name, password_hash, letters, home = fields[:4]
     options: dict[str, str] = {}
-    for item in fields[4:]:
+    for item in _rejoin_urls(fields[4:]):
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"option {item!r} is not key=value")
@@ -115,6 +121,17 @@ def _parse_line(line: str) -> UserRecord:
     record = UserRecord(name, password_hash, perms.validate(letters), home, options)
     validate_record(record)
     return record
+
+
+def _rejoin_urls(items: list[str]) -> list[str]:
+    """Undo the split at a URL option's "scheme://" (``storage=s3://bucket/prefix``)."""
+    joined: list[str] = []
+    for item in items:
+        if item.startswith("//") and joined and joined[-1].partition("=")[0] in URL_OPTIONS:
+            joined[-1] += ":" + item
+        else:
+            joined.append(item)
+    return joined
 
 
 def _is_data(line: str) -> bool:

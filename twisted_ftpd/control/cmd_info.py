@@ -47,6 +47,9 @@ answers("NOOP", replies.NOOP_OK)
 def ftp_feat(ctx: CommandContext, arg: str) -> Reply:
     mlst = feat_line(ctx.session.mlst_facts)
     features = [mlst if f == "MLST" else f for f in features_of(ctx.tls.configured)]
+    # A backend may lack a feature (object storage cannot set times: no MFMT).
+    lacking = getattr(ctx.shell, "unsupported_features", frozenset())
+    features = [f for f in features if f.split(" ")[0] not in lacking]
     return replies.FEATURES("\n".join(" " + feature for feature in features))
 
 

@@ -15,18 +15,19 @@ from typing import Any
 from twisted_ftpd.data.ascii import AsciiWriteFile
 from twisted_ftpd.data.connect import PendingConnection
 from twisted_ftpd.data.sendfile import send_download
-from twisted_ftpd.data.streams import Receiver, finish_sending, send_lines
+from twisted_ftpd.data.streams import Receiver, finish_sending
 from twisted_ftpd.interfaces import IWriteFile
 from twisted_ftpd.listing.ls import list_lines, name_lines, parse_list_args
-from twisted_ftpd.listing.mlsx import mlsd_lines
+from twisted_ftpd.listing.mlsx import entry_lines, mlsd_lines
 from twisted_ftpd.protocol import replies
 from twisted_ftpd.protocol.errors import RestartPastEnd
 from twisted_ftpd.protocol.paths import display
 from twisted_ftpd.protocol.replies import Reply
-from twisted_ftpd.protocol.values import Segments
+from twisted_ftpd.protocol.values import FileInfo, Segments
 
 from .context import CommandContext
 from .dispatch import answers, handles
+from .listings import Format, Pages, send_pages
 from .session_log import recorded
 from .uploads import Upload
 
@@ -172,18 +173,23 @@ async def _listing(ctx: CommandContext, arg: str, names_only: bool) -> Reply:
     pending = take_data(ctx)
     try:
         info = await ctx.shell.stat(path)
-        entries = await ctx.shell.list_dir(path) if info.is_dir else [info]
+        pages = Pages(ctx.shell, path, None if info.is_dir else [info])
+        first = await pages.first()
         now = ctx.clock.seconds()
-        lines = name_lines(entries) if names_only else list_lines(entries, now)
-        await _send_listing(ctx, pending, lines)
+
+        def lines(page: list[FileInfo], _first: bool) -> Iterator[str]:
+            return name_lines(page) if names_only else list_lines(page, now)
+
+        await _send_listing(ctx, pending, pages, first, lines)
     finally:
         ctx.data.end_transfer()
     return replies.TRANSFER_COMPLETE
 
 
-async def _send_listing(ctx: CommandContext, pending: Any, lines: Iterator[str]) -> None:
+async def _send_listing(ctx: CommandContext, pending: Any, pages: Pages,
+                        first: list[FileInfo], lines: Format) -> None:
     ctx.reply(replies.DATA_OPEN_TRANSFER("ASCII", "file list"))
-    await send_lines(await ctx.data.open(pending), lines)
+    await send_pages(await ctx.data.open(pending), pages, first, lines)
 
 
 @handles("MLSD")
@@ -195,10 +201,17 @@ async def ftp_mlsd(ctx: CommandContext, arg: str) -> Reply:
         info = await ctx.shell.stat(path)
         if not info.is_dir:
             return replies.MLSD_ON_FILE(display(path))
-        entries = await ctx.shell.list_dir(path)
+        pages = Pages(ctx.shell, path)
+        first = await pages.first()
         parent = await ctx.shell.stat(path[:-1]) if path else None
-        lines = mlsd_lines(info, parent, entries, ctx.session.mlst_facts, ctx.permissions)
-        await _send_listing(ctx, pending, lines)
+        facts, permissions = ctx.session.mlst_facts, ctx.permissions
+
+        def lines(page: list[FileInfo], is_first: bool) -> Iterator[str]:
+            if is_first:
+                return mlsd_lines(info, parent, page, facts, permissions)
+            return entry_lines(page, facts, permissions)
+
+        await _send_listing(ctx, pending, pages, first, lines)
     finally:
         ctx.data.end_transfer()
     return replies.TRANSFER_COMPLETE

@@ -80,12 +80,6 @@ class LineProducer:
         self.deferred.callback(None)
 
 
-async def send_lines(proto: DataProtocol, lines: Iterator[str]) -> None:
-    """Send a listing, then close the connection once everything is flushed."""
-    await LineProducer(lines, proto).start()
-    await finish_sending(proto)
-
-
 async def finish_sending(proto: DataProtocol) -> None:
     """Half of every download: flush, close, and confirm the peer got it all."""
     proto.transport.loseConnection()

@@ -130,6 +130,12 @@ def mlsd_lines(
     yield f"{_facts(cwd_info, enabled, permissions, 'cdir')} ."
     if parent_info is not None:
         yield f"{_facts(parent_info, enabled, permissions, 'pdir')} .."
+    yield from entry_lines(entries, enabled, permissions)
+
+
+def entry_lines(entries: Iterable[FileInfo], enabled: Sequence[str], permissions: str,
+                ) -> Iterator[str]:
+    """MLSD lines of entries alone: the pages of a listing after its first."""
     for info in entries:
         if _listable(info.name):
             yield facts_line(info, enabled, permissions)

@@ -97,6 +97,37 @@ class InPlaceWhileChecked(FTPError):
     template = replies.IN_PLACE_WHILE_CHECKED
 
 
+class StoreCannot(FTPError):
+    """Object storage cannot do this (MFMT, SITE CHMOD, renaming a full directory);
+    args: the path, the reason (550)."""
+
+    template = replies.STORE_CANNOT
+
+
+class StoreDenied(FTPError):
+    """The object store refused the server's credentials for this key (550)."""
+
+    template = replies.STORE_DENIED
+
+
+class StoreNoBucket(FTPError):
+    """The user's bucket does not exist (550)."""
+
+    template = replies.STORE_NO_BUCKET
+
+
+class StoreBusy(FTPError):
+    """The object store throttled the request (451: try again later)."""
+
+    template = replies.STORE_BUSY
+
+
+class StoreUnreachable(FTPError):
+    """The object store did not answer (451; the session goes on)."""
+
+    template = replies.STORE_UNREACHABLE
+
+
 class DataConnectionError(FTPError):
     """The data connection could not be opened (425)."""
 

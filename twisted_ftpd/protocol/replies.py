@@ -101,6 +101,8 @@ TRANSFER_ABORTED = Reply(426, "Connection closed; transfer aborted.")
 LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing.")
 QUOTA_UNKNOWN = Reply(451, "User database unavailable, so the quota is unknown; try again later.")
 INSUFFICIENT_STORAGE = Reply(452, "Insufficient storage space.")
+STORE_BUSY = Reply(451, "{}: the storage is busy (throttled); try again later.")
+STORE_UNREACHABLE = Reply(451, "{}: the storage cannot be reached; try again later.")
 PASV_IPV6 = Reply(425, "PASV is IPv4 only; use EPSV on this connection.")
 
 # 5xx: permanent failure
@@ -142,6 +144,9 @@ IN_PLACE_WHILE_CHECKED = Reply(550, "{}: {} refused: uploads are checked before 
 QUOTA_EXCEEDED = Reply(552, "Quota exceeded: this account may store {} bytes.")
 FILE_QUOTA_EXCEEDED = Reply(552, "Quota exceeded: this account may store {} files.")
 INVALID_PATH = Reply(553, "File name not allowed.")
+STORE_CANNOT = Reply(550, "{}: not possible on object storage: {}.")
+STORE_DENIED = Reply(550, "{}: the storage refused access.")
+STORE_NO_BUCKET = Reply(550, "{}: the storage bucket does not exist.")
 PROT_REQUIRED = Reply(521, "Data connections must be protected: send PBSZ 0 and PROT P.")
 TLS_REUSE_REQUIRED = Reply(
     522, "TLS data connection refused: this server requires data connections to resume "
