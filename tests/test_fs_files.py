@@ -11,8 +11,9 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.harness import ManualRunner
 from tests.helpers import PausingConsumer, aborted_send, sync_run, temp_dir
-from twisted_ftpd.fs.files import CHUNK_SIZE, DEFAULT_MODE, ReadFile, WriteFile
+from twisted_ftpd.fs.files import CHUNK_SIZE, DEFAULT_MODE, InlineWrites, ReadFile, WriteFile
 from twisted_ftpd.protocol import errors
 
 
@@ -203,3 +204,95 @@ class TestWriteFile(SynchronousTestCase):
         self.successResultOf(written)
         self.successResultOf(aborted)
         self.assertEqual((self.tmp / "f").read_bytes(), b"data")
+
+
+class FakeTimer:
+    """A monotonic clock the test moves; ``during_call`` is added while a write runs."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.during_call = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def slow_write(self, write):  # type: ignore[no-untyped-def]
+        def wrapped(data: bytes) -> int:
+            self.now += self.during_call
+            return write(data)
+        return wrapped
+
+
+class TestInlineWrites(SynchronousTestCase):
+    """Upload blocks written on the calling thread while the disk keeps up."""
+
+    def setUp(self) -> None:
+        self.tmp = temp_dir(self)
+        self.runner = ManualRunner()
+        self.timer = FakeTimer()
+        self.inline = InlineWrites(slow=0.01, cool_down=10.0, strikes=3, timer=self.timer)
+
+    def start(self, name: str = "f") -> WriteFile:
+        writer = WriteFile.open(str(self.tmp / name), 0, run=self.runner,
+                                inline=self.inline)
+        writer._file.write = self.timer.slow_write(writer._file.write)
+        return writer
+
+    def test_fast_writes_skip_the_runner(self) -> None:
+        writer = self.start()
+        self.successResultOf(writer.write(b"a" * 100_000))
+        self.successResultOf(writer.write(b"b"))
+        self.assertEqual(self.runner.calls, [])
+        committed = writer.commit()  # everything else still goes through run
+        self.assertEqual(len(self.runner.calls), 1)
+        self.runner.flush()
+        self.successResultOf(committed)
+        self.assertEqual((self.tmp / "f").read_bytes(), b"a" * 100_000 + b"b")
+
+    def test_one_slow_write_alone_changes_nothing(self) -> None:
+        writer = self.start()
+        for during in (0.05, 0.0, 0.05, 0.0):  # preempted now and then, not throttled
+            self.timer.during_call = during
+            self.successResultOf(writer.write(b"x"))
+        self.assertTrue(self.inline.allowed)
+        self.assertEqual(self.runner.calls, [])
+
+    def test_slow_writes_send_writes_to_the_runner_for_a_while(self) -> None:
+        writer, other = self.start("f"), self.start("g")
+        self.timer.during_call = 0.05  # these writes waited for the disk
+        self.successResultOf(writer.write(b"sl"))
+        self.assertTrue(self.inline.allowed)
+        self.successResultOf(other.write(b""))
+        self.successResultOf(writer.write(b"ow"))
+        self.timer.during_call = 0.0
+        self.assertFalse(self.inline.allowed)
+        queued = [writer.write(b" then"), other.write(b"other")]  # every upload of the server
+        self.assertEqual(len(self.runner.calls), 2)
+        self.runner.flush()
+        for d in queued:
+            self.successResultOf(d)
+        self.timer.now += 10.0
+        self.assertTrue(self.inline.allowed)
+        self.successResultOf(writer.write(b" fast"))
+        self.assertEqual(self.runner.calls, [])
+        writer.commit()
+        self.runner.flush()
+        self.assertEqual((self.tmp / "f").read_bytes(), b"slow then fast")
+
+    def test_a_queued_operation_keeps_the_order(self) -> None:
+        writer = self.start()
+        staged = writer.staged()  # waiting for the runner, holding the lock
+        written = writer.write(b"after")
+        self.assertNoResult(written)
+        self.runner.flush()
+        self.assertEqual(self.successResultOf(staged).size, 0)
+        self.successResultOf(written)
+
+    def test_an_inline_write_error_is_an_ftp_error(self) -> None:
+        writer = WriteFile(open("/dev/full", "wb"), "/dev/full",  # noqa: SIM115
+                           run=self.runner, display_path="/full", inline=self.inline)
+        failure = self.failureResultOf(writer.write(b"x" * (1 << 20)))
+        self.assertIsInstance(failure.value, errors.FTPError)
+        self.assertEqual(self.runner.calls, [])
+        writer.abort()
+        self.runner.flush()

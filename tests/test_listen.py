@@ -301,3 +301,15 @@ def test_in_process_servers_need_no_users_file_and_warn_of_nothing(
     assert warnings_logged(events) == []
     assert [e["users"] for e in events if "users" in e] == ["none"]
     server.stopService()
+
+
+def test_control_ports_listen_with_a_deep_backlog(tmp_path: Path) -> None:
+    """Hundreds of clients connecting at once are queued, not reset after a minute."""
+    server, reactor = make_service(tmp_path, port=21, interface="127.0.0.1",
+                                   listen=("tcp:2121:interface=127.0.0.1:backlog=7",
+                                           "tcp:2122:interface=127.0.0.1"))
+    server.privilegedStartService()
+    assert [(port, backlog) for port, _f, backlog, _i in reactor.tcpServers] == [
+        (2121, 7), (2122, listen.CONTROL_BACKLOG)]
+    assert listen.with_backlog("tcp:21") == "tcp:21:backlog=511"
+    assert listen.with_backlog("systemd:domain=INET:index=0") == "systemd:domain=INET:index=0"

@@ -17,8 +17,8 @@ from zope.interface import Attribute, Interface
 
 from twisted_ftpd.protocol.values import FileInfo, Segments, Staged
 
-__all__ = ["FileInfo", "IFTPShell", "IReadFile", "IStagedWriteFile", "IUsageShell", "IWriteFile",
-           "Segments", "Staged"]
+__all__ = ["FileInfo", "IFTPShell", "IFileDescriptorReadFile", "IReadFile", "IStagedWriteFile",
+           "IUsageShell", "IWriteFile", "Segments", "Staged"]
 
 
 class IReadFile(Interface):
@@ -38,6 +38,22 @@ class IReadFile(Interface):
 
     def close():
         """Release the file without sending (idempotent)."""
+
+
+class IFileDescriptorReadFile(IReadFile):
+    """A download read from a real file, which the server may send from the kernel's
+    page cache straight to the socket (``os.sendfile``) instead of through ``send``.
+
+    Optional: a backend without real files provides plain ``IReadFile``.
+    """
+
+    def file_descriptor():
+        """The open file's OS descriptor and the offset the download starts at.
+
+        @return: tuple[int, int]. The server reads the descriptor with explicit
+            offsets (its position is left alone, so ``send`` still works after a
+            refusal) and calls ``close()`` when done, as after ``send``.
+        """
 
 
 class IWriteFile(Interface):

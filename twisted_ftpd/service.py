@@ -24,7 +24,7 @@ from twisted_ftpd.auth.pool import PasswordPool
 from twisted_ftpd.auth.realm import FTPRealm
 from twisted_ftpd.config import Options, ServerConfig
 from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
-from twisted_ftpd.fs.files import Runner
+from twisted_ftpd.fs.files import InlineWrites, Runner
 from twisted_ftpd.fs.shell import FilesystemShell
 from twisted_ftpd.fs.storage import StoragePool, StoreOptions, Stores, is_disk
 from twisted_ftpd.logs import twistd_service
@@ -70,6 +70,9 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
     if tls is None and config.tls_cert:
         tls = TLSCredentials.load(config.tls_cert, config.tls_key)
     runner = run or thread_runner(reactor)
+    # Upload blocks are written inline while the disk keeps up (fs.files.InlineWrites);
+    # a caller's own ``run`` decides where all blocking work goes.
+    inline = InlineWrites() if run is None else None
     lookup_user = None
     shared = None
     if config.shared_state is not None:  # bans and limits counted across the nodes
@@ -78,7 +81,8 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
         userdb = open_user_source(config.users)  # users.db, or PostgreSQL
         realm = FTPRealm(userdb, config.root,
                          lambda home, perms: FilesystemShell(home, perms, run=runner,
-                                                             umask=config.umask), run=runner,
+                                                             umask=config.umask,
+                                                             inline_writes=inline), run=runner,
                          stores=stores or build_stores(config, runner),
                          storage=config.storage)
         realm.sessions.shared = shared  # max_sessions=N counts every node's sessions

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from twisted_ftpd.data.ascii import AsciiConsumer, AsciiWriteFile
+from twisted_ftpd.data.ascii import AsciiWriteFile
 from twisted_ftpd.data.connect import PendingConnection
+from twisted_ftpd.data.sendfile import send_download
 from twisted_ftpd.data.streams import Receiver, finish_sending
 from twisted_ftpd.interfaces import IWriteFile
 from twisted_ftpd.listing.ls import list_lines, name_lines, parse_list_args
@@ -60,7 +61,8 @@ async def ftp_retr(ctx: CommandContext, arg: str) -> Reply:
             except Exception:
                 source.close()
                 raise
-            await source.send(AsciiConsumer(proto) if ctx.session.type == "A" else proto)
+            await send_download(proto, source, ascii=ctx.session.type == "A",
+                                reactor=ctx.server.reactor)
             await finish_sending(proto)
     finally:
         ctx.data.end_transfer()

@@ -145,6 +145,8 @@ class DataProtocol(Protocol, TimeoutMixin):
         self.lost: BaseException | None = None
         self.bytes_moved = 0  # for STAT during a transfer
         self.aborted = False  # we dropped it ourselves (see close)
+        self.download_path = ""  # how a download was sent: "sendfile" or "producer"
+        self._wrote = False  # something went through the transport's write buffer
         self._limit: int | None = None
         self._close_waiters: list[defer.Deferred[BaseException]] = []
         self._refusing = False  # a TLS shutdown of a refused connection is under way
@@ -287,12 +289,38 @@ class DataProtocol(Protocol, TimeoutMixin):
     def write(self, data: bytes) -> None:
         self.resetTimeout()
         self._release_tls_output()
+        self._wrote = True
         data, cut = self._over_limit(data)
         self.bytes_moved += len(data)
         self.transport.write(data)
         if self._throttled is not None:
             self._throttled.sent(len(data))
         if cut:  # flush what is within the limit, then hang up: the transfer fails
+            self.aborted = True
+            self.transport.loseConnection()
+
+    # For a sender that writes to the socket itself (data.sendfile).
+    def direct_socket(self) -> int | None:
+        """The socket's descriptor, or None when bytes must go through the transport:
+        TLS, a download rate, a connection already ended, or bytes already written
+        (the transport may still hold some, and they must go first)."""
+        if (self._tls is not None or self._download_rate is not None or self._wrote
+                or self.lost is not None or self.aborted):
+            return None
+        handle = getattr(self.transport, "getHandle", lambda: None)()
+        fileno = getattr(handle, "fileno", None)
+        return fileno() if fileno is not None else None
+
+    def room(self) -> int | None:
+        """How many more bytes may go out before the byte limit (None: no limit)."""
+        return None if self._limit is None else max(self._limit - self.bytes_moved, 0)
+
+    def sent_directly(self, count: int) -> None:
+        """``count`` bytes went straight onto the socket: count them for STAT and the
+        logs, restart the stall timer, and hang up once the byte limit is reached."""
+        self.resetTimeout()
+        self.bytes_moved += count
+        if self._limit is not None and self.bytes_moved >= self._limit:
             self.aborted = True
             self.transport.loseConnection()
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 import stat as statmod
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from twisted_ftpd.interfaces import IReadFile, IStagedWriteFile, IWriteFile
+from twisted_ftpd.interfaces import IFileDescriptorReadFile, IReadFile, IStagedWriteFile, IWriteFile
 from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.values import Staged
 
@@ -139,6 +140,59 @@ class ReadFile:
             _log.failure("Error closing {path}", path=self._display)
 
 
+class InlineWrites:
+    """Whether uploads write their blocks on the reactor thread, shared by a server.
+
+    Writing a block into the page cache is a memory copy, cheaper than handing it
+    to a pool thread and back (two thread switches and a reactor wake-up per
+    block, most of an upload's CPU beyond the copies). But a write can wait for
+    the disk, when the kernel throttles a writer with too many dirty pages: after
+    ``strikes`` writes in a row that each took longer than ``slow`` seconds,
+    every upload's writes go to the thread pool for ``cool_down`` seconds, then
+    inline writes are tried again. A throttled disk makes every write slow,
+    while one slow write alone is usually the thread being preempted on a busy
+    machine, hence the strikes. So the reactor waits for a slow disk at most
+    ``strikes`` times per ``cool_down``, for one block each time.
+    """
+
+    def __init__(self, slow: float = 0.01, cool_down: float = 10.0, strikes: int = 2,
+                 timer: Callable[[], float] = time.monotonic) -> None:
+        self._slow = slow
+        self._cool_down = cool_down
+        self._strikes = strikes
+        self._timer = timer
+        self._slow_in_a_row = 0
+        self._until = 0.0
+
+    @property
+    def allowed(self) -> bool:
+        return self._timer() >= self._until
+
+    def run(self, f: Callable[..., Any], *args: Any) -> None:
+        started = self._timer()
+        try:
+            f(*args)
+        finally:
+            now = self._timer()
+            self._slow_in_a_row = self._slow_in_a_row + 1 if now - started > self._slow else 0
+            if self._slow_in_a_row >= self._strikes:
+                _log.info("Disk writes took over {ms:.0f} ms; uploads write from threads for "
+                          "{s:.0f} s", ms=self._slow * 1000, s=self._cool_down)
+                self._slow_in_a_row = 0
+                self._until = now + self._cool_down
+
+
+@implementer(IFileDescriptorReadFile)
+class DiskReadFile(ReadFile):
+    """A ReadFile over a real open file, which may also be sent by ``os.sendfile``
+    (a ReadFile over anything else, as the memory shell's, is not)."""
+
+    def file_descriptor(self) -> tuple[int, int]:
+        if self._done or self._deferred is not None:
+            raise RuntimeError("DiskReadFile.file_descriptor while sending or after close")
+        return self._file.fileno(), self._file.tell()
+
+
 def _land_partial(temp: str, path: str) -> None:
     """Keep an interrupted new upload under its name, so the client can resume it,
     but never over a file that appeared meanwhile (a hard link cannot clobber)."""
@@ -173,7 +227,8 @@ class WriteFile:
     """An upload: written aside and renamed on commit, or written in place at an offset.
 
     Every blocking step goes through ``run``; a lock serialises them, so an
-    abort arriving while a write is still running waits for it.
+    abort arriving while a write is still running waits for it. With ``inline``,
+    writes run on the calling thread while it allows (and none is queued).
     """
 
     created = False  # the upload made this file, in place (APPE of a new name, STOU)
@@ -187,8 +242,10 @@ class WriteFile:
         display_path: str = "",
         temp_path: str | None = None,
         replacing: bool = False,
+        inline: InlineWrites | None = None,
     ) -> None:
         self._file = fileobj
+        self._inline = inline
         self._path = path
         self._run = run
         self._display = display_path
@@ -200,7 +257,7 @@ class WriteFile:
     @classmethod
     def open(
         cls, path: str, offset: int | None = None, *, run: Runner, display_path: str = "",
-        append: bool = False, mode: int = DEFAULT_MODE,
+        append: bool = False, mode: int = DEFAULT_MODE, inline: InlineWrites | None = None,
     ) -> WriteFile:
         """Start an upload to the OS path ``path`` (blocking: call through ``run``).
 
@@ -220,7 +277,7 @@ class WriteFile:
         if append:
             offset = existing.st_size if existing is not None else 0
         elif offset is None:
-            return cls._open_aside(path, existing, run, display_path, mode)
+            return cls._open_aside(path, existing, run, display_path, mode, inline)
         if existing is None and offset != 0:
             raise errors.FileNotFound(display_path)
         flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -240,13 +297,14 @@ class WriteFile:
         except BaseException:
             os.close(fd)
             raise
-        upload = cls(fileobj, path, run=run, display_path=display_path)
+        upload = cls(fileobj, path, run=run, display_path=display_path, inline=inline)
         upload.created = existing is None
         return upload
 
     @classmethod
-    def create_unique(cls, directory: str, prefix: str, *, run: Runner,
-                      display_dir: str = "", mode: int = DEFAULT_MODE) -> tuple[str, WriteFile]:
+    def create_unique(cls, directory: str, prefix: str, *, run: Runner, display_dir: str = "",
+                      mode: int = DEFAULT_MODE, inline: InlineWrites | None = None,
+                      ) -> tuple[str, WriteFile]:
         """Create a new file with a name no other file has (STOU); blocking."""
         fd, path = tempfile.mkstemp(dir=directory, prefix=prefix)
         try:
@@ -258,14 +316,14 @@ class WriteFile:
             raise
         name = os.path.basename(path)
         shown = display_dir.rstrip("/") + "/" + name
-        upload = cls(fileobj, path, run=run, display_path=shown)
+        upload = cls(fileobj, path, run=run, display_path=shown, inline=inline)
         upload.created = True
         return name, upload
 
     @classmethod
     def _open_aside(
         cls, path: str, existing: os.stat_result | None, run: Runner, display_path: str,
-        new_mode: int,
+        new_mode: int, inline: InlineWrites | None,
     ) -> WriteFile:
         directory, name = os.path.split(path)
         fd, temp = tempfile.mkstemp(dir=directory, prefix=_temp_prefix(name), suffix=".part")
@@ -285,11 +343,19 @@ class WriteFile:
             display_path=display_path,
             temp_path=temp,
             replacing=existing is not None,
+            inline=inline,
         )
 
     def write(self, data: bytes) -> Deferred[None]:
         if self._finished:
             raise RuntimeError("WriteFile.write after commit or abort")
+        inline = self._inline
+        if inline is not None and inline.allowed and not self._lock.locked:
+            try:
+                inline.run(self._guarded, self._file.write, data)
+            except Exception:
+                return fail()
+            return succeed(None)
         return self._lock.run(self._run, self._guarded, self._file.write, data)
 
     def commit(self) -> Deferred[None]:

@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from twisted_ftpd.fs.confine import Confinement
-from twisted_ftpd.fs.files import DEFAULT_MODE, ReadFile, Runner, WriteFile
+from twisted_ftpd.fs.files import DEFAULT_MODE, DiskReadFile, InlineWrites, Runner, WriteFile
 from twisted_ftpd.interfaces import IFTPShell, IUsageShell
 from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.paths import display
@@ -82,15 +82,17 @@ class FilesystemShell:
     """A user's home directory on the local filesystem."""
 
     def __init__(self, root: str, permissions: str, *, run: Runner | None = None,
-                 umask: int | None = None) -> None:
+                 umask: int | None = None, inline_writes: InlineWrites | None = None) -> None:
         """``umask`` sets the modes of new files and directories (``--umask``); without
-        it they follow the process umask."""
+        it they follow the process umask. ``inline_writes`` lets uploads write their
+        blocks on the calling thread instead of through ``run`` (see InlineWrites)."""
         self.root = root
         self.permissions = permissions
         self._run: Runner = run if run is not None else default_run
         self._confine = Confinement(root)
         self._umask = umask
         self._file_mode = DEFAULT_MODE if umask is None else 0o666 & ~umask
+        self._inline = inline_writes
 
     def _call(self, path: Segments, f: Callable[..., Any], *args: Any) -> Deferred:
         return self._run(_guarded, display(path), f, *args)
@@ -118,7 +120,7 @@ class FilesystemShell:
     def rename(self, source: Segments, destination: Segments) -> Deferred[None]:
         return self._call(destination, self._rename, source, destination)
 
-    def open_for_reading(self, path: Segments, offset: int = 0) -> Deferred[ReadFile]:
+    def open_for_reading(self, path: Segments, offset: int = 0) -> Deferred[DiskReadFile]:
         return self._call(path, self._open_for_reading, path, offset)
 
     def open_for_writing(self, path: Segments, offset: int | None = None) -> Deferred[WriteFile]:
@@ -207,7 +209,7 @@ class FilesystemShell:
         new = self._confine.resolve_parent(destination)
         os.replace(old, new)
 
-    def _open_for_reading(self, path: Segments, offset: int) -> ReadFile:
+    def _open_for_reading(self, path: Segments, offset: int) -> DiskReadFile:
         shown = display(path)
         real = self._confine.resolve(path)
         _require_plain_file(os.stat(real).st_mode, shown)
@@ -222,7 +224,7 @@ class FilesystemShell:
         except BaseException:
             os.close(fd)
             raise
-        return ReadFile(fileobj, shown)
+        return DiskReadFile(fileobj, shown)
 
     def _open_for_writing(self, path: Segments, offset: int | None,
                           append: bool = False) -> WriteFile:
@@ -233,14 +235,15 @@ class FilesystemShell:
         if os.path.islink(target):  # confined by resolve_parent; write through it
             target = os.path.realpath(target)
         return WriteFile.open(target, offset, run=self._run, display_path=shown, append=append,
-                              mode=self._file_mode)
+                              mode=self._file_mode, inline=self._inline)
 
     def _open_unique(self, directory: Segments, prefix: str) -> tuple[str, WriteFile]:
         real = self._confine.resolve(directory)
         if not statmod.S_ISDIR(os.stat(real).st_mode):
             raise errors.NotADirectory(display(directory))
         return WriteFile.create_unique(real, prefix, run=self._run,
-                                       display_dir=display(directory), mode=self._file_mode)
+                                       display_dir=display(directory), mode=self._file_mode,
+                                       inline=self._inline)
 
     def _set_mtime(self, path: Segments, mtime: float) -> None:
         real = self._confine.resolve(path)
