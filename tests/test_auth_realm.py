@@ -71,6 +71,14 @@ class RealmTests(SynchronousTestCase):
         _, shell, _ = self.successResultOf(d)
         self.assertEqual(shell, ("shell", str(self.root / "pub"), "elrw"))
 
+    def test_the_home_is_handed_over_resolved(self) -> None:
+        # Resolved in the realm's thread, so the shell reads no links on the reactor.
+        link = self.base / "link"
+        link.symlink_to(self.elsewhere)
+        self.db_path.write_text(self.db_path.read_text() + f"viasym:{H}:elr:{link}\n")
+        _, shell, _ = self.login("viasym")
+        self.assertEqual(shell, ("shell", os.path.realpath(self.elsewhere), "elr"))
+
     def test_provides_irealm(self) -> None:
         self.assertTrue(IRealm.providedBy(self.realm))
 

@@ -112,3 +112,13 @@ def test_resolve_entry_does_not_follow_the_leaf_wherever_it_points(
         c.resolve_entry(())
     with pytest.raises(errors.InvalidPath):
         c.resolve_entry(("sub", ".."))
+
+
+def test_a_resolved_root_is_taken_as_it_is(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    looked_up: list[str] = []
+    real = os.path.realpath
+    monkeypatch.setattr(os.path, "realpath", lambda p: looked_up.append(p) or real(p))
+    assert Confinement(str(home), resolved=True).real_root == str(home)
+    assert looked_up == []  # a shell built on the reactor reads no links
+    Confinement(str(home))
+    assert looked_up == [str(home)]

@@ -82,7 +82,8 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
         realm = FTPRealm(userdb, config.root,
                          lambda home, perms: FilesystemShell(home, perms, run=runner,
                                                              umask=config.umask,
-                                                             inline_writes=inline), run=runner,
+                                                             inline_writes=inline,
+                                                             resolved=True), run=runner,
                          stores=stores or build_stores(config, runner),
                          storage=config.storage)
         realm.sessions.shared = shared  # max_sessions=N counts every node's sessions

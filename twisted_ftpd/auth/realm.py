@@ -116,7 +116,9 @@ class FTPRealm:
             self.log.warn("Home {home} of user {user!r} is not a directory", home=home,
                           user=record.name)
             raise HomeUnavailable()
-        return home
+        # Resolved here, in the thread: the shell then confines to it without reading
+        # links on the reactor (Confinement's realpath) at every login.
+        return os.path.realpath(home)
 
     def _object_home(self, user: str, record: UserRecord, url: str | None) -> ObjectHome:
         """The home's prefix in the store (blocking: may load the store's client)."""

@@ -21,9 +21,10 @@ _BAD_SEGMENTS = frozenset({"", ".", ".."})
 class Confinement:
     """Maps path segments under ``root`` to OS paths that cannot leave ``root``."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, resolved: bool = False) -> None:
+        """``resolved``: ``root`` is already its own realpath (found off the reactor)."""
         self.root = root
-        self.real_root = os.path.realpath(root)
+        self.real_root = root if resolved else os.path.realpath(root)
 
     def contains(self, real_path: str) -> bool:
         """Whether the already resolved ``real_path`` is the root or below it."""

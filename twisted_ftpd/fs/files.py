@@ -109,14 +109,21 @@ class ReadFile:
                     _log.failure("Read error on {path}", path=self._display)
                     self._finish(errors.LocalError(self._display), unregister=True)
                     return
-                if not chunk:
-                    self._finish(None, unregister=True)
+                if not self._deliver(chunk):
                     return
-                self._sent += len(chunk)
-                assert self._consumer is not None
-                self._consumer.write(chunk)
         finally:
             self._producing = False
+
+    def _deliver(self, chunk: bytes) -> bool:
+        """Hand ``chunk`` to the consumer (which may pause us); an empty one is the end
+        of the file. False once the download is over."""
+        if not chunk:
+            self._finish(None, unregister=True)
+            return False
+        self._sent += len(chunk)
+        assert self._consumer is not None
+        self._consumer.write(chunk)
+        return True
 
     def _finish(self, error: errors.FTPError | None, *, unregister: bool) -> None:
         self._done = True
@@ -365,12 +372,7 @@ class WriteFile:
         return self._lock.run(self._run, self._guarded, self._commit_blocking)
 
     def abort(self) -> Deferred[None]:
-        if self._finished:
-            return succeed(None)
-        self._finished = True
-        d = self._lock.run(self._run, self._abort_blocking)
-        d.addErrback(self._log_abort_failure)
-        return d
+        return self._give_up(self._abort_blocking)
 
     def staged(self) -> Deferred[Staged]:
         if self._finished:
@@ -378,10 +380,15 @@ class WriteFile:
         return self._lock.run(self._run, self._staged_blocking)
 
     def discard(self) -> Deferred[None]:
+        return self._give_up(self._discard_blocking)
+
+    def _give_up(self, blocking: Callable[[], None]) -> Deferred[None]:
+        """Abort or discard (once; later calls do nothing): failures are logged, since
+        the client has its reply already."""
         if self._finished:
             return succeed(None)
         self._finished = True
-        d = self._lock.run(self._run, self._discard_blocking)
+        d = self._lock.run(self._run, blocking)
         d.addErrback(self._log_abort_failure)
         return d
 

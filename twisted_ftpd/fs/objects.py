@@ -461,13 +461,8 @@ class ObjectReadFile(ReadFile):
         self._reading = False
         if self._done:
             return
-        if not chunk:
-            self._finish(None, unregister=True)
-            return
-        self._sent += len(chunk)
-        assert self._consumer is not None
-        self._consumer.write(chunk)  # may pause us
-        self._produce()
+        if self._deliver(chunk):  # may pause us
+            self._produce()
 
     def _failed(self, failure: Any) -> None:
         self._reading = False

@@ -82,14 +82,17 @@ class FilesystemShell:
     """A user's home directory on the local filesystem."""
 
     def __init__(self, root: str, permissions: str, *, run: Runner | None = None,
-                 umask: int | None = None, inline_writes: InlineWrites | None = None) -> None:
+                 umask: int | None = None, inline_writes: InlineWrites | None = None,
+                 resolved: bool = False) -> None:
         """``umask`` sets the modes of new files and directories (``--umask``); without
         it they follow the process umask. ``inline_writes`` lets uploads write their
-        blocks on the calling thread instead of through ``run`` (see InlineWrites)."""
+        blocks on the calling thread instead of through ``run`` (see InlineWrites).
+        ``resolved``: ``root`` is its own realpath already (the realm resolves homes in
+        its thread), so building a shell on the reactor touches no disk."""
         self.root = root
         self.permissions = permissions
         self._run: Runner = run if run is not None else default_run
-        self._confine = Confinement(root)
+        self._confine = Confinement(root, resolved)
         self._umask = umask
         self._file_mode = DEFAULT_MODE if umask is None else 0o666 & ~umask
         self._inline = inline_writes
