@@ -138,9 +138,13 @@ def run(ctx: CommandContext, command: Command) -> defer.Deferred[Reply | None]:
         result = handler(ctx, command.arg)
     except Exception:
         return defer.succeed(failure_reply(Failure()))
+    # Most commands (EPSV, TYPE, CWD, NOOP...) answer at once: their Reply goes out
+    # in an already-fired Deferred, with no coroutine or errback layer around it.
     if isinstance(result, Coroutine):
         result = defer.Deferred.fromCoroutine(result)
-    return defer.maybeDeferred(lambda: result).addErrback(_failure_reply_for, ctx, verb)
+    elif not isinstance(result, defer.Deferred):
+        return defer.succeed(result)
+    return result.addErrback(_failure_reply_for, ctx, verb)
 
 
 def _failure_reply_for(failure: Failure, ctx: CommandContext, verb: str) -> Reply:
