@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from twisted.internet import error
-from twisted.logger import LogLevel, formatEvent
+from twisted.logger import Logger, LogLevel, LogPublisher, formatEvent
 
 from tests.harness import Harness, Session, close, connect_recording
 from twisted_ftpd.events import FIELDS, KEY, EventLog, is_event, new_session_id
@@ -354,3 +354,38 @@ def test_clear_transfer_when_tls_is_required(tmp_path: Path, pem: str) -> None:
     s.login()
     assert s.codes("PBSZ 0", "PASV", "RETR f") == [200, 227, 521]  # PROT is still C
     assert [(e["command"], e["code"]) for e in rec.named("command_refused")] == [("RETR", 521)]
+
+
+def test_an_event_carries_what_twisteds_logger_would_give_it() -> None:
+    seen: list[dict[str, Any]] = []
+    log = EventLog(forward=seen.append)
+    log.emit("ban", peer="192.0.2.7", seconds=60)
+    (event,) = seen
+    expected: list[dict[str, Any]] = []
+    Logger(namespace="twisted_ftpd.events", observer=expected.append).emit(
+        LogLevel.warn, "banned {peer} for {seconds} s", ftpd_event="ban", peer="192.0.2.7",
+        seconds=60)
+    assert set(event) == set(expected[0])
+    for key in ("log_level", "log_namespace", "log_source", "log_format", KEY, "peer"):
+        assert event[key] == expected[0][key], key
+    assert abs(event["log_time"] - expected[0]["log_time"]) < 60
+    assert isinstance(event["log_logger"], Logger)
+    assert formatEvent(event) == "banned 192.0.2.7 for 60 s"
+
+
+def test_with_nobody_observing_no_event_is_built_until_someone_does() -> None:
+    log = EventLog(forward=None)
+    published: list[dict[str, Any]] = []
+    log.publisher = published.append  # type: ignore[assignment]
+    log.emit("connect", session="s", peer="p")
+    assert published == []
+    with pytest.raises(TypeError, match="connect takes"):  # still checked
+        log.emit("connect", session="s")
+    log.publisher = LogPublisher()
+    seen: list[dict[str, Any]] = []
+    log.observe(seen.append)
+    log.emit("connect", session="s", peer="p")
+    assert [e["session"] for e in seen] == ["s"]
+    log.stop_observing(seen.append)
+    log.emit("connect", session="t", peer="p")
+    assert [e["session"] for e in seen] == ["s"]

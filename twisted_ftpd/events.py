@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +55,8 @@ FORMATS: dict[str, str] = {
     "command_refused": "[{session}] {command} from {peer} refused with {code}",
 }
 
+_FIELD_SETS = {name: frozenset(fields) for name, fields in FIELDS.items()}
+
 # Events that need an administrator's eye; the rest are info.
 WARNINGS = frozenset({"refused", "ban", "command_refused"})
 
@@ -74,28 +77,39 @@ class EventLog:
                  ) -> None:
         self.publisher = LogPublisher(*([forward] if forward is not None else []))
         self._log = Logger(namespace=NAMESPACE, observer=self.publisher)
+        self._observers = 0 if forward is None else 1
 
     def observe(self, observer: ILogObserver) -> None:
         """Also send this server's events to ``observer`` (xferlog, metrics)."""
         self.publisher.addObserver(observer)
+        self._observers += 1
 
     def stop_observing(self, observer: ILogObserver) -> None:
         self.publisher.removeObserver(observer)
+        self._observers = max(self._observers - 1, 0)
 
     def emit(self, event: str, **fields: Any) -> None:
         """Emit ``event`` with exactly its fields (see FIELDS); anything else is a
         programming error and raises TypeError."""
-        expected = FIELDS.get(event)
+        expected = _FIELD_SETS.get(event)
         if expected is None:
             raise TypeError(f"unknown session event {event!r}")
-        if set(fields) != set(expected):
-            raise TypeError(f"{event} takes {expected}, got {tuple(sorted(fields))}")
+        if fields.keys() != expected:
+            raise TypeError(f"{event} takes {FIELDS[event]}, got {tuple(sorted(fields))}")
+        if not self._observers:  # nobody would see it: build nothing
+            return
         level = LogLevel.warn if event in WARNINGS or fields.get("result") == "failed" \
             else LogLevel.info
         text = FORMATS[event]
         if event == "transfer":
             text += ", complete" if fields["completed"] else ", incomplete: {reason}"
-        self._log.emit(level, text, **{KEY: event}, **fields)
+        # The event Logger.emit would build, without its per-call check that the
+        # level is a LogLevel (ours always are) and its extra call layers: several
+        # events a session, on the reactor thread.
+        fields.update(log_logger=self._log, log_level=level, log_namespace=NAMESPACE,
+                      log_source=None, log_format=text, log_time=time.time())
+        fields[KEY] = event
+        self.publisher(fields)
 
 
 def is_event(event: dict[str, Any], name: str | None = None) -> bool:
