@@ -338,3 +338,14 @@ def test_pasv_when_no_port_is_free_is_425(tmp_path: Path) -> None:
     reply = s.send("PASV")
     assert len(reply) == 1 and reply[0].startswith("425 "), reply
     assert s.codes("NOOP") == [200]
+
+
+def test_a_passive_range_is_listed_once_and_as_the_config_says() -> None:
+    from twisted_ftpd.config import ServerConfig
+    from twisted_ftpd.control.cmd_data import passive_candidates
+
+    config = ServerConfig(passive_ports=(61000, 61010))
+    first = passive_candidates(config)
+    assert list(first) == config.passive_port_candidates()
+    assert passive_candidates(ServerConfig(passive_ports=(61000, 61010))) is first
+    assert list(passive_candidates(ServerConfig())) == [0]

@@ -9,7 +9,10 @@ checked against the control peer before it is accepted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from twisted_ftpd import proxy_protocol
+from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.data.connect import ActiveConnection, PassiveConnection
 from twisted_ftpd.protocol import addresses, replies
 from twisted_ftpd.protocol.replies import Reply
@@ -26,10 +29,22 @@ def _active(ctx: CommandContext, host: str, port: int) -> Reply:
     return replies.PORT_OK
 
 
+# Each passive range's ports, listed once (a process serves one range or a few):
+# listing a range of thousands for every PASV showed in profiles of small downloads.
+_PORT_CANDIDATES: dict[tuple[int, int] | None, Sequence[int]] = {}
+
+
+def passive_candidates(config: ServerConfig) -> Sequence[int]:
+    """``config.passive_port_candidates()``, remembered per range."""
+    found = _PORT_CANDIDATES.get(config.passive_ports)
+    if found is None:
+        found = _PORT_CANDIDATES[config.passive_ports] = tuple(config.passive_port_candidates())
+    return found
+
+
 def _passive(ctx: CommandContext) -> PassiveConnection:
     pending = PassiveConnection(ctx.server.reactor, ctx.clock, ctx.config.data_timeout,
-                                ctx.local_host, ctx.peer_host,
-                                ctx.config.passive_port_candidates(),
+                                ctx.local_host, ctx.peer_host, passive_candidates(ctx.config),
                                 tls=ctx.tls.data_tls(ctx.session),
                                 proxy=proxy_protocol.passive_proxy(ctx.config, ctx.clock))
     ctx.data.set_pending(pending)
