@@ -12,6 +12,8 @@ from twisted.internet.address import IPv4Address
 from twisted.python.failure import Failure
 
 from tests.harness import LOCAL, PEER, close, logged_in
+from twisted_ftpd.config import ServerConfig
+from twisted_ftpd.control.cmd_data import passive_candidates
 
 PASV_REPLY = re.compile(r"^227 Entering Passive Mode \((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)\.$")
 
@@ -341,9 +343,6 @@ def test_pasv_when_no_port_is_free_is_425(tmp_path: Path) -> None:
 
 
 def test_a_passive_range_is_listed_once_and_as_the_config_says() -> None:
-    from twisted_ftpd.config import ServerConfig
-    from twisted_ftpd.control.cmd_data import passive_candidates
-
     config = ServerConfig(passive_ports=(61000, 61010))
     first = passive_candidates(config)
     assert list(first) == config.passive_port_candidates()
