@@ -386,6 +386,8 @@ def test_with_nobody_observing_no_event_is_built_until_someone_does() -> None:
     log.observe(seen.append)
     log.emit("connect", session="s", peer="p")
     assert [e["session"] for e in seen] == ["s"]
-    log.stop_observing(seen.append)
+    log.stop_observing(print)  # never observing: changes nothing
     log.emit("connect", session="t", peer="p")
-    assert [e["session"] for e in seen] == ["s"]
+    log.stop_observing(seen.append)
+    log.emit("connect", session="u", peer="p")
+    assert [e["session"] for e in seen] == ["s", "t"]

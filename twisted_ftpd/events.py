@@ -77,16 +77,18 @@ class EventLog:
                  ) -> None:
         self.publisher = LogPublisher(*([forward] if forward is not None else []))
         self._log = Logger(namespace=NAMESPACE, observer=self.publisher)
-        self._observers = 0 if forward is None else 1
+        self._observers: list[Callable[[dict[str, Any]], None]] = (
+            [forward] if forward is not None else [])
 
     def observe(self, observer: ILogObserver) -> None:
         """Also send this server's events to ``observer`` (xferlog, metrics)."""
         self.publisher.addObserver(observer)
-        self._observers += 1
+        self._observers.append(observer)
 
     def stop_observing(self, observer: ILogObserver) -> None:
         self.publisher.removeObserver(observer)
-        self._observers = max(self._observers - 1, 0)
+        if observer in self._observers:
+            self._observers.remove(observer)
 
     def emit(self, event: str, **fields: Any) -> None:
         """Emit ``event`` with exactly its fields (see FIELDS); anything else is a
