@@ -12,11 +12,11 @@ import os
 
 from twisted.application import service
 from twisted.cred.portal import Portal
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
 from twisted.logger import Logger
 
-from twisted_ftpd import blocking, listen, privileges, proxy_protocol
+from twisted_ftpd import listen, privileges, proxy_protocol
 from twisted_ftpd.auth.cache import VerificationCache
 from twisted_ftpd.auth.checker import UserDBChecker
 from twisted_ftpd.auth.pgusers import is_database_url, open_user_source
@@ -41,10 +41,13 @@ log = Logger()
 
 
 def thread_runner(reactor: IReactorTCP) -> Runner:
-    """Run blocking calls in ``reactor``'s own pool of threads (not the global
-    reactor's, so a server on a private reactor, as in test fixtures, works too):
-    ``blocking.BlockingPool``, a leaner hand-off than Twisted's thread pool."""
-    return blocking.pool_for(reactor).run
+    """Run blocking calls in ``reactor``'s own thread pool (not the global reactor's,
+    so a server on a private reactor, as in test fixtures, works too)."""
+
+    def run(f, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args, **kwargs)
+
+    return run
 
 
 def build_stores(config: ServerConfig, run: Runner) -> Stores:
