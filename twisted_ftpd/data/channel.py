@@ -299,6 +299,11 @@ class DataProtocol(Protocol, TimeoutMixin):
             self.aborted = True
             self.transport.loseConnection()
 
+    def read_in(self, size: int) -> None:
+        """Read the socket up to ``size`` bytes at a time (the transport's read size)."""
+        if hasattr(self.transport, "bufferSize"):
+            self.transport.bufferSize = size
+
     # For a sender that writes to the socket itself (data.sendfile).
     def direct_socket(self) -> int | None:
         """The socket's descriptor, or None when bytes must go through the transport:
