@@ -34,7 +34,12 @@ from twisted_ftpd.protocol.errors import (
     DataConnectionError,
     TLSSessionNotReused,
 )
-from twisted_ftpd.tls import describe_tls_failure, session_reused, start_tls
+from twisted_ftpd.tls import (
+    describe_tls_failure,
+    session_reused,
+    start_tls,
+    write_in_large_batches,
+)
 
 from .throttle import Gate, ThrottledProducer, TokenBucket
 
@@ -172,6 +177,7 @@ class DataProtocol(Protocol, TimeoutMixin):
                 self.transport.startTLS(self._tls.options, self._accepted)
             else:
                 start_tls(self.transport, self._tls.options, self._accepted, self._tls.clock)
+            write_in_large_batches(self.transport)
 
     def handshakeCompleted(self) -> None:
         if self._tls is not None and self._tls.require_reuse:
