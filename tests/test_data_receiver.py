@@ -9,7 +9,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_ftpd.data.channel import TRANSPORT_BUFFER, DataProtocol
+from twisted_ftpd.data.channel import SEND_LIMIT, TRANSPORT_BUFFER, DataProtocol
 from twisted_ftpd.data.streams import UPLOAD_READ, WRITE_BLOCK, Receiver
 from twisted_ftpd.interfaces import IWriteFile
 from twisted_ftpd.protocol.errors import LocalError
@@ -125,6 +125,7 @@ def test_a_write_that_raises_fails_the_upload_and_drops_the_connection() -> None
 
 class SizedTransport(StringTransport):
     bufferSize = 64 * KiB  # what Twisted's TCP transport reads at a time
+    SEND_LIMIT = 128 * KiB  # and sends per writable event
 
 
 def test_an_upload_reads_the_socket_in_larger_steps() -> None:
@@ -132,5 +133,6 @@ def test_an_upload_reads_the_socket_in_larger_steps() -> None:
     transport = SizedTransport()
     proto.makeConnection(transport)
     assert transport.bufferSize == TRANSPORT_BUFFER  # any data connection
+    assert transport.SEND_LIMIT == SEND_LIMIT > SizedTransport.SEND_LIMIT
     defer.ensureDeferred(Receiver(proto, Target()).run())
     assert transport.bufferSize == UPLOAD_READ > TRANSPORT_BUFFER

@@ -48,6 +48,7 @@ CONNECTION_DONE = Failure(error.ConnectionDone())
 
 # Reads (and buffered writes) in 256 KiB steps instead of Twisted's 64 KiB.
 TRANSPORT_BUFFER = 256 * 1024
+SEND_LIMIT = 1024 * 1024
 # Seconds a refused TLS data connection has to answer our close_notify.
 REFUSE_GRACE = 5.0
 
@@ -167,6 +168,8 @@ class DataProtocol(Protocol, TimeoutMixin):
         if hasattr(self.transport, "bufferSize"):
             # Read (and buffer writes) in 256 KiB steps instead of Twisted's 64 KiB.
             self.transport.bufferSize = TRANSPORT_BUFFER
+            # And send up to 1 MiB per writable event instead of Twisted's 128 KiB.
+            self.transport.SEND_LIMIT = SEND_LIMIT
         if self._tls is None:
             self._made()
         else:
