@@ -169,6 +169,32 @@ def test_a_hook_not_yet_its_own_group_is_killed_alone(monkeypatch) -> None:
     spawn.calls[0].finish(signal=9)
 
 
+def test_stopping_kills_every_running_hook_and_says_why(monkeypatch) -> None:
+    killed: list[tuple[int, int]] = []
+    monkeypatch.setattr(hooks.os, "killpg", lambda pid, sig: killed.append((pid, sig)))
+    spawn, clock = FakeSpawn(pid=4242), task.Clock()
+    runner = HookRunner(spawn, clock, 1, 60)
+    first, waiting = run(runner), run(runner)  # one slot: the second waits for it
+    assert runner.stop() == 1  # only what runs has a process to kill
+    assert killed == [(4242, hooks.signal.SIGKILL)] and spawn.calls[0].transport.lost
+    spawn.calls[0].finish(signal=9)
+    assert (first.result.ok, first.result.reason) == (False, "stopped with the server")
+    assert runner.stop() == 1  # the waiting one started in the freed slot: killed too
+    spawn.calls[1].finish(signal=9)
+    assert waiting.result.reason == "stopped with the server" and runner.stop() == 0
+
+
+def test_a_stopping_server_waits_for_its_killed_on_upload_commands(monkeypatch) -> None:
+    monkeypatch.setattr(hooks.os, "killpg", lambda pid, sig: None)
+    spawn = FakeSpawn(pid=4242)
+    upload_hooks = UploadHooks(None, "notify", spawn, task.Clock(), sync_run)
+    upload_hooks.landed(INFO, Staged("/f", 1, "/f"))
+    stopped = upload_hooks.stop()
+    assert not stopped.called  # the command is killed, not yet ended
+    spawn.calls[0].finish(signal=9)
+    assert stopped.result == 1 and not upload_hooks.running
+
+
 def test_a_child_not_reaped_when_its_pipes_closed_is_asked_for_again() -> None:
     # A reactor without signal handlers (ServerThread's) never hears SIGCHLD.
     spawn, clock = FakeSpawn(), task.Clock()

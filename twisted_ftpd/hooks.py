@@ -100,6 +100,7 @@ class _HookProcess(ProcessProtocol):
         self.output = bytearray()
         self.ended: defer.Deferred[BaseException] = defer.Deferred()
         self.timed_out = False
+        self.stopped = False  # killed because the server is stopping
         self._clock = clock
         self._open_pipes = {1, 2}
         self._reaper: Any = None
@@ -136,8 +137,17 @@ class _HookProcess(ProcessProtocol):
             self.ended.callback(reason.value)
 
     def kill(self) -> None:
-        """Kill the hook's whole process group, and stop waiting for its pipes."""
+        """The hook ran past its timeout."""
         self.timed_out = True
+        self._kill_group()
+
+    def stop(self) -> None:
+        """The server is stopping: no hook outlives it."""
+        self.stopped = True
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        """Kill the hook's whole process group, and stop waiting for its pipes."""
         pid = getattr(self.transport, "pid", None)
         if pid is not None:
             try:
@@ -171,11 +181,19 @@ class HookRunner:
         self._clock = clock
         self._timeout = timeout
         self.slots = defer.DeferredSemaphore(concurrency)
+        self._live: set[_HookProcess] = set()  # started and not yet ended
 
     @property
     def waiting(self) -> int:
         """Runs waiting for a slot."""
         return len(self.slots.waiting)
+
+    def stop(self) -> int:
+        """Kill every hook still running (the server is stopping); how many there were."""
+        live = list(self._live)
+        for process in live:
+            process.stop()
+        return len(live)
 
     async def run(self, command: str, name: str, file: str, env: dict[str, str]) -> HookResult:
         """Run ``command`` once a slot is free; never raises (a failure to start is a
@@ -196,12 +214,16 @@ class HookRunner:
             log.failure("Could not start the {name} command", name=name)
             return HookResult(False, f"could not be started ({e.__class__.__name__})", "")
         timer = self._clock.callLater(self._timeout, process.kill)
+        self._live.add(process)
         try:
             ended = await process.ended
         finally:
+            self._live.discard(process)
             if timer.active():
                 timer.cancel()
         ok, why = _verdict(ended, process.timed_out, self._timeout)
+        if process.stopped:
+            ok, why = False, "stopped with the server"
         output = bytes(process.output)
         text = output.decode("utf-8", "replace")
         if ok:
@@ -268,6 +290,17 @@ class UploadHooks:
     @property
     def checking(self) -> bool:
         return self.check_command is not None
+
+    def stop(self) -> defer.Deferred[int]:
+        """The server is stopping and its sessions are gone: kill the hooks still running
+        (a check's upload is then rejected; an on-upload command just ends), so none is
+        left behind. Fires with how many were killed, once the on-upload runs ended."""
+        killed = self._checks.stop() + self._after.stop()
+        if killed:
+            log.warn("Killed {n} hook command(s) still running as the server stopped",
+                     n=killed)
+        ended = defer.DeferredList(list(self.running), consumeErrors=True)
+        return ended.addCallback(lambda _: killed)
 
     async def check(self, info: UploadInfo, staged: Staged) -> HookResult:
         """Run the upload check on ``staged``; ok when there is no check."""

@@ -232,12 +232,20 @@ class FTPService(service.Service):
         if self.force_on_signal:
             force_on_second_signal(self.reactor, self.shutdown.force)
         settled = self.shutdown.start()
+        settled.addBoth(self._stop_hooks)
         settled.addBoth(self._stop_storage)
         done = defer.gatherResults([stopped, settled, self.reporting.stop()])
         if self.factory.shared is not None:  # once every session has given its slots back
             shared = self.factory.shared
             done.addCallback(lambda results: shared.stop().addCallback(lambda _: results))
         return done
+
+    def _stop_hooks(self, result: object) -> object:
+        """Once every session is gone, no upload hook may outlive the server."""
+        hooks = self.factory.upload_hooks
+        if hooks is None:
+            return result
+        return hooks.stop().addCallback(lambda _: result)
 
     def _stop_storage(self, result: object) -> object:
         """Once every session is gone, so is every store call: end the pool's threads."""

@@ -12,6 +12,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 
+from tests.integration import conftest
 from tests.integration.conftest import in_thread, part_files
 from twisted_ftpd.testing import start_server
 
@@ -139,6 +140,47 @@ async def test_on_upload_runs_after_the_upload_landed(server_factory, tmp_path: 
     assert seen["FTPD_FILE"] == str(server.root / "photo.jpg")
     assert Path(seen["FTPD_FILE"]).read_bytes() == payload
     assert seen["FTPD_SIZE"] == str(len(payload)) and seen["FTPD_PATH"] == "/photo.jpg"
+
+
+# Says it is running (its pid and its grandchild's, through a FIFO), then outlives any test.
+LINGERER = """#!/bin/sh
+sleep 600 &
+echo $$ $! > "{ready}"
+wait
+"""
+
+
+def killed(pid: int) -> bool:
+    """The process has exited, or a SIGKILL is on its way to it (a zombie not yet
+    reaped, or a SIGKILL pending, counts: nothing it does can stop that)."""
+    try:
+        status = dict(line.split(":\t", 1) for line in
+                      Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
+    except FileNotFoundError:
+        return True
+    pending = int(status["SigPnd"], 16) | int(status["ShdPnd"], 16)
+    return status["State"][0] in "ZX" or bool(pending & (1 << (9 - 1)))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stopping_server_kills_the_hooks_still_running(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    os.mkfifo(ready)
+    server = await conftest.start_server(tmp_path / "server", on_upload=script(
+        tmp_path, "linger.sh", LINGERER, ready=ready))
+
+    def upload_and_wait_for_the_hook() -> tuple[str, str]:
+        with server.session() as ftp:
+            reply = stor_reply(ftp, "f.bin", b"data")
+        return reply, ready.read_text()  # blocks until the hook has started
+
+    reply, pids = await in_thread(upload_and_wait_for_the_hook)
+    assert reply.startswith("226")
+    (hook,) = server.factory.upload_hooks.running
+    await server.stop()  # fires once the killed hook has ended
+    assert hook.called
+    shell, grandchild = map(int, pids.split())
+    assert killed(shell) and killed(grandchild)
 
 
 @pytest_twisted.ensureDeferred
