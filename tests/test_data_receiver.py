@@ -7,27 +7,25 @@ from __future__ import annotations
 from twisted.internet import defer, error
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
+from tests.helpers import MemoryTarget
 from twisted_ftpd.data.channel import SEND_LIMIT, TRANSPORT_BUFFER, DataProtocol
 from twisted_ftpd.data.streams import UPLOAD_READ, WRITE_BLOCK, Receiver
-from twisted_ftpd.interfaces import IWriteFile
 from twisted_ftpd.protocol.errors import LocalError
 
 KiB = 1024
 CHUNK = 256 * KiB
 
 
-@implementer(IWriteFile)
-class Target:
+class Target(MemoryTarget):
     """Records every write; completes them at once, or holds them while ``pending``."""
 
     def __init__(self, *, pending: bool = False, fail: bool = False) -> None:
+        super().__init__()
         self.writes: list[bytes] = []
         self.pending = pending
         self.fail = fail
         self.held: list[defer.Deferred[None]] = []
-        self.committed = self.aborted = False
 
     def write(self, data: bytes) -> defer.Deferred[None]:
         self.writes.append(data)
@@ -37,14 +35,6 @@ class Target:
             d: defer.Deferred[None] = defer.Deferred()
             self.held.append(d)
             return d
-        return defer.succeed(None)
-
-    def commit(self) -> defer.Deferred[None]:
-        self.committed = True
-        return defer.succeed(None)
-
-    def abort(self) -> defer.Deferred[None]:
-        self.aborted = True
         return defer.succeed(None)
 
 
