@@ -57,11 +57,17 @@ def test_a_large_write_goes_out_in_a_few_transport_writes(pem: str) -> None:
     server, client, pump = tls_pair(pem)
     write_in_large_batches(server)
     sizes = spy_writes(server)
+    connection = server._tlsConnection
+    encrypted: list[int] = []
+    send = connection.send
+    connection.send = lambda buf: encrypted.append(send(buf)) or encrypted[-1]
     data = os.urandom(2 * tls.TLS_WRITE + 12345)
     server.write(data)
     pump.flush()
     assert bytes(client.wrappedProtocol.received) == data
-    assert len(sizes) == 3  # one per TLS_WRITE, not one per 16 KiB record
+    # One SSL_write and one transport write per TLS_WRITE, not one per 16 KiB record.
+    assert encrypted == [tls.TLS_WRITE, tls.TLS_WRITE, 12345]
+    assert len(sizes) == 3
     assert all(size <= tls.TLS_READ_OUT for size in sizes)
 
 

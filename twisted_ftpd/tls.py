@@ -134,14 +134,19 @@ def write_in_large_batches(transport: Any) -> None:
     Twisted's ``TLSMemoryBIOProtocol._write`` hands OpenSSL 16 KiB slices (each a
     copy) and, after each, reads the record out of the memory BIO and writes it
     to the socket's buffer: per 256 KiB download chunk, 16 BIO reads and 16
-    transport writes, which the transport then joins again. OpenSSL still makes
-    one record per SSL_write here (pyOpenSSL's partial-write mode), but the
-    records of up to ``TLS_WRITE`` bytes are gathered in the BIO and go out in
-    one read and one write. The bytes on the wire are the same records.
+    transport writes, which the transport then joins again. Here one SSL_write
+    takes ``TLS_WRITE`` bytes and OpenSSL makes their records itself, which go
+    out in one BIO read and one transport write. The bytes on the wire are the
+    same records. Without partial writes, a write OpenSSL must retry (WantRead)
+    is retried with the same bytes first, as Twisted's buffer does, and
+    pyOpenSSL allows the moving buffer.
     """
     layer = transport if isinstance(transport, TLSMemoryBIOProtocol) else getattr(
         transport, "protocol", None)  # startTLS put it there
     if isinstance(layer, TLSMemoryBIOProtocol):
+        # Whole writes: SSL_write then makes all the records of its bytes at once
+        # (pyOpenSSL's partial-write mode returns after every record).
+        _openssl.SSL_clear_mode(layer._tlsConnection._ssl, _openssl.SSL_MODE_ENABLE_PARTIAL_WRITE)
         layer._write = types.MethodType(_write_batched, layer)
 
 
