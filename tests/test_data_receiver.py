@@ -8,8 +8,9 @@ from twisted.internet import defer, error
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from tests.harness import RecordingTransport
 from tests.helpers import MemoryTarget
-from twisted_ftpd.data.channel import SEND_LIMIT, TRANSPORT_BUFFER, DataProtocol
+from twisted_ftpd.data.channel import SEND_LIMIT, TRANSPORT_BUFFER, DataProtocol, DataTLS
 from twisted_ftpd.data.streams import UPLOAD_READ, WRITE_BLOCK, Receiver
 from twisted_ftpd.protocol.errors import LocalError
 
@@ -113,7 +114,7 @@ def test_a_write_that_raises_fails_the_upload_and_drops_the_connection() -> None
     assert results[0].check(LocalError) and target.aborted and not target.committed
 
 
-class SizedTransport(StringTransport):
+class SizedTransport(RecordingTransport):
     bufferSize = 64 * KiB  # what Twisted's TCP transport reads at a time
     SEND_LIMIT = 128 * KiB  # and sends per writable event
 
@@ -123,6 +124,13 @@ def test_an_upload_reads_the_socket_in_larger_steps() -> None:
     transport = SizedTransport()
     proto.makeConnection(transport)
     assert transport.bufferSize == TRANSPORT_BUFFER  # any data connection
-    assert transport.SEND_LIMIT == SEND_LIMIT > SizedTransport.SEND_LIMIT
+    assert transport.SEND_LIMIT == SizedTransport.SEND_LIMIT  # plain: Twisted's
     defer.ensureDeferred(Receiver(proto, Target()).run())
     assert transport.bufferSize == UPLOAD_READ > TRANSPORT_BUFFER
+
+
+def test_a_tls_data_connection_sends_more_per_writable_event() -> None:
+    transport = SizedTransport()
+    DataProtocol(tls=DataTLS(object())).makeConnection(transport)
+    assert transport.tls_starts  # TLS started on it
+    assert transport.SEND_LIMIT == SEND_LIMIT > SizedTransport.SEND_LIMIT
