@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
+from twisted_ftpd.interfaces import IWriteFile
 from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.values import FileInfo
 
@@ -134,3 +136,25 @@ def check_read_only(server: Any, user: str, password: str, path: str, data: byte
             ftp.storbinary(f"STOR {new_path}", io.BytesIO(b"x"))
         with pytest.raises(ftplib.error_perm, match="^550"):
             ftp.delete(path)
+
+
+@implementer(IWriteFile)
+class MemoryTarget:
+    """An IWriteFile that keeps the upload in memory and completes every step at once."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.committed = False
+        self.aborted = False
+
+    def write(self, data: bytes) -> defer.Deferred[None]:
+        self.data += data
+        return defer.succeed(None)
+
+    def commit(self) -> defer.Deferred[None]:
+        self.committed = True
+        return defer.succeed(None)
+
+    def abort(self) -> defer.Deferred[None]:
+        self.aborted = True
+        return defer.succeed(None)

@@ -20,7 +20,6 @@ import pytest
 from twisted.internet import defer, error
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from tests.harness import (
     Harness,
@@ -32,11 +31,11 @@ from tests.harness import (
     hidden,
     logged_in,
 )
+from tests.helpers import MemoryTarget
 from twisted_ftpd.control import output as control_output
 from twisted_ftpd.control import scheduler
 from twisted_ftpd.data.channel import DataProtocol
 from twisted_ftpd.data.streams import Receiver, finish_sending
-from twisted_ftpd.interfaces import IWriteFile
 from twisted_ftpd.protocol.errors import FileNotFound, TransferAborted
 from twisted_ftpd.protocol.values import FileInfo
 
@@ -310,26 +309,6 @@ def test_handler_failure_with_the_client_present_is_logged(tmp_path: Path,
 
 
 # -- 6. a data connection that ended cleanly is not turned into an abort ----------------------
-
-
-@implementer(IWriteFile)
-class MemoryTarget:
-    def __init__(self) -> None:
-        self.data = b""
-        self.committed = False
-        self.aborted = False
-
-    def write(self, data: bytes) -> defer.Deferred[None]:
-        self.data += data
-        return defer.succeed(None)
-
-    def commit(self) -> defer.Deferred[None]:
-        self.committed = True
-        return defer.succeed(None)
-
-    def abort(self) -> defer.Deferred[None]:
-        self.aborted = True
-        return defer.succeed(None)
 
 
 def lost_cleanly() -> DataProtocol:

@@ -356,3 +356,41 @@ def test_the_disk_shell_opens_files_for_sendfile_at_the_rest_offset(tmp_path: Pa
     reader.close()
     with pytest.raises(RuntimeError):
         reader.file_descriptor()
+
+
+def test_a_lone_download_sends_a_large_burst_per_event(pair: Pair, big: tuple[Path, bytes],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SendfileSender, "active", 0)
+    monkeypatch.setattr(sendfile, "CHUNK", 1000)
+    monkeypatch.setattr(sendfile, "BURST", 8000)
+    monkeypatch.setattr(sendfile, "SHARE", 8000)
+    sender, d = pair.start(source(big[0]))
+    assert SendfileSender.active == 1 and pair.proto.bytes_moved == 8000
+    pair.pump(sender)
+    assert d.result == len(big[1]) and SendfileSender.active == 0  # its share given back
+
+
+def test_concurrent_downloads_share_the_burst_down_to_a_floor(
+        big: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SendfileSender, "active", 0)
+    monkeypatch.setattr(sendfile, "CHUNK", 1000)
+    monkeypatch.setattr(sendfile, "BURST", 8000)
+    monkeypatch.setattr(sendfile, "SHARE", 8000)
+    pairs = [Pair() for _ in range(10)]
+    try:
+        first, _ = pairs[0].start(source(big[0]))
+        second, _ = pairs[1].start(source(big[0]))
+        assert pairs[1].proto.bytes_moved == 4000  # two under way: half the share each
+        first.doWrite()
+        assert pairs[0].proto.bytes_moved == 8000 + 4000
+        others = [p.start(source(big[0]))[0] for p in pairs[2:]]
+        assert pairs[-1].proto.bytes_moved == 1000  # ten: the floor, not 800
+        for sender in others:
+            sender.stopProducing()  # their connections went away
+        first.doWrite()
+        assert pairs[0].proto.bytes_moved == 12000 + 4000  # two again
+        second.stopProducing()
+        assert SendfileSender.active == 1
+    finally:
+        for p in pairs:
+            p.close()

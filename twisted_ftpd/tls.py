@@ -13,6 +13,7 @@ transfer by racing to the passive port.
 from __future__ import annotations
 
 import datetime
+import types
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from twisted.internet.error import ConnectionClosed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
 
 
 class TLSConfigError(ValueError):
@@ -118,6 +120,67 @@ def start_tls(transport: Any, options: CertificateOptions, normal: bool,
     aggregator = getattr(getattr(transport, "protocol", None), "_aggregator", None)
     if aggregator is not None and hasattr(aggregator, "_clock"):
         aggregator._clock = clock
+
+
+# Application bytes per SSL_write on a data connection, and the most TLS output
+# taken from OpenSSL at once (a little more than those bytes' records).
+TLS_WRITE = 256 * 1024
+TLS_READ_OUT = TLS_WRITE + 16 * 1024
+
+
+def write_in_large_batches(transport: Any) -> None:
+    """Have the TLS layer of a started ``transport`` pass big writes on in big pieces.
+
+    Twisted's ``TLSMemoryBIOProtocol._write`` hands OpenSSL 16 KiB slices (each a
+    copy) and, after each, reads the record out of the memory BIO and writes it
+    to the socket's buffer: per 256 KiB download chunk, 16 BIO reads and 16
+    transport writes, which the transport then joins again. Here one SSL_write
+    takes ``TLS_WRITE`` bytes and OpenSSL makes their records itself, which go
+    out in one BIO read and one transport write. The bytes on the wire are the
+    same records. Without partial writes, a write OpenSSL must retry (WantRead)
+    is retried with the same bytes first, as Twisted's buffer does, and
+    pyOpenSSL allows the moving buffer.
+    """
+    layer = transport if isinstance(transport, TLSMemoryBIOProtocol) else getattr(
+        transport, "protocol", None)  # startTLS put it there
+    if isinstance(layer, TLSMemoryBIOProtocol):
+        # Whole writes: SSL_write then makes all the records of its bytes at once
+        # (pyOpenSSL's partial-write mode returns after every record).
+        _openssl.SSL_clear_mode(layer._tlsConnection._ssl, _openssl.SSL_MODE_ENABLE_PARTIAL_WRITE)
+        layer._write = types.MethodType(_write_batched, layer)
+
+
+def _write_batched(layer: Any, data: bytes) -> None:
+    """``TLSMemoryBIOProtocol._write``, flushing records every ``TLS_WRITE`` bytes."""
+    if layer._lostTLSConnection:
+        return
+    view = memoryview(data)
+    done = flushed = 0
+    while done < len(view):
+        try:
+            done += layer._tlsConnection.send(view[done:done + TLS_WRITE])
+        except SSL.WantReadError:  # renegotiating: Twisted's buffer, resent when it is done
+            layer._bufferedWrite(bytes(view[done:]))
+            break
+        except SSL.Error:
+            layer._tlsShutdownFinished(Failure())
+            return
+        if done - flushed >= TLS_WRITE:
+            _flush_records(layer)
+            flushed = done
+    _flush_records(layer)
+
+
+def _flush_records(layer: Any) -> None:
+    """Pass what OpenSSL has encrypted on to the socket, ``TLS_READ_OUT`` at most a time."""
+    while True:
+        try:
+            out = layer._tlsConnection.bio_read(TLS_READ_OUT)
+        except SSL.WantReadError:  # nothing (more) to send
+            return
+        layer.transport.write(out)
+        if len(out) < TLS_READ_OUT:
+            return
 
 
 def hang_up(transport: Any) -> None:

@@ -40,18 +40,23 @@ from .channel import DataProtocol
 
 log = Logger()
 
-# At most this much per sendfile call, and per writable event: the reactor
-# then serves the other sessions' sockets, so one fast download cannot starve
-# them (200 concurrent downloads ended sooner and closer together with one
-# 256 KiB call per event than with bursts of 2 MiB). It also bounds the only
-# wait this adds to the reactor thread: the file is read inside sendfile, on
-# the reactor thread, as the producer path's read() does. From the page cache
-# (the normal case for a file being downloaded, and always on tmpfs) that is a
-# memory copy; on a cold disk the kernel's sequential readahead has usually
-# fetched the pages already, and a miss waits for one chunk's read at most.
-# The socket itself never blocks: it is non-blocking, and EAGAIN ends the event.
+# How much one writable event may send: a fair share of SHARE among the
+# downloads going by sendfile in this process, at least CHUNK and at most BURST.
+# The reactor then serves the other sessions' sockets between events, so one
+# fast download cannot starve them: 200 concurrent downloads get CHUNK each per
+# event (they ended sooner and closer together with 256 KiB per event than with
+# 2 MiB), while a lone download sends up to BURST per event, in as few calls as
+# the socket takes, so it wakes the reactor and calls sendfile far less often.
+# It also bounds the only wait this adds to the reactor thread: the file is
+# read inside sendfile, on the reactor thread, as the producer path's read()
+# does. From the page cache (the normal case for a file being downloaded, and
+# always on tmpfs) that is a memory copy; on a cold disk the kernel's
+# sequential readahead has usually fetched the pages already, and a miss waits
+# for one burst's read at most. The socket itself never blocks: it is
+# non-blocking, and EAGAIN ends the event.
 CHUNK = 256 * 1024
-BURST = CHUNK
+BURST = 4 * 1024 * 1024
+SHARE = 4 * 1024 * 1024
 
 # The file or socket cannot be sent from with sendfile: use the producer path.
 _UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSOCK})
@@ -88,8 +93,17 @@ class SendfileSender:
         self._paused = False
         self._deferred: Deferred[int] | None = None
 
+    # Downloads under way by sendfile in this process (one reactor), for the share.
+    active = 0
+
+    @classmethod
+    def budget(cls) -> int:
+        """What one writable event may send now (see SHARE)."""
+        return max(CHUNK, min(BURST, SHARE // max(cls.active, 1)))
+
     def start(self) -> Deferred[int]:
         self._deferred = d = Deferred()
+        SendfileSender.active += 1
         self._proto.transport.registerProducer(self, True)
         # A new data connection is writable: the first burst goes at once, so a
         # small file is sent without a reactor turn or a descriptor to watch.
@@ -112,12 +126,12 @@ class SendfileSender:
         self._burst(self._fd)
 
     def _burst(self, fd: int) -> bool:
-        """Send up to BURST bytes into ``fd``; True when more is left for a later
+        """Send up to a budget's bytes into ``fd``; True when more is left for a later
         writable event, False when the transfer ended (or waits to end)."""
-        budget = BURST
+        budget = self.budget()
         while budget > 0:
             room = self._proto.room()
-            count = CHUNK if room is None else min(CHUNK, room)
+            count = budget if room is None else min(budget, room)
             try:
                 sent = os.sendfile(fd, self._file, self._offset, count)
             except BlockingIOError:
@@ -208,6 +222,7 @@ class SendfileSender:
         d, self._deferred = self._deferred, None
         if d is None:
             return None
+        SendfileSender.active -= 1
         self._watch(False)
         if self._fd >= 0:
             os.close(self._fd)
