@@ -221,6 +221,19 @@ def _unlink_if_present(path: str) -> None:
         pass
 
 
+def _new_file(directory: str, prefix: str, mode: int, suffix: str = "") -> tuple[BinaryIO, str]:
+    """A new file with a name of its own in ``directory``, open for writing, with
+    ``mode``; nothing is left behind if that fails. Blocking."""
+    fd, path = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
+    try:
+        os.fchmod(fd, mode)
+        return os.fdopen(fd, "wb"), path
+    except BaseException:
+        os.close(fd)
+        os.unlink(path)
+        raise
+
+
 def _temp_prefix(name: str) -> str:
     """A hidden prefix for the temporary upload, short enough for NAME_MAX."""
     encoded = os.fsencode(name)
@@ -313,14 +326,7 @@ class WriteFile:
                       mode: int = DEFAULT_MODE, inline: InlineWrites | None = None,
                       ) -> tuple[str, WriteFile]:
         """Create a new file with a name no other file has (STOU); blocking."""
-        fd, path = tempfile.mkstemp(dir=directory, prefix=prefix)
-        try:
-            os.fchmod(fd, mode)
-            fileobj = os.fdopen(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            os.unlink(path)
-            raise
+        fileobj, path = _new_file(directory, prefix, mode)
         name = os.path.basename(path)
         shown = display_dir.rstrip("/") + "/" + name
         upload = cls(fileobj, path, run=run, display_path=shown, inline=inline)
@@ -333,16 +339,9 @@ class WriteFile:
         new_mode: int, inline: InlineWrites | None,
     ) -> WriteFile:
         directory, name = os.path.split(path)
-        fd, temp = tempfile.mkstemp(dir=directory, prefix=_temp_prefix(name), suffix=".part")
-        try:
-            # Set the final mode now: the partial may end up under the real name.
-            mode = statmod.S_IMODE(existing.st_mode) & 0o777 if existing else new_mode
-            os.fchmod(fd, mode)
-            fileobj = os.fdopen(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            os.unlink(temp)
-            raise
+        # Set the final mode now: the partial may end up under the real name.
+        mode = statmod.S_IMODE(existing.st_mode) & 0o777 if existing else new_mode
+        fileobj, temp = _new_file(directory, _temp_prefix(name), mode, ".part")
         return cls(
             fileobj,
             path,
