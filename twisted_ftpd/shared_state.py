@@ -199,7 +199,7 @@ class SharedState:
         # Slots held by this node, by kind and field: rewritten to Redis at each beat.
         self._held: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
         self._down: str | None = None  # the error, while Redis cannot be reached
-        self._beat = LoopingCall(self._send_heartbeat)
+        self._beat = LoopingCall(self.heartbeat)
         self._beat.clock = self.clock
 
     # -- keys ----------------------------------------------------------------------
@@ -307,7 +307,9 @@ class SharedState:
 
     # -- the heartbeat and the calls -----------------------------------------------
 
-    def _send_heartbeat(self) -> defer.Deferred[Any]:
+    def heartbeat(self) -> defer.Deferred[Any]:
+        """Write this node's counts to Redis again, with a fresh expiry (every ttl/3);
+        while Redis is down, also the probe that finds it back."""
         keys = [f"{self.prefix}nodes", *(self._node_key(kind) for kind in KINDS)]
         args = [self.node, int(self.ttl * 1000),
                 *(json.dumps(self._held[kind]) for kind in KINDS)]

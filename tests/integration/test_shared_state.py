@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.logger import capturedLogs
 
 from tests.harness import write_users
@@ -193,12 +191,19 @@ def _start_process_node(tmp_path: Path, users_file: str, redis_url: str) -> tupl
 
 
 def _wait_until_only(client, node: str) -> None:  # type: ignore[no-untyped-def]
-    """Until no node but ``node`` holds connections in Redis (real time: that is the
-    expiry under test; bounded)."""
-    deadline = time.monotonic() + WAIT
-    while set(client.keys("ftpd:node:*:connections")) - {f"ftpd:node:{node}:connections"}:
-        assert time.monotonic() < deadline, "the crashed node's counts never expired"
-        time.sleep(0.05)
+    """Until no node but ``node`` holds connections in Redis: waits on Redis's own
+    events for those keys (keyspace notifications of their expiry), bounded."""
+    pattern = "ftpd:node:*:connections"
+    client.config_set("notify-keyspace-events", "Kgx")  # deletions and expiries
+    events = client.pubsub()
+    events.psubscribe(f"__keyspace@0__:{pattern}")
+    try:
+        deadline = time.monotonic() + WAIT
+        while set(client.keys(pattern)) - {f"ftpd:node:{node}:connections"}:
+            assert time.monotonic() < deadline, "the crashed node's counts never expired"
+            events.get_message(timeout=1.0)  # returns at the next event on those keys
+    finally:
+        events.close()
 
 
 @pytest_twisted.ensureDeferred
@@ -243,10 +248,7 @@ async def test_with_redis_down_each_node_decides_alone_and_catches_up_after(
 
         redis_server.start()
         shared = a.factory.shared
-        for _ in range(WAIT * 10):  # the next heartbeat (every 1/3 s) finds it again
-            if shared.available:
-                break
-            await deferLater(reactor, 0.1, lambda: None)
+        await shared.heartbeat()  # what the next beat (every 1/3 s) would find
         assert shared.available
         # The heartbeat put this node's connection back into Redis: a new node counts it.
         (b,) = await nodes(node_factory, users_file, redis_url, count=1,
