@@ -11,7 +11,8 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.object_semantics import ObjectSemanticsMixin
-from twisted_ftpd.fs.objects import READ_CHUNK, ObjectShell, store_error
+from twisted_ftpd.fs.object_files import READ_CHUNK, store_error
+from twisted_ftpd.fs.objects import ObjectShell
 from twisted_ftpd.protocol import errors
 from twisted_ftpd.protocol.values import Segments
 
