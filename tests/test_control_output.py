@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+
+import pytest
+from twisted.internet import tcp
+from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactor, StringTransport
+from zope.interface import directlyProvides
 
 from twisted_ftpd.control.output import ReplyOutput
 from twisted_ftpd.control.timers import SessionTimers
@@ -43,3 +51,92 @@ def test_delayed_output_holds_replies_but_not_immediate_ones() -> None:
     assert output.delay == 2 and done == []
     clock.advance(2)
     assert transport.value() == b"200 NOOP ok.\r\n" and done == [True]
+
+
+class _Peer:
+    """A ReplyOutput on a real ``tcp.Connection`` over a socket pair, on a MemoryReactor
+    that records writers: the test reads the other end and plays the reactor's part."""
+
+    def __init__(self) -> None:
+        self.server, self.client = socket.socketpair()
+        self.server.setblocking(False)
+        self.client.setblocking(False)
+        self.reactor = MemoryReactor()
+        self.transport = tcp.Connection(self.server, Protocol(), reactor=self.reactor)
+        self.transport.connected = True  # as tcp.Server sets it for an accepted socket
+        self.output = ReplyOutput(self.transport, lambda: None, lambda: None)
+
+    def received(self) -> bytes:
+        got = bytearray()
+        while True:
+            try:
+                chunk = self.client.recv(1 << 20)
+            except BlockingIOError:
+                return bytes(got)
+            if not chunk:
+                return bytes(got)
+            got += chunk
+
+    def fill(self) -> bytes:
+        """Fill the server side's socket buffer, as a client that stopped reading would."""
+        sent = bytearray()
+        block = b"f" * 65536
+        while True:
+            try:
+                sent += block[: self.server.send(block)]
+            except BlockingIOError:
+                return bytes(sent)
+
+    def close(self) -> None:
+        self.server.close()
+        self.client.close()
+
+
+@pytest.fixture
+def peer() -> Iterator[_Peer]:
+    made = _Peer()
+    yield made
+    made.close()
+
+
+def test_a_reply_is_on_the_socket_before_the_reactor_turns(peer: _Peer) -> None:
+    peer.output.send(replies.NOOP_OK)
+    peer.output.send(replies.TYPE_SET("I"))
+    assert peer.received() == b"200 NOOP ok.\r\n200 Type set to I.\r\n"
+    assert peer.transport not in peer.reactor.getWriters()
+
+
+def test_replies_queue_in_order_behind_a_full_socket(peer: _Peer) -> None:
+    filler = peer.fill()
+    peer.output.send(replies.NOOP_OK)  # nothing fits: Twisted's buffer takes it
+    assert peer.transport in peer.reactor.getWriters()
+    got = peer.received()  # room again; the next reply must still wait its turn
+    peer.output.send(replies.TYPE_SET("I"))
+    while peer.transport in peer.reactor.getWriters():
+        peer.transport.doWrite()
+        got += peer.received()
+    assert got == filler + b"200 NOOP ok.\r\n200 Type set to I.\r\n"
+
+
+class _TLSLayer(Protocol):
+    """Stands for the TLS protocol startTLS puts between a transport and its bytes."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+def test_a_tls_transport_gets_every_reply_through_its_tls_layer(peer: _Peer) -> None:
+    layer = peer.transport.protocol = _TLSLayer()
+    peer.transport.TLS = True  # what startTLS leaves behind: bytes must be encrypted first
+    directlyProvides(peer.transport, ISSLTransport)
+    peer.output.send(replies.NOOP_OK)
+    assert peer.received() == b"" and layer.written == [b"200 NOOP ok.\r\n"]
+
+
+def test_a_closing_transport_sends_nothing_directly(peer: _Peer) -> None:
+    peer.transport.loseConnection()
+    peer.output.send(replies.NOOP_OK)
+    assert peer.received() == b""

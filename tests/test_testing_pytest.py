@@ -278,12 +278,16 @@ def test_several_servers_in_parallel(ftp_server_factory: Any) -> None:
         assert server.read_file("done.txt") == f"done {i}".encode()
 
 
-def closed_by_peer(sock: socket.socket) -> bool:
-    """The peer has closed (FIN) or aborted (RST) the connection; blocks until it has."""
+def closed_by_peer(sock: socket.socket) -> bytes:
+    """What the peer sent before it closed (FIN) or aborted (RST) the connection; blocks
+    until it has."""
+    said = bytearray()
     try:
-        return sock.recv(1) == b""
+        while chunk := sock.recv(4096):
+            said += chunk
     except ConnectionResetError:
-        return True
+        pass
+    return bytes(said)
 
 
 @pytest.fixture
@@ -298,7 +302,8 @@ def checked_after_teardown() -> Any:
             assert server.service.port is None  # no longer listening
             with pytest.raises(ConnectionRefusedError):
                 socket.create_connection(("127.0.0.1", port), timeout=SAFETY_TIMEOUT)
-            assert closed_by_peer(ftp.sock)  # the server ended the session
+            # The server ended the session, and said so.
+            assert closed_by_peer(ftp.sock) == b"421 Server shutting down; try again later.\r\n"
         finally:
             ftp.close()
 

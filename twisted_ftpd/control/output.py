@@ -5,6 +5,11 @@
 pauses it when the transport's buffer is full, that is when the client is not
 reading; the scheduler then starts no more commands until it resumes. (This is
 "our output is full", unrelated to pausing the *reading* of the client's lines.)
+
+A reply goes onto the socket at once when nothing waits ahead of it. Twisted's
+TCP transport queues every write for the next reactor turn, which costs each
+reply two ``epoll_ctl`` calls and a turn of the loop (a fifth of the system
+calls of a small download); C servers write the reply and move on, and so do we.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet import tcp
+from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from zope.interface import implementer
 
 from twisted_ftpd.protocol.replies import Reply
@@ -24,6 +30,11 @@ from .timers import SessionTimers
 CLOSE_GRACE = 10.0
 
 
+def _sends_directly(transport: Any) -> bool:
+    """A plain TCP socket transport (``tcp.Connection``), whose buffer is empty now."""
+    return isinstance(transport, tcp.Connection) and not ISSLTransport.providedBy(transport)
+
+
 @implementer(IPushProducer)
 class ReplyOutput:
     def __init__(self, transport: Any, on_full: Callable[[], None],
@@ -33,6 +44,9 @@ class ReplyOutput:
         self._on_drained = on_drained
         self.full = False
         self.closed = False
+        # Until a write leaves bytes in the transport's buffer: from then on every reply
+        # queues behind them there, in order.
+        self._direct = _sends_directly(transport)
 
     def send(self, reply: Reply, immediate: bool = False) -> None:
         """Write a reply. ``immediate``: it must leave before anything else happens
@@ -40,8 +54,18 @@ class ReplyOutput:
         self.write(reply.render())
 
     def write(self, data: bytes) -> None:
-        if not self.closed:
-            self.transport.write(data)
+        if self.closed:
+            return
+        transport = self.transport
+        if self._direct and transport.connected and not transport.disconnecting and (
+                not ISSLTransport.providedBy(transport)):
+            sent = transport.writeSomeData(data)
+            if isinstance(sent, int):
+                data = data[sent:]
+                if not data:
+                    return
+            self._direct = False  # the socket is full or failing: Twisted takes over
+        transport.write(data)
 
     def then(self, f: Callable[..., object], *args: object) -> None:
         """Call ``f`` once the replies sent so far are written (now, here)."""
