@@ -13,14 +13,16 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.testing import MemoryReactor
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.harness import ManualRunner
 from twisted_ftpd.auth import passwords
 from twisted_ftpd.auth.checker import ClientCredentials, UserDBChecker
 from twisted_ftpd.auth.passwords import hash_password
 from twisted_ftpd.auth.pool import WORKERS
-from twisted_ftpd.auth.userdb import UserDB
+from twisted_ftpd.auth.userdb import UserDB, UserRecord
+from twisted_ftpd.auth.userdb_watch import NotAtHand, UserDBWatch
 
 H = hash_password("secret")
 
@@ -181,6 +183,85 @@ class CheckerTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(self.check(checker, b"anonymous", b"")),
                          "anonymous")
         self.assertEqual(pool.calls, [])
+
+
+class DecidedOnTheReactorTests(SynchronousTestCase):
+    """With users.db and the home at hand in memory (a started UserDBWatch, a home
+    checked a moment ago), an anonymous login or a cache hit needs no thread at all."""
+
+    def setUp(self) -> None:
+        directory = Path(tempfile.mkdtemp(prefix="twisted-ftpd-test-"))
+        self.addCleanup(shutil.rmtree, directory)
+        self.path = directory / "users.db"
+        self.path.write_text(f"anonymous::elr:\nalice:{H}:elr:\n")
+        self.homes: dict[str, str] = {}
+        self.lookups, self.pool = ManualRunner(), ManualRunner()
+        userdb = UserDB(self.path)
+        self.watch = UserDBWatch(userdb, MemoryReactor(), lambda: 0.0)
+        if not self.watch.start():
+            raise SkipTest("no inotify here")
+        self.addCleanup(self.watch.stop)
+        self.checker = UserDBChecker(
+            userdb, defer_to_thread=self.pool, lookup_in_thread=self.lookups,
+            check_home=lambda record: self.homes.setdefault(record.name, "/srv/" + record.name),
+            watch=self.watch, home_now=self.home_now)
+
+    def home_now(self, record: UserRecord) -> str:
+        if record.name not in self.homes:
+            raise NotAtHand()
+        return self.homes[record.name]
+
+    def check(self, user: bytes, password: bytes) -> defer.Deferred[Any]:
+        d = self.checker.requestAvatarId(UsernamePassword(user, password))
+        self.lookups.flush()
+        self.pool.flush()
+        return d
+
+    def test_the_first_login_reads_in_a_thread_and_the_next_does_not(self) -> None:
+        first = self.checker.requestAvatarId(UsernamePassword(b"ftp", b"x"))
+        self.assertNoResult(first)  # nothing at hand yet: a thread reads the file
+        self.lookups.flush()
+        self.assertEqual(self.successResultOf(first).home, "/srv/anonymous")
+        again = self.checker.requestAvatarId(UsernamePassword(b"anonymous", b"y"))
+        self.assertEqual(self.successResultOf(again).home, "/srv/anonymous")
+        self.assertEqual((self.lookups.calls, self.pool.calls), ([], []))
+
+    def test_a_remembered_password_needs_no_thread_but_a_new_one_does(self) -> None:
+        self.successResultOf(self.check(b"alice", b"secret"))  # scrypt, then remembered
+        self.assertEqual(self.successResultOf(
+            self.checker.requestAvatarId(UsernamePassword(b"alice", b"secret"))), "alice")
+        wrong = self.checker.requestAvatarId(UsernamePassword(b"alice", b"nope"))
+        self.assertNoResult(wrong)  # the record was at hand; the verification is not
+        self.assertEqual((len(self.lookups.calls), len(self.pool.calls)), (0, 1))
+        self.pool.flush()
+        self.failureResultOf(wrong, UnauthorizedLogin)
+
+    def test_an_unknown_name_is_refused_from_memory(self) -> None:
+        self.successResultOf(self.check(b"ftp", b"x"))
+        d = self.checker.requestAvatarId(UsernamePassword(b"mallory", b"x"))
+        self.assertEqual(len(self.pool.calls), 1)  # the dummy verification, as ever
+        self.pool.flush()
+        self.failureResultOf(d, UnauthorizedLogin)
+
+    def test_a_home_not_at_hand_sends_the_login_to_a_thread(self) -> None:
+        self.successResultOf(self.check(b"ftp", b"x"))
+        del self.homes["anonymous"]
+        d = self.checker.requestAvatarId(UsernamePassword(b"ftp", b"x"))
+        self.assertNoResult(d)
+        self.lookups.flush()
+        self.assertEqual(self.successResultOf(d).home, "/srv/anonymous")
+
+    def test_the_watch_must_watch_the_checkers_own_table(self) -> None:
+        with self.assertRaises(ValueError):
+            UserDBChecker(UserDB(self.path), watch=self.watch, home_now=self.home_now)
+
+    def test_an_edit_sends_the_next_login_to_a_thread(self) -> None:
+        self.successResultOf(self.check(b"ftp", b"x"))
+        self.path.write_text(f"alice:{H}:elr:\n")  # anonymous removed
+        d = self.checker.requestAvatarId(UsernamePassword(b"ftp", b"x"))
+        self.assertNoResult(d)
+        self.lookups.flush()
+        self.failureResultOf(d, UnauthorizedLogin)
 
 
 def test_import_does_not_install_a_reactor() -> None:

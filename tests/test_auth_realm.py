@@ -14,7 +14,8 @@ from zope.interface import Interface
 
 from twisted_ftpd.auth.passwords import hash_password
 from twisted_ftpd.auth.realm import FTPRealm
-from twisted_ftpd.auth.userdb import UserDB
+from twisted_ftpd.auth.userdb import UserDB, UserRecord
+from twisted_ftpd.auth.userdb_watch import MAX_AGE, NotAtHand
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol.errors import HomeUnavailable
 
@@ -137,3 +138,37 @@ class RealmTests(SynchronousTestCase):
             self.realm.requestAvatar("anonymous", None, IOther)
         _, shell, _ = self.login("anonymous")  # IFTPShell among several is fine
         self.successResultOf(self.realm.requestAvatar("anonymous", None, IOther, IFTPShell))
+
+
+class HomeNowTests(SynchronousTestCase):
+    """``home_now``: a disk home checked less than MAX_AGE ago, without the disk."""
+
+    def setUp(self) -> None:
+        directory = Path(tempfile.mkdtemp(prefix="twisted-ftpd-test-"))
+        self.addCleanup(shutil.rmtree, directory)
+        (directory / "root" / "pub").mkdir(parents=True)
+        self.root = directory / "root"
+        self.now = 50.0
+        self.realm = FTPRealm(UserDB(directory / "users.db"), str(self.root),
+                              lambda home, perms: None, seconds=lambda: self.now)
+        self.record = UserRecord("rel", H, "elr", "pub")
+
+    def test_not_at_hand_until_a_check_found_it(self) -> None:
+        self.assertRaises(NotAtHand, self.realm.home_now, self.record)
+        self.assertEqual(self.realm.check_home(self.record), str(self.root / "pub"))
+        self.assertEqual(self.realm.home_now(self.record), str(self.root / "pub"))
+
+    def test_a_check_is_reused_for_max_age_at_most(self) -> None:
+        self.realm.check_home(self.record)
+        self.now += MAX_AGE
+        self.assertRaises(NotAtHand, self.realm.home_now, self.record)
+
+    def test_a_failed_check_forgets_the_home(self) -> None:
+        self.realm.check_home(self.record)
+        (self.root / "pub").rmdir()
+        self.assertRaises(HomeUnavailable, self.realm.check_home, self.record)
+        self.assertRaises(NotAtHand, self.realm.home_now, self.record)
+
+    def test_object_storage_homes_are_never_at_hand(self) -> None:
+        record = UserRecord("s3", H, "elr", "", {"storage": "s3://bucket/x"})
+        self.assertRaises(NotAtHand, self.realm.home_now, record)

@@ -9,6 +9,7 @@ only when no reactor is passed in.
 from __future__ import annotations
 
 import os
+import time
 
 from twisted.application import service
 from twisted.cred.portal import Portal
@@ -22,6 +23,8 @@ from twisted_ftpd.auth.checker import UserDBChecker
 from twisted_ftpd.auth.pgusers import is_database_url, open_user_source
 from twisted_ftpd.auth.pool import PasswordPool
 from twisted_ftpd.auth.realm import FTPRealm
+from twisted_ftpd.auth.userdb import UserDB
+from twisted_ftpd.auth.userdb_watch import UserDBWatch
 from twisted_ftpd.config import Options, ServerConfig
 from twisted_ftpd.control.factory import FTPFactory, ImplicitTLSFactory
 from twisted_ftpd.fs.files import InlineWrites, Runner
@@ -74,6 +77,7 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
     # a caller's own ``run`` decides where all blocking work goes.
     inline = InlineWrites() if run is None else None
     lookup_user = None
+    watch = None
     shared = None
     if config.shared_state is not None:  # bans and limits counted across the nodes
         shared = SharedState(config.shared_state, reactor, clock, ttl=config.shared_state_ttl)
@@ -91,15 +95,21 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
         checks = run or PasswordPool(reactor).run
         cache = VerificationCache(config.auth_cache_ttl, config.auth_cache_size,
                                   (clock or reactor).seconds)
+        # users.db is read from memory while inotify says it is unchanged (FTPService
+        # starts the watch); a database is asked at every login.
+        watch = UserDBWatch(userdb, reactor, time.monotonic) if isinstance(userdb, UserDB) else None
         checker = UserDBChecker(userdb, defer_to_thread=checks, lookup_in_thread=runner,
-                                cache=cache, check_home=realm.check_home)
+                                cache=cache, check_home=realm.check_home, watch=watch,
+                                home_now=realm.home_now)
         portal = Portal(realm, [checker])
 
         def lookup_user(name: str) -> defer.Deferred:
+            if watch is not None:
+                return watch.lookup(name, runner)
             return runner(userdb.lookup, name)
 
     return FTPFactory(portal, config, reactor, clock, tls=tls, lookup_user=lookup_user,
-                      shared=shared)
+                      shared=shared, users_watch=watch)
 
 
 def _describe_users(spec: str | None) -> str:
@@ -163,6 +173,8 @@ class FTPService(service.Service):
         super().startService()
         if self.factory.shared is not None:
             self.factory.shared.start()
+        if self.factory.users_watch is not None:  # as the serving user, as reads are
+            self.factory.users_watch.start()
         for warning in warnings:
             log.warn("{warning}", warning=warning)
         if os.geteuid() == 0 and self._users_file:  # not for in-process test servers
@@ -222,6 +234,8 @@ class FTPService(service.Service):
         """Stop accepting, let running transfers finish for ``shutdown_grace`` seconds,
         then close every session (``shutdown.py``); fires once all have settled."""
         super().stopService()
+        if self.factory.users_watch is not None:
+            self.factory.users_watch.stop()
         ports, self.ports, self.implicit_ports = [*self.ports, *self.implicit_ports], [], []
         stopped = defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
         if ports:

@@ -9,6 +9,10 @@ and stored hash passed a check recently (``auth.cache``) is let in right there, 
 is anonymous. Only the rest, the scrypt verifications, queue for the password
 pool. The avatar id a check fires with carries the record it was decided on, so
 the realm and the session read the user's options from that one lookup.
+
+When the record and the home are at hand in memory (``auth.userdb_watch``, and the
+realm's recently checked homes), the first step runs on the reactor instead: an
+anonymous login or a cache hit then needs no thread at all.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import threads
+from twisted.internet import defer, threads
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
@@ -27,8 +31,10 @@ from twisted_ftpd.auth import passwords
 from twisted_ftpd.auth.cache import VerificationCache
 from twisted_ftpd.auth.pool import PasswordPool, VerificationQueue
 from twisted_ftpd.auth.userdb import ANONYMOUS, ANONYMOUS_NAMES, UserDB, UserRecord
+from twisted_ftpd.auth.userdb_watch import NotAtHand, UserDBWatch
 
 DeferToThread = Callable[..., "Deferred[Any]"]
+RecordOf = Callable[[str], "UserRecord | None"]
 
 
 class ClientCredentials(UsernamePassword):
@@ -68,14 +74,22 @@ class UserDBChecker:
     def __init__(self, userdb: UserDB, defer_to_thread: DeferToThread | None = None,
                  lookup_in_thread: DeferToThread | None = None,
                  cache: VerificationCache | None = None,
-                 check_home: Callable[[UserRecord], str] | None = None) -> None:
+                 check_home: Callable[[UserRecord], Any] | None = None,
+                 watch: UserDBWatch | None = None,
+                 home_now: Callable[[UserRecord], Any] | None = None) -> None:
         """``defer_to_thread`` runs each scrypt verification (default: a PasswordPool on
         the global reactor); the queue in front of it bounds how many run and wait.
         ``lookup_in_thread`` reads the user's record (default: ``defer_to_thread`` if
         given, else the reactor's thread pool). ``check_home`` (the realm's) runs in
-        the same thread once a login succeeds, sparing the realm a thread of its own."""
+        the same thread once a login succeeds, sparing the realm a thread of its own.
+        ``watch`` and ``home_now`` (the realm's) answer on the reactor when they can,
+        raising NotAtHand when not."""
+        if watch is not None and watch.userdb is not userdb:
+            raise ValueError("the watch must watch this checker's own UserDB")
         self._userdb = userdb
         self._check_home = check_home
+        self._watch = watch
+        self._home_now = home_now
         self.queue = VerificationQueue(defer_to_thread or PasswordPool().run)
         self._lookup_in_thread = lookup_in_thread or defer_to_thread or threads.deferToThread
         self.cache = cache if cache is not None else VerificationCache()
@@ -86,23 +100,43 @@ class UserDBChecker:
         username = _text(credentials.username)
         password = _text(credentials.password)
         peer = getattr(credentials, "peer", "")
-        d = self._lookup_in_thread(self._look_up, username, password)
+        if self._watch is not None and self._home_now is not None:
+            try:
+                found = self._decide(username, password, self._watch.record_now,
+                                     self._home_now)
+            except NotAtHand:
+                pass  # the file or the home must be read: in a thread, as below
+            except UnauthorizedLogin as e:
+                return defer.fail(e)
+            else:
+                return defer.maybeDeferred(self._verify_if_needed, found, username, password,
+                                           peer)
+        if self._watch is not None:
+            d = self._watch.read(self._lookup_in_thread, self._look_up, username, password)
+        else:
+            d = self._lookup_in_thread(self._look_up, username, password)
         return d.addCallback(self._verify_if_needed, username, password, peer)
 
     def _look_up(self, username: str, password: str) -> AvatarId | UserRecord | None:
         """Runs in a thread: the decided login (anonymous, or a cache hit), or the
         record whose password must still be verified (None: no such user)."""
+        return self._decide(username, password, self._userdb.lookup, self._check_home)
+
+    def _decide(self, username: str, password: str, record_of: RecordOf,
+                home_of: Callable[[UserRecord], Any] | None) -> AvatarId | UserRecord | None:
+        """The login decided from ``record_of``'s record (anonymous, or a cache hit), or
+        the record whose password must still be verified (None: no such user)."""
         if username in ANONYMOUS_NAMES:
-            record = self._userdb.lookup(ANONYMOUS)
+            record = record_of(ANONYMOUS)
             if record is None:
                 raise UnauthorizedLogin("anonymous login is not enabled")
-            return self._logged_in(record)
-        record = self._userdb.lookup(username)
+            return self._logged_in(record, home_of)
+        record = record_of(username)
         if record is None or record.name == ANONYMOUS:
             self.cache.forget(username)
             return None
         if self.cache.hit(username, password, record.password_hash):
-            return self._logged_in(record)
+            return self._logged_in(record, home_of)
         return record
 
     def _verify_if_needed(self, found: AvatarId | UserRecord | None, username: str,
@@ -119,8 +153,10 @@ class UserDBChecker:
         if not passwords.verify_password(password, record.password_hash):
             raise UnauthorizedLogin("wrong password")
         self.cache.add(username, password, record.password_hash)
-        return self._logged_in(record)
+        return self._logged_in(record, self._check_home)
 
-    def _logged_in(self, record: UserRecord) -> AvatarId:
-        """In the thread that decided the login: the realm's home check too."""
-        return AvatarId(record, self._check_home(record) if self._check_home else None)
+    @staticmethod
+    def _logged_in(record: UserRecord, home_of: Callable[[UserRecord], Any] | None,
+                   ) -> AvatarId:
+        """Where the login was decided: the realm's home check too."""
+        return AvatarId(record, home_of(record) if home_of else None)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from zope.interface import implementer
 from twisted_ftpd.auth.sessions import OPTION as MAX_SESSIONS
 from twisted_ftpd.auth.sessions import UserSessions, parse_max_sessions
 from twisted_ftpd.auth.userdb import UserDB, UserRecord
+from twisted_ftpd.auth.userdb_watch import MAX_AGE, NotAtHand
 from twisted_ftpd.fs.storage import ObjectHome, StorageError, Stores, is_disk
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol.errors import HomeUnavailable
@@ -42,9 +44,11 @@ class FTPRealm:
 
     def __init__(self, userdb: UserDB, default_root: str, shell_factory: ShellFactory,
                  run: Callable[..., defer.Deferred] | None = None, *,
-                 stores: Stores | None = None, storage: str | None = None) -> None:
+                 stores: Stores | None = None, storage: str | None = None,
+                 seconds: Callable[[], float] = time.monotonic) -> None:
         """``stores`` serves homes from object storage: every home when ``storage``
-        (``--storage``) names a store, else those of users with a ``storage=`` option."""
+        (``--storage``) names a store, else those of users with a ``storage=`` option.
+        ``seconds`` (a monotonic clock) dates the checks ``home_now`` may reuse."""
         self._userdb = userdb
         self._stores = stores
         self._storage = storage
@@ -53,6 +57,10 @@ class FTPRealm:
         # Reading users.db and checking the home touch the disk: off the reactor.
         self._run = run or (lambda f, *a: defer.maybeDeferred(f, *a))
         self.sessions = UserSessions()  # for users.db's max_sessions=N
+        self._seconds = seconds
+        # Disk homes found to be directories, by path: (realpath, when). Written in the
+        # threads that check homes, read on the reactor (one dict operation each).
+        self._checked: dict[str, tuple[str, float]] = {}
 
     def resolve_home(self, record: UserRecord) -> str:
         """The absolute home of ``record``: empty or relative homes hang off the default root."""
@@ -112,13 +120,28 @@ class FTPRealm:
         if not is_disk(url):
             return self._object_home(record.name, record, url)
         home = self.resolve_home(record)
+        checked_at = self._seconds()
         if not os.path.isdir(home):
+            self._checked.pop(home, None)
             self.log.warn("Home {home} of user {user!r} is not a directory", home=home,
                           user=record.name)
             raise HomeUnavailable()
         # Resolved here, in the thread: the shell then confines to it without reading
         # links on the reactor (Confinement's realpath) at every login.
-        return os.path.realpath(home)
+        resolved = os.path.realpath(home)
+        self._checked[home] = (resolved, checked_at)
+        return resolved
+
+    def home_now(self, record: UserRecord) -> str:
+        """``check_home`` without the disk, on the reactor: the disk home of ``record``
+        as a check found it less than a second ago, or NotAtHand. A home removed in
+        that second is found missing by the session's first command instead (550)."""
+        if not is_disk(record.options.get("storage", self._storage)):
+            raise NotAtHand()
+        checked = self._checked.get(self.resolve_home(record))
+        if checked is None or self._seconds() - checked[1] >= MAX_AGE:
+            raise NotAtHand()
+        return checked[0]
 
     def _object_home(self, user: str, record: UserRecord, url: str | None) -> ObjectHome:
         """The home's prefix in the store (blocking: may load the store's client)."""

@@ -186,6 +186,12 @@ class UserDB:
             self._refresh()
             return self._records.get(name)
 
+    def cached(self, name: str) -> UserRecord | None:
+        """The record for ``name`` as the file said when last read, without reading it
+        again (``auth.userdb_watch`` knows when that is the same answer)."""
+        with self._lock:
+            return self._records.get(name)
+
     def records(self) -> dict[str, UserRecord]:
         """A snapshot of every record, by name."""
         with self._lock:

@@ -10,6 +10,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IReactorTCP, IReactorTime
 from twisted.internet.protocol import ServerFactory
 
+from twisted_ftpd.auth.userdb_watch import UserDBWatch
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.shared_state import SharedState
 from twisted_ftpd.tls import TLSCredentials
@@ -30,15 +31,16 @@ class FTPFactory(ServerFactory):
     portal, config, clock = _shared("portal"), _shared("config"), _shared("clock")
     events, limits = _shared("events"), _shared("limits")
     upload_hooks, quotas = _shared("upload_hooks"), _shared("quotas")
-    shared = _shared("shared")
+    shared, users_watch = _shared("shared"), _shared("users_watch")
 
     def __init__(self, portal: Portal, config: ServerConfig, reactor: IReactorTCP,
                  clock: IReactorTime | None = None, tls: TLSCredentials | None = None,
                  lookup_user: Callable[[str], Deferred] | None = None,
-                 shared: SharedState | None = None) -> None:
+                 shared: SharedState | None = None,
+                 users_watch: UserDBWatch | None = None) -> None:
         self.services = ServerServices(portal, config, reactor,
                                        clock if clock is not None else reactor, tls, lookup_user,
-                                       shared=shared)
+                                       shared=shared, users_watch=users_watch)
         self.sessions: set[FTPControlProtocol] = set()
         # Called with every new session before it starts (the test server's faults).
         self.session_hooks: list[Callable[[FTPControlProtocol], None]] = []

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
 
+from twisted_ftpd.auth.userdb_watch import UserDBWatch
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.events import EventLog
 from twisted_ftpd.hooks import UploadHooks
@@ -41,6 +42,7 @@ class ServerServices:
     lookup_user: Callable[[str], Deferred] | None = None
     events: EventLog = field(default_factory=EventLog)  # session events (metrics, xferlog)
     shared: SharedState | None = None  # --shared-state: limits and bans across the nodes
+    users_watch: UserDBWatch | None = None  # users.db read from memory while unchanged
     limits: ConnectionLimits = field(init=False)  # connection limits and bans
     upload_hooks: UploadHooks | None = field(init=False)  # --upload-check, --on-upload
     quotas: QuotaRegistry = field(init=False)  # usage counts per home

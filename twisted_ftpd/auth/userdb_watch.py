@@ -1,0 +1,154 @@
+# -*- test-case-name: tests.test_auth_userdb_watch -*-
+"""Logins that need no thread: users.db read from memory while the kernel says the
+file has not changed.
+
+Reading users.db means a ``stat`` at least, which is disk work and belongs in a
+thread; but most logins find the file as it was a moment ago, and the trip to a
+thread and back was a quarter of an anonymous login's cost. ``UserDBWatch`` asks
+inotify (Twisted's, Linux only) to report every change in the file's directory.
+A lookup on the reactor first drains what inotify has queued, a non-blocking read
+that never touches the disk, so an edit made before the client sent its command
+is seen by that command, as it was when every lookup read the file. Where inotify
+cannot see every change (a file shared over NFS, a chain of symbolic links, an
+overflowing queue) an answer is trusted for ``max_age`` seconds at most; where
+inotify is missing, every lookup goes to the thread as before.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.filepath import FilePath
+
+from twisted_ftpd.auth.userdb import UserDB, UserRecord
+
+log = Logger()
+
+try:
+    from twisted.internet import inotify
+except ImportError:  # not Linux: no change notifications, every lookup reads the file
+    inotify = None  # type: ignore[assignment]
+
+MAX_AGE = 1.0  # seconds an answer read from the file is trusted without a fresh read
+
+# The changes that can alter what users.db says, and those that end the watch itself.
+_CHANGES = 0
+_WATCH_ENDED = 0
+if inotify is not None:
+    _CHANGES = (inotify.IN_MODIFY | inotify.IN_ATTRIB | inotify.IN_CLOSE_WRITE
+                | inotify.IN_MOVED_FROM | inotify.IN_MOVED_TO | inotify.IN_CREATE
+                | inotify.IN_DELETE | inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF)
+    _WATCH_ENDED = (inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF | inotify.IN_UNMOUNT
+                    | inotify.IN_IGNORED)
+
+
+class NotAtHand(Exception):
+    """The answer needs the disk: ask again in a thread."""
+
+
+class UserDBWatch:
+    """The records of ``userdb`` that the reactor may use without reading the file."""
+
+    def __init__(self, userdb: UserDB, reactor: Any, seconds: Callable[[], float],
+                 max_age: float = MAX_AGE) -> None:
+        self.userdb = userdb
+        self._reactor = reactor
+        self._seconds = seconds
+        self._max_age = max_age
+        self._notifier: Any = None
+        self._names: set[bytes] = set()
+        self._changes = 0  # changes reported so far
+        self._fresh_since: float | None = None  # when the table last matched the file
+
+    def start(self) -> bool:
+        """Watch the file's directory (and, for a link, its target's); False where
+        inotify is not available, and every lookup then reads the file."""
+        if inotify is None:
+            return False
+        link = os.path.abspath(self.userdb.path)
+        paths = {link, os.path.realpath(link)}
+        try:
+            notifier = inotify.INotify(self._reactor)
+            for directory in {os.path.dirname(p) for p in paths}:
+                notifier.watch(FilePath(directory), mask=_CHANGES | _WATCH_ENDED,
+                               callbacks=[self._changed])
+        except (OSError, inotify.INotifyError) as e:
+            log.info("Not watching {path} for changes ({error}): each login reads it",
+                     path=link, error=e)
+            return False
+        notifier.startReading()
+        self._notifier = notifier
+        self._names = {os.fsencode(os.path.basename(p)) for p in paths}
+        return True
+
+    def stop(self) -> None:
+        notifier, self._notifier = self._notifier, None
+        self._fresh_since = None
+        if notifier is not None:
+            notifier.loseConnection()
+
+    def record_now(self, name: str) -> UserRecord | None:
+        """``name``'s record from memory, or NotAtHand when only the file can say."""
+        if not self._unchanged():
+            raise NotAtHand()
+        return self.userdb.cached(name)
+
+    def lookup(self, name: str, run: Callable[..., Deferred[Any]]) -> Deferred[Any]:
+        """``name``'s record, from memory when it is at hand, else read in ``run``'s
+        thread (after which memory is at hand again, unless the file changed since)."""
+        try:
+            record = self.record_now(name)
+        except NotAtHand:
+            return self.read(run, self.userdb.lookup, name)
+        d: Deferred[Any] = Deferred()
+        d.callback(record)
+        return d
+
+    def read(self, run: Callable[..., Deferred[Any]], f: Callable[..., Any],
+             *args: Any) -> Deferred[Any]:
+        """``run(f, *args)``: ``f`` reads the file in a thread. Once it has, memory
+        matches the file as it was when the read began, if nothing changed meanwhile
+        (the count of changes is taken before the read is sent off)."""
+        if self._notifier is None:
+            return run(f, *args)
+        self._drain()
+        changes, began = self._changes, self._seconds()
+
+        def done(result: object) -> object:
+            self._drain()
+            if self._changes == changes and self._notifier is not None:
+                self._fresh_since = began
+            return result
+
+        return run(f, *args).addCallback(done)
+
+    def _unchanged(self) -> bool:
+        if self._fresh_since is None or self._notifier is None:
+            return False
+        self._drain()
+        fresh_since = self._fresh_since  # None again if the drain saw a change
+        return fresh_since is not None and self._seconds() - fresh_since < self._max_age
+
+    def _drain(self) -> None:
+        """Take in what inotify has queued: one non-blocking read, no disk."""
+        notifier = self._notifier
+        if notifier is not None:
+            notifier.doRead()
+            if not notifier.connected:  # the directory itself went away
+                self._changed(None, None, _WATCH_ENDED)
+
+    def _changed(self, ignored: object, path: FilePath[bytes] | None, mask: int) -> None:
+        if mask & _WATCH_ENDED:
+            log.warn("Stopped watching {path} for changes: each login reads it",
+                     path=self.userdb.path)
+            notifier, self._notifier = self._notifier, None
+            if notifier is not None:
+                notifier.loseConnection()
+        elif path is not None and path.basename() not in self._names:
+            return  # another file in the same directory
+        self._changes += 1
+        self._fresh_since = None
