@@ -70,6 +70,7 @@ class FTPControlProtocol(CommandLineReceiver):
         self.output: ReplyOutput | None = None  # made on connection
         self.output_factory: Callable[..., ReplyOutput] = ReplyOutput  # faults replace it
         self.on_lost: list[Callable[[FTPControlProtocol], None]] = []
+        self._local_host: str | None = None
 
     def connectionMade(self) -> None:
         set_nodelay(self.transport)
@@ -148,7 +149,11 @@ class FTPControlProtocol(CommandLineReceiver):
 
     @property
     def local_host(self) -> str:
-        return self.transport.getHost().host
+        # Asked for every PASV/EPSV, and Twisted's getHost() makes a getsockname call
+        # each time; the connection's own address never changes.
+        if self._local_host is None:
+            self._local_host = self.transport.getHost().host
+        return self._local_host
 
     def resolve(self, arg: str, creating: bool = False) -> Segments:
         # Names that are not UTF-8 may reach existing files but never create new ones.

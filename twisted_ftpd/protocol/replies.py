@@ -22,7 +22,10 @@ class Reply(NamedTuple):
 
     def render(self) -> bytes:
         """Encode for the wire; several lines become an RFC 959 multi-line reply."""
-        lines = self.text.split("\n")
+        text = self.text
+        if "\n" not in text and "\r" not in text:  # most replies: one line
+            return f"{self.code} {text}\r\n".encode("utf-8", "replace")
+        lines = text.split("\n")
         out = [f"{self.code}-{lines[0]}"] if len(lines) > 1 else []
         # Middle lines indented by a space go out bare (FEAT and HELP entries,
         # RFC 2389); any other gets the "code-" prefix so it cannot end the reply.
