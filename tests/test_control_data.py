@@ -14,6 +14,7 @@ from twisted.python.failure import Failure
 from tests.harness import LOCAL, PEER, close, logged_in
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.control.cmd_data import passive_candidates
+from twisted_ftpd.data.passive_range import PORT_WAIT
 
 PASV_REPLY = re.compile(r"^227 Entering Passive Mode \((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)\.$")
 
@@ -348,3 +349,88 @@ def test_a_passive_range_is_listed_once_and_as_the_config_says() -> None:
     assert list(first) == config.passive_port_candidates()
     assert passive_candidates(ServerConfig(passive_ports=(61000, 61010))) is first
     assert list(passive_candidates(ServerConfig())) == [0]
+
+
+def exclusive_ports(h) -> set[int]:  # type: ignore[no-untyped-def]
+    """Make the MemoryReactor bind as the kernel does: a port listened on is taken
+    until its listener has stopped. Returns the set of taken ports."""
+    taken: set[int] = set()
+    listen = h.reactor.listenTCP
+
+    def exclusive(port, factory, backlog=50, interface=""):  # type: ignore[no-untyped-def]
+        if port in taken:
+            raise error.CannotListenError(interface, port, OSError("in use"))
+        taken.add(port)
+        listening = listen(port, factory, backlog, interface)
+        stop = listening.stopListening
+        listening.stopListening = lambda: (taken.discard(port), stop())[1]
+        return listening
+
+    h.reactor.listenTCP = exclusive
+    return taken
+
+
+def test_pasv_waits_for_a_port_our_own_listeners_hold(tmp_path: Path) -> None:
+    h, first = logged_in(tmp_path, passive_ports=(50000, 50000))
+    h.put("f", b"data")
+    exclusive_ports(h)
+    second = h.connect()
+    second.login()
+    first.pasv()
+    assert second.send("EPSV") == []  # the one port is first's: second waits for it
+    assert first.send("RETR f")[0].startswith("150")
+    first.open_passive()  # connected: first's listener closes, and second gets the port
+    assert second.take() == ["229 Entering Extended Passive Mode (|||50000|)."]
+    assert h.leftover_timers() == []
+
+
+def test_a_second_pasv_of_one_session_gets_the_port_of_its_first(tmp_path: Path) -> None:
+    h, s = logged_in(tmp_path, passive_ports=(50000, 50000))
+    exclusive_ports(h)
+    assert pasv_address(s.send("PASV")[0])[1] == 50000
+    assert s.send("EPSV") == ["229 Entering Extended Passive Mode (|||50000|)."]
+
+
+def test_a_waiting_pasv_gives_up_with_425(tmp_path: Path) -> None:
+    h, first = logged_in(tmp_path, passive_ports=(50000, 50000))
+    exclusive_ports(h)
+    second = h.connect()
+    second.login()
+    first.pasv()  # and never connects
+    assert second.send("PASV") == []
+    h.reactor.advance(PORT_WAIT)
+    assert second.take() == ["425 Can't open data connection: no free passive port."]
+    assert second.codes("NOOP") == [200]
+
+
+def test_a_client_leaving_while_its_pasv_waits_leaves_nothing_behind(tmp_path: Path) -> None:
+    h, first = logged_in(tmp_path, passive_ports=(50000, 50000))
+    exclusive_ports(h)
+    second = h.connect()
+    second.login()
+    first.pasv()
+    assert second.send("PASV") == []
+    second.lose()
+    assert h.factory.services.passive_range.waiting == 0
+    assert h.hung_sessions() == []
+    first.lose()
+    assert h.leftover_timers() == []
+
+
+def test_a_pasv_does_not_try_the_ports_our_listeners_hold(tmp_path: Path) -> None:
+    h, first = logged_in(tmp_path, passive_ports=(50000, 50001))
+    exclusive_ports(h)
+    tried: list[int] = []
+    listen = h.reactor.listenTCP
+
+    def recording(port, factory, backlog=50, interface=""):  # type: ignore[no-untyped-def]
+        tried.append(port)
+        return listen(port, factory, backlog, interface)
+
+    h.reactor.listenTCP = recording
+    held = pasv_address(first.send("PASV")[0])[1]
+    second = h.connect()
+    second.login()
+    tried.clear()
+    assert pasv_address(second.send("PASV")[0])[1] == tried[0] != held
+    assert second.send("EPSV") != [] and tried.count(held) == 0  # its own went first

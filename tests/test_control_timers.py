@@ -96,3 +96,24 @@ def test_a_stopped_idle_timeout_never_starts_again() -> None:
     assert clock.getDelayedCalls() == []
     clock.advance(600)
     assert expired == []
+
+
+def test_a_bound_wait_is_cancelled_when_the_session_ends() -> None:
+    timers = SessionTimers(Clock())
+    waiting: defer.Deferred[None] = defer.Deferred()
+    outcome: list[object] = []
+    timers.bound(waiting).addBoth(outcome.append)
+    timers.cancel_all()
+    assert isinstance(outcome[0].value, defer.CancelledError)  # type: ignore[attr-defined]
+    late: defer.Deferred[None] = defer.Deferred()
+    timers.bound(late).addErrback(outcome.append)  # after the end: cancelled at once
+    assert isinstance(outcome[1].value, defer.CancelledError)  # type: ignore[attr-defined]
+
+
+def test_a_bound_wait_that_fired_is_forgotten() -> None:
+    timers = SessionTimers(Clock())
+    waiting: defer.Deferred[str] = defer.Deferred()
+    timers.bound(waiting)
+    waiting.callback("done")
+    timers.cancel_all()
+    assert waiting.result == "done"

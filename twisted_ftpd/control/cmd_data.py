@@ -3,17 +3,20 @@
 STRU, REST.
 
 Set-up only records how the next transfer will connect (a passive listener
-opens at once; an active dial waits for the transfer). Every active target is
-checked against the control peer before it is accepted.
+opens at once, or as soon as a port of the range is free; an active dial waits
+for the transfer). Every active target is checked against the control peer
+before it is accepted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from twisted_ftpd import proxy_protocol
 from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.data.connect import ActiveConnection, PassiveConnection
+from twisted_ftpd.data.passive_range import PORT_WAIT, NoFreePort
 from twisted_ftpd.protocol import addresses, replies
 from twisted_ftpd.protocol.replies import Reply
 
@@ -46,9 +49,43 @@ def _passive(ctx: CommandContext) -> PassiveConnection:
     pending = PassiveConnection(ctx.server.reactor, ctx.clock, ctx.config.data_timeout,
                                 ctx.local_host, ctx.peer_host, passive_candidates(ctx.config),
                                 tls=ctx.tls.data_tls(ctx.session),
-                                proxy=proxy_protocol.passive_proxy(ctx.config, ctx.clock))
+                                proxy=proxy_protocol.passive_proxy(ctx.config, ctx.clock),
+                                in_range=ctx.server.passive_range)
     ctx.data.set_pending(pending)
     return pending
+
+
+Answer = Callable[[CommandContext, PassiveConnection], Reply]
+
+
+def _listen_then(ctx: CommandContext, answer: Answer) -> Reply | Coroutine[Any, Any, Reply]:
+    """``answer`` for a new passive listener; when every port of the range is held by
+    this server's own listeners, once one of them has closed (data.passive_range)."""
+    try:
+        return answer(ctx, _passive(ctx))
+    except NoFreePort:
+        if not ctx.server.passive_range.held:
+            raise
+    ctx.data.set_pending(None)  # void either way, and its port may be the one wanted
+    return _wait_for_a_port(ctx, answer)
+
+
+async def _wait_for_a_port(ctx: CommandContext, answer: Answer) -> Reply:
+    deadline = ctx.clock.seconds() + PORT_WAIT
+    while True:
+        try:
+            return answer(ctx, _passive(ctx))
+        except NoFreePort:  # (again: another session may have taken the one that freed)
+            await ctx.wait(ctx.server.passive_range.wait(deadline - ctx.clock.seconds()))
+
+
+def _pasv_reply(ctx: CommandContext, pending: PassiveConnection) -> Reply:
+    host = ctx.config.masquerade_address or pending.host
+    return replies.PASSIVE(addresses.pasv_reply_address(host, pending.port_number))
+
+
+def _epsv_reply(ctx: CommandContext, pending: PassiveConnection) -> Reply:
+    return replies.EXTENDED_PASSIVE(pending.port_number)
 
 
 @handles("PORT")
@@ -62,16 +99,14 @@ def ftp_eprt(ctx: CommandContext, arg: str) -> Reply:
 
 
 @handles("PASV")
-def ftp_pasv(ctx: CommandContext, arg: str) -> Reply:
+def ftp_pasv(ctx: CommandContext, arg: str) -> Reply | Coroutine[Any, Any, Reply]:
     if addresses.is_ipv6(ctx.local_host):
         return replies.PASV_IPV6
-    pending = _passive(ctx)
-    host = ctx.config.masquerade_address or pending.host
-    return replies.PASSIVE(addresses.pasv_reply_address(host, pending.port_number))
+    return _listen_then(ctx, _pasv_reply)
 
 
 @handles("EPSV")
-def ftp_epsv(ctx: CommandContext, arg: str) -> Reply:
+def ftp_epsv(ctx: CommandContext, arg: str) -> Reply | Coroutine[Any, Any, Reply]:
     word = arg.strip().upper()
     if word == "ALL":
         ctx.session.epsv_all = True
@@ -81,7 +116,7 @@ def ftp_epsv(ctx: CommandContext, arg: str) -> Reply:
         return replies.PROTOCOL_NOT_SUPPORTED if word.isdigit() else replies.BAD_ARGUMENT
     if word and word != family:
         return replies.PROTOCOL_NOT_SUPPORTED
-    return replies.EXTENDED_PASSIVE(_passive(ctx).port_number)
+    return _listen_then(ctx, _epsv_reply)
 
 
 @handles("TYPE")

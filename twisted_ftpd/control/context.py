@@ -56,6 +56,9 @@ class CommandContext(Protocol):
     def sleep(self, seconds: float) -> defer.Deferred[None]:
         """Wait; fails with CancelledError if the client leaves first."""
 
+    def wait(self, waiting: defer.Deferred[Any]) -> defer.Deferred[Any]:
+        """``waiting``; cancelled (CancelledError) if the client leaves first."""
+
     def when_idle(self) -> defer.Deferred[None]:
         """Fires once the main command now running has finished."""
 

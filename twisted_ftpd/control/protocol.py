@@ -170,6 +170,9 @@ class FTPControlProtocol(CommandLineReceiver):
     def sleep(self, seconds: float) -> defer.Deferred[None]:
         return self.timers.sleep(seconds)
 
+    def wait(self, waiting: defer.Deferred[Any]) -> defer.Deferred[Any]:
+        return self.timers.bound(waiting)
+
     def when_idle(self) -> defer.Deferred[None]:
         return self.scheduler.when_idle()
 

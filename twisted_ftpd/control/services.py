@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 
 from twisted_ftpd.auth.userdb_watch import UserDBWatch
 from twisted_ftpd.config import ServerConfig
+from twisted_ftpd.data.passive_range import PassiveRange
 from twisted_ftpd.events import EventLog
 from twisted_ftpd.hooks import UploadHooks
 from twisted_ftpd.quota import QuotaRegistry
@@ -46,9 +47,11 @@ class ServerServices:
     limits: ConnectionLimits = field(init=False)  # connection limits and bans
     upload_hooks: UploadHooks | None = field(init=False)  # --upload-check, --on-upload
     quotas: QuotaRegistry = field(init=False)  # usage counts per home
+    passive_range: PassiveRange = field(init=False)  # our passive listeners, PASVs waiting
 
     def __post_init__(self) -> None:
         self.limits = ConnectionLimits.from_config(self.config, self.clock,
                                                    emit=self.events.emit, shared=self.shared)
         self.upload_hooks = UploadHooks.from_config(self.config, self.reactor, self.clock)
         self.quotas = QuotaRegistry(self.clock, self.config.quota_rescan)
+        self.passive_range = PassiveRange(self.clock)

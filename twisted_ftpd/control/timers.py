@@ -10,10 +10,13 @@ would wait for ever; so nothing here survives ``cancel_all``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.protocols.policies import TimeoutMixin
+
+T = TypeVar("T")
 
 
 class SessionTimers:
@@ -21,6 +24,7 @@ class SessionTimers:
         self.clock = clock
         self._calls: set[IDelayedCall] = set()
         self._sleepers: dict[defer.Deferred[None], IDelayedCall] = {}
+        self._waits: set[defer.Deferred[Any]] = set()
         self.cancelled = False
 
     def later(self, seconds: float, f: Callable[..., object], *args: object) -> IDelayedCall | None:
@@ -50,6 +54,19 @@ class SessionTimers:
         self._sleepers[waiter] = self.clock.callLater(seconds, self._wake, waiter)
         return waiter
 
+    def bound(self, waiting: defer.Deferred[T]) -> defer.Deferred[T]:
+        """``waiting``, cancelled (CancelledError) if the session ends first."""
+        if self.cancelled:
+            waiting.cancel()
+            return waiting
+        self._waits.add(waiting)
+
+        def done(result: object) -> object:
+            self._waits.discard(waiting)
+            return result
+
+        return waiting.addBoth(done)
+
     def _wake(self, waiter: defer.Deferred[None]) -> None:
         del self._sleepers[waiter]
         waiter.callback(None)
@@ -60,7 +77,7 @@ class SessionTimers:
         calls, self._calls = self._calls, set()
         for call in calls:
             call.cancel()
-        for waiter in list(self._sleepers):
+        for waiter in [*self._sleepers, *self._waits]:
             waiter.cancel()
 
 

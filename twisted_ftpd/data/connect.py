@@ -26,6 +26,7 @@ from twisted_ftpd.protocol.addresses import normalize, same_host
 from twisted_ftpd.protocol.errors import DataConnectionError
 
 from .channel import DataProtocol, DataTLS
+from .passive_range import NoFreePort, PassiveRange
 from .ports import listen_passive
 
 if TYPE_CHECKING:
@@ -190,31 +191,35 @@ class PassiveConnection(PendingConnection):
         ports: Sequence[int] = (0,),
         tls: DataTLS | None = None,
         proxy: PassiveProxy | None = None,
+        in_range: PassiveRange | None = None,
     ) -> None:
+        """``in_range`` counts the listener among the server's own while it is open;
+        NoFreePort when every port of ``ports`` is taken."""
         super().__init__(clock, timeout, tls)
         self.peer_host = peer_host
         self.proxy = proxy
         self.port: IListeningPort | None = None
+        self._range = in_range
+        self.host, self.port_number = "", 0  # where the listener is, once it listens
         self._listen(reactor, normalize(local_host), ports)
         self._start_timer()
 
-    @property
-    def host(self) -> str:
-        return self.port.getHost().host if self.port is not None else ""
-
-    @property
-    def port_number(self) -> int:
-        return self.port.getHost().port if self.port is not None else 0
-
     def _listen(self, reactor: IReactorTCP, host: str, ports: Sequence[int]) -> None:
+        ours = self._range.ports if self._range is not None else ()
         for number in port_order(ports):
+            if number in ours:  # one of our own listeners has it: no need to try
+                continue
             try:
                 self.port = listen_passive(reactor, number, _PassiveFactory(self), backlog=5,
                                            interface=host)
-                return
             except error.CannotListenError:
                 continue
-        raise DataConnectionError("no free passive port.")
+            address = self.port.getHost()
+            self.host, self.port_number = address.host, address.port
+            if self._range is not None:
+                self._range.opened(self.port_number)
+            return
+        raise NoFreePort()
 
     def _accept(self, addr: IAddress) -> DataProtocol | None:
         if self.decided or self._candidate is not None:
@@ -233,7 +238,10 @@ class PassiveConnection(PendingConnection):
     def _stop(self) -> None:
         if self.port is not None:
             port, self.port = self.port, None
-            port.stopListening()
+            closing = defer.maybeDeferred(port.stopListening)
+            if self._range is not None:  # its port may be bound again once it has closed
+                closing.addBoth(lambda _, ours=self._range, number=self.port_number:
+                                ours.closed(number))
 
 
 class _ActiveFactory(ClientFactory):

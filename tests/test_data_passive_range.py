@@ -1,0 +1,78 @@
+"""PassiveRange: PASVs wait for this server's own passive listeners to close."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet import defer
+from twisted.internet.task import Clock
+
+from twisted_ftpd.data.passive_range import NoFreePort, PassiveRange
+
+
+def test_with_none_of_ours_open_there_is_nothing_to_wait_for() -> None:
+    failure = PassiveRange(Clock()).wait(10)
+    with pytest.raises(NoFreePort):
+        failure.result.raiseException()  # type: ignore[attr-defined]
+    failure.addErrback(lambda _: None)
+
+
+def test_each_close_wakes_one_waiter_oldest_first() -> None:
+    ports = PassiveRange(Clock())
+    ports.opened(50001)
+    ports.opened(50002)
+    woken: list[str] = []
+    ports.wait(10).addCallback(lambda _: woken.append("first"))
+    ports.wait(10).addCallback(lambda _: woken.append("second"))
+    assert ports.waiting == 2
+    ports.closed(50001)
+    assert woken == ["first"] and ports.ports == {50002}
+    ports.closed(50002)
+    assert woken == ["first", "second"] and ports.waiting == 0
+
+
+def test_a_waiter_gives_up_after_its_timeout_and_leaves_no_timer() -> None:
+    clock = Clock()
+    ports = PassiveRange(clock)
+    ports.opened(50003)
+    outcome: list[object] = []
+    ports.wait(10).addBoth(outcome.append)
+    clock.advance(9.9)
+    assert outcome == []
+    clock.advance(0.1)
+    assert isinstance(outcome[0].value, NoFreePort)  # type: ignore[attr-defined]
+    assert ports.waiting == 0 and clock.getDelayedCalls() == []
+    ports.closed(50003)  # nobody left to wake
+    assert ports.held == 0
+
+
+def test_a_woken_waiter_leaves_no_timer() -> None:
+    clock = Clock()
+    ports = PassiveRange(clock)
+    ports.opened(50004)
+    d = ports.wait(10)
+    ports.closed(50004)
+    assert d.called and clock.getDelayedCalls() == []
+
+
+def test_a_closed_port_is_no_longer_ours() -> None:
+    ports = PassiveRange(Clock())
+    ports.opened(50001)
+    ports.opened(50002)
+    ports.closed(50001)
+    ports.closed(50001)  # said twice: still just the one port freed
+    assert ports.ports == {50002} and ports.held == 1
+
+
+def test_a_cancelled_waiter_is_not_woken_and_leaves_no_timer() -> None:
+    clock = Clock()
+    ports = PassiveRange(clock)
+    ports.opened(50005)
+    ports.opened(50006)
+    cancelled = ports.wait(10)
+    cancelled.addErrback(lambda f: f.trap(defer.CancelledError))
+    later: list[object] = []
+    ports.wait(10).addCallback(later.append)
+    cancelled.cancel()
+    assert clock.getDelayedCalls() != [] and ports.waiting == 1
+    ports.closed(50005)
+    assert later == [None] and clock.getDelayedCalls() == []
