@@ -251,6 +251,13 @@ class DecidedOnTheReactorTests(SynchronousTestCase):
         self.lookups.flush()
         self.assertEqual(self.successResultOf(d).home, "/srv/anonymous")
 
+    def test_logins_arriving_during_a_read_share_it(self) -> None:
+        logins = [self.checker.requestAvatarId(UsernamePassword(b"ftp", b"x"))
+                  for _ in range(50)]
+        self.assertEqual(len(self.lookups.calls), 1)
+        self.lookups.flush()
+        self.assertEqual([self.successResultOf(d) for d in logins], ["anonymous"] * 50)
+
     def test_the_watch_must_watch_the_checkers_own_table(self) -> None:
         with self.assertRaises(ValueError):
             UserDBChecker(UserDB(self.path), watch=self.watch, home_now=self.home_now)

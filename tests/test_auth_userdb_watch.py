@@ -175,3 +175,41 @@ def test_a_stopped_watch_answers_nothing_from_memory(setup: Setup) -> None:
     setup.lookup("anonymous")
     setup.watch.stop()
     assert not setup.at_hand()
+
+
+class HeldReads:
+    """Stands for a busy thread pool: each read waits until ``finish()``."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Any, tuple[Any, ...], defer.Deferred[Any]]] = []
+
+    def __call__(self, f: Any, *args: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.held.append((f, args, d))
+        return d
+
+    def finish(self) -> None:
+        f, args, d = self.held.pop(0)
+        d.callback(f(*args))
+
+
+def test_lookups_arriving_during_a_read_wait_for_it_instead_of_reading(setup: Setup) -> None:
+    reads = HeldReads()
+    answers = [setup.watch.lookup("anonymous", reads) for _ in range(200)]
+    assert len(reads.held) == 1  # one read for all of them
+    reads.finish()
+    assert [d.result.name for d in answers] == ["anonymous"] * 200  # type: ignore[attr-defined]
+    assert setup.at_hand() and reads.held == []
+
+
+def test_a_lookup_waiting_on_a_read_that_missed_an_edit_reads_again(setup: Setup) -> None:
+    reads = HeldReads()
+    first = setup.watch.lookup("anonymous", reads)
+    with open(setup.path, "a") as f:  # the edit lands while the first read is out
+        f.write(f"alice:{H}:elr:\n")
+    answered: list[UserRecord | None] = []
+    setup.watch.lookup("alice", reads).addCallback(answered.append)
+    reads.finish()
+    assert first.called and answered == [] and len(reads.held) == 1  # a read of its own
+    reads.finish()
+    assert [record.name for record in answered if record] == ["alice"]

@@ -104,8 +104,10 @@ class UserDBChecker:
             try:
                 found = self._decide(username, password, self._watch.record_now,
                                      self._home_now)
-            except NotAtHand:
-                pass  # the file or the home must be read: in a thread, as below
+            except NotAtHand:  # the file or the home must be read: in a thread, as below
+                waiting = self._watch.after_read()
+                if waiting is not None:  # ...unless a read is on its way: wait, ask again
+                    return waiting.addCallback(lambda _: self.requestAvatarId(credentials))
             except UnauthorizedLogin as e:
                 return defer.fail(e)
             else:

@@ -63,6 +63,8 @@ class UserDBWatch:
         self._names: set[bytes] = set()
         self._changes = 0  # changes reported so far
         self._fresh_since: float | None = None  # when the table last matched the file
+        self._reading = 0  # reads sent to a thread and not back yet
+        self._after_read: list[Deferred[None]] = []  # lookups waiting for one to end
 
     def start(self) -> bool:
         """Watch the file's directory (and, for a link, its target's); False where
@@ -103,10 +105,24 @@ class UserDBWatch:
         try:
             record = self.record_now(name)
         except NotAtHand:
+            waiting = self.after_read()
+            if waiting is not None:
+                return waiting.addCallback(lambda _: self.lookup(name, run))
             return self.read(run, self.userdb.lookup, name)
         d: Deferred[Any] = Deferred()
         d.callback(record)
         return d
+
+    def after_read(self) -> Deferred[None] | None:
+        """Fires once the read now in a thread is back (None: no read is), so that
+        200 logins arriving together make one read, not 200: each then asks again,
+        and reads for itself only if memory is still not at hand (the file changed
+        while that read ran)."""
+        if not self._reading:
+            return None
+        waiting: Deferred[None] = Deferred()
+        self._after_read.append(waiting)
+        return waiting
 
     def read(self, run: Callable[..., Deferred[Any]], f: Callable[..., Any],
              *args: Any) -> Deferred[Any]:
@@ -117,14 +133,21 @@ class UserDBWatch:
             return run(f, *args)
         self._drain()
         changes, began = self._changes, self._seconds()
+        self._reading += 1
 
         def done(result: object) -> object:
             self._drain()
+            # (A failure is the login's answer, a wrong password, say: the table was
+            # read all the same.)
             if self._changes == changes and self._notifier is not None:
                 self._fresh_since = began
+            self._reading -= 1
+            waiting, self._after_read = self._after_read, []
+            for waiter in waiting:
+                waiter.callback(None)
             return result
 
-        return run(f, *args).addCallback(done)
+        return run(f, *args).addBoth(done)
 
     def _unchanged(self) -> bool:
         if self._fresh_since is None or self._notifier is None:
