@@ -9,11 +9,13 @@ without blocking anyone else.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from twisted_ftpd.auth.checker import ClientCredentials
 from twisted_ftpd.auth.pool import LoginsBusy
@@ -35,21 +37,20 @@ log = Logger()
 
 
 @handles("USER")
-def ftp_user(ctx: CommandContext, arg: str) -> Reply | Coroutine[Any, Any, Reply | None]:
+def ftp_user(ctx: CommandContext, arg: str) -> Reply | Deferred[Reply | None]:
     """Only a server with FTPS, but not for everyone, reads the user's record here (for
-    its ``tls=required``); otherwise USER is answered at once, without a coroutine."""
+    its ``tls=required``); otherwise USER is answered at once."""
     if ctx.tls.configured and not ctx.config.tls_required:
-        return _user_with_record(ctx, arg)
+        return _user_options(ctx, arg).addCallbacks(
+            lambda options: _accept_user(ctx, arg, options.get("tls") == "required"),
+            _users_unavailable, errbackArgs=(ctx,))
     return _accept_user(ctx, arg, ctx.tls.configured)
 
 
-async def _user_with_record(ctx: CommandContext, arg: str) -> Reply | None:
-    try:
-        requires_tls = await _user_requires_tls(ctx, arg)
-    except UsersUnavailable as e:  # the user database is down (logged there): come back later
-        ctx.close_after(e.reply())
-        return None
-    return _accept_user(ctx, arg, requires_tls)
+def _users_unavailable(failure: Failure, ctx: CommandContext) -> None:
+    """The user database is down (logged there): come back later."""
+    failure.trap(UsersUnavailable)
+    ctx.close_after(failure.value.reply())
 
 
 def _accept_user(ctx: CommandContext, arg: str, requires_tls: bool) -> Reply:
@@ -65,31 +66,59 @@ def _accept_user(ctx: CommandContext, arg: str, requires_tls: bool) -> Reply:
     return replies.NEED_PASSWORD(arg)
 
 
-async def _user_requires_tls(ctx: CommandContext, name: str) -> bool:
-    """The user file may demand TLS per user (``tls=required``)."""
-    return (await _user_options(ctx, name)).get("tls") == "required"
-
-
-async def _user_options(ctx: CommandContext, name: str) -> dict[str, str]:
+def _user_options(ctx: CommandContext, name: str) -> Deferred[dict[str, str]]:
     """The ``key=value`` options of the user's users.db line ({} without a user file)."""
     if ctx.server.lookup_user is None:
-        return {}
-    record = await ctx.server.lookup_user("anonymous" if name.lower() in ANONYMOUS_NAMES else name)
-    return dict(record.options) if record is not None else {}
+        return succeed({})
+    looked_up = ctx.server.lookup_user("anonymous" if name.lower() in ANONYMOUS_NAMES else name)
+    return looked_up.addCallback(lambda record: dict(record.options) if record else {})
 
 
+# PASS is a chain of callbacks, not a coroutine: when the login is decided on the
+# reactor (anonymous, a remembered password: auth.checker) every link has fired
+# already and the login runs straight through; a coroutine's machinery was a third
+# of such a login's cost. Refusals, which wait out the login delay, are coroutines.
 @handles("PASS")
-async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
+def ftp_pass(ctx: CommandContext, arg: str) -> Deferred[Reply | None]:
     session = ctx.session
     session.fire(Event.PASS)  # the table let PASS through only after USER
     name = session.user.lower() if session.user.lower() in ANONYMOUS_NAMES else session.user
-    if await ctx.server.limits.banned(ctx.peer_host):  # banned since it connected: check nothing
+    # Banned since it connected: check nothing.
+    return ctx.server.limits.banned(ctx.peer_host).addCallback(_check, ctx, name, arg)
+
+
+def _check(banned: bool, ctx: CommandContext, name: str, password: str,
+           ) -> Reply | Deferred[Reply | None]:
+    if banned:
         return refuse(ctx, "banned", replies.ADDRESS_BANNED)
     credentials = ClientCredentials(name.encode("utf-8", "surrogateescape"),
-                                    arg.encode("utf-8", "surrogateescape"), ctx.peer_host)
+                                    password.encode("utf-8", "surrogateescape"), ctx.peer_host)
     mind = LoginMind()  # the realm hands back the record the check read
+    return ctx.server.portal.login(credentials, mind, IFTPShell).addCallbacks(
+        _logged_in, lambda failure: Deferred.fromCoroutine(_refused(ctx, failure)),
+        callbackArgs=(ctx, mind))
+
+
+def _logged_in(avatar: tuple[Any, Any, Callable[[], None]], ctx: CommandContext,
+               mind: LoginMind) -> Reply | None:
+    _, shell, logout = avatar
+    options = mind.record.options if mind.record is not None else {}  # this login's rates
+    if ctx.gone:  # the client left while its password was checked
+        logout()
+        return None
+    session = ctx.session
+    session.fire(Event.LOGIN_OK)
+    session.failed_logins = 0
+    ctx.shell, ctx.logout = shell, logout
+    ctx.data.rates = SessionRates(ctx.clock, ctx.config.max_download_rate,
+                                  ctx.config.max_upload_rate, options)
+    session_log.login(ctx, "ok")
+    return replies.LOGGED_IN
+
+
+async def _refused(ctx: CommandContext, failure: Failure) -> Reply | None:
     try:
-        _, shell, logout = await ctx.server.portal.login(credentials, mind, IFTPShell)
+        failure.raiseException()
     except UnauthorizedLogin:  # a wrong password or an unknown user: counted per address
         return await _login_failed(ctx, replies.LOGIN_INCORRECT, counted=True)
     except LoginsBusy:  # after the delay too, or a refused client would just loop faster
@@ -104,19 +133,9 @@ async def ftp_pass(ctx: CommandContext, arg: str) -> Reply | None:
         ctx.close_after(e.reply())
         return None
     except Exception:
-        log.failure("Login for {user!r} failed unexpectedly", user=session.user)
+        log.failure("Login for {user!r} failed unexpectedly", user=ctx.session.user)
         return await _login_failed(ctx, replies.LOGIN_INCORRECT)
-    options = mind.record.options if mind.record is not None else {}  # this login's rates
-    if ctx.gone:  # the client left while its password was checked
-        logout()
-        return None
-    session.fire(Event.LOGIN_OK)
-    session.failed_logins = 0
-    ctx.shell, ctx.logout = shell, logout
-    ctx.data.rates = SessionRates(ctx.clock, ctx.config.max_download_rate,
-                                  ctx.config.max_upload_rate, options)
-    session_log.login(ctx, "ok")
-    return replies.LOGGED_IN
+    raise AssertionError("a failure always raises")
 
 
 async def _login_failed(ctx: CommandContext, reply: Reply, counted: bool = False,
