@@ -11,7 +11,6 @@ more than ``MAX_QUEUED`` waiting commands stop the reading of new lines.
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable
 
 from twisted.internet import defer
@@ -34,7 +33,9 @@ class CommandScheduler:
         self._start = start
         self._set_reading = set_reading
         self._transfer_running = transfer_running
-        self._queue: collections.deque[Command] = collections.deque()
+        # A list, not a deque: it holds a few commands at most (MAX_QUEUED), and an
+        # empty deque costs every idle session 600 bytes more than an empty list.
+        self._queue: list[Command] = []
         self._reading = True
         self._draining = False
         self._idle_waiters: list[defer.Deferred[None]] = []
@@ -85,7 +86,7 @@ class CommandScheduler:
                         return
                     self._start(command)
                     continue
-                command = self._queue.popleft()
+                command = self._queue.pop(0)
                 self._update_reading()
                 self.busy = True
                 self._start(command).addBoth(self._done)
@@ -103,7 +104,7 @@ class CommandScheduler:
                 return command
         spec = COMMANDS.get(self._queue[0].verb)
         if spec is not None and spec.beside is Beside.AT_HEAD:
-            return self._queue.popleft()
+            return self._queue.pop(0)
         return None
 
     def _done(self, _: object) -> None:

@@ -23,8 +23,9 @@ class SessionTimers:
     def __init__(self, clock: IReactorTime) -> None:
         self.clock = clock
         self._calls: set[IDelayedCall] = set()
-        self._sleepers: dict[defer.Deferred[None], IDelayedCall] = {}
-        self._waits: set[defer.Deferred[Any]] = set()
+        # Every wait the session's end must cancel: sleeps with their timers, and the
+        # waits ``bound`` was given (None: no timer of ours).
+        self._sleepers: dict[defer.Deferred[Any], IDelayedCall | None] = {}
         self.cancelled = False
 
     def later(self, seconds: float, f: Callable[..., object], *args: object) -> IDelayedCall | None:
@@ -50,7 +51,7 @@ class SessionTimers:
         if self.cancelled:
             return defer.fail(defer.CancelledError())
         waiter: defer.Deferred[None] = defer.Deferred(
-            lambda _: self._sleepers.pop(waiter).cancel())
+            lambda _: self._sleepers.pop(waiter).cancel())  # type: ignore[union-attr]
         self._sleepers[waiter] = self.clock.callLater(seconds, self._wake, waiter)
         return waiter
 
@@ -59,10 +60,10 @@ class SessionTimers:
         if self.cancelled:
             waiting.cancel()
             return waiting
-        self._waits.add(waiting)
+        self._sleepers[waiting] = None
 
         def done(result: object) -> object:
-            self._waits.discard(waiting)
+            self._sleepers.pop(waiting, None)
             return result
 
         return waiting.addBoth(done)
@@ -77,7 +78,7 @@ class SessionTimers:
         calls, self._calls = self._calls, set()
         for call in calls:
             call.cancel()
-        for waiter in [*self._sleepers, *self._waits]:
+        for waiter in list(self._sleepers):
             waiter.cancel()
 
 
