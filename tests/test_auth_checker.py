@@ -22,7 +22,7 @@ from twisted_ftpd.auth.checker import ClientCredentials, UserDBChecker
 from twisted_ftpd.auth.passwords import hash_password
 from twisted_ftpd.auth.pool import WORKERS
 from twisted_ftpd.auth.userdb import UserDB, UserRecord
-from twisted_ftpd.auth.userdb_watch import NotAtHand, UserDBWatch
+from twisted_ftpd.auth.userdb_watch import HomeNotAtHand, UserDBWatch
 
 H = hash_password("secret")
 
@@ -208,7 +208,7 @@ class DecidedOnTheReactorTests(SynchronousTestCase):
 
     def home_now(self, record: UserRecord) -> str:
         if record.name not in self.homes:
-            raise NotAtHand()
+            raise HomeNotAtHand()
         return self.homes[record.name]
 
     def check(self, user: bytes, password: bytes) -> defer.Deferred[Any]:
@@ -257,6 +257,15 @@ class DecidedOnTheReactorTests(SynchronousTestCase):
         self.assertEqual(len(self.lookups.calls), 1)
         self.lookups.flush()
         self.assertEqual([self.successResultOf(d) for d in logins], ["anonymous"] * 50)
+
+    def test_homes_to_check_do_not_queue_behind_one_read(self) -> None:
+        self.successResultOf(self.check(b"ftp", b"x"))  # users.db is at hand now
+        self.homes.clear()  # ...but no home is: say, object storage
+        logins = [self.checker.requestAvatarId(UsernamePassword(b"ftp", b"x"))
+                  for _ in range(20)]
+        self.assertEqual(len(self.lookups.calls), 20)  # each checks its home at once
+        self.lookups.flush()
+        self.assertEqual([self.successResultOf(d) for d in logins], ["anonymous"] * 20)
 
     def test_the_watch_must_watch_the_checkers_own_table(self) -> None:
         with self.assertRaises(ValueError):

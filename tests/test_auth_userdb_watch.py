@@ -213,3 +213,40 @@ def test_a_lookup_waiting_on_a_read_that_missed_an_edit_reads_again(setup: Setup
     assert first.called and answered == [] and len(reads.held) == 1  # a read of its own
     reads.finish()
     assert [record.name for record in answered if record] == ["alice"]
+
+
+def test_an_edit_behind_more_than_one_read_of_other_events_is_seen(setup: Setup) -> None:
+    setup.lookup("anonymous")
+    for i in range(600):  # far more events than one 8 KiB read of inotify takes
+        (setup.directory / f"log.{i:04d}").write_text("x")
+    with open(setup.path, "a") as f:
+        f.write(f"alice:{H}:elr:\n")
+    assert not setup.at_hand()
+
+
+def test_through_a_link_any_change_beside_the_link_counts(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "users.db").write_text("anonymous::elr:\n")
+    os.symlink("data/users.db", tmp_path / "users.db")
+    watch = UserDBWatch(UserDB(tmp_path / "users.db"), MemoryReactor(), lambda: 0.0)
+    assert watch.start()
+    try:
+        watch.lookup("anonymous", Reads())
+        watch.record_now("anonymous")
+        os.symlink("data", tmp_path / "..data_tmp")  # as a ConfigMap update swaps links
+        os.rename(tmp_path / "..data_tmp", tmp_path / "..data")
+        with pytest.raises(NotAtHand):
+            watch.record_now("anonymous")
+    finally:
+        watch.stop()
+
+
+def test_a_read_that_never_began_leaves_memory_untrusted_and_nobody_waiting(
+        setup: Setup) -> None:
+    def broken_pool(f: Any, *args: Any) -> defer.Deferred[Any]:
+        raise RuntimeError("the pool is stopped")
+
+    failed = setup.watch.lookup("anonymous", broken_pool)
+    assert isinstance(failed.result.value, RuntimeError)  # type: ignore[attr-defined]
+    failed.addErrback(lambda _: None)
+    assert setup.watch.after_read() is None and not setup.at_hand()

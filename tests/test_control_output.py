@@ -10,10 +10,10 @@ from twisted.internet import tcp
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from zope.interface import directlyProvides
 
-from twisted_ftpd.control.output import ReplyOutput
+from twisted_ftpd.control.output import CLOSE_GRACE, ReplyOutput
 from twisted_ftpd.control.timers import SessionTimers
 from twisted_ftpd.faults import DelayedReplyOutput, Faults
 from twisted_ftpd.protocol import replies
@@ -61,7 +61,7 @@ class _Peer:
         self.server, self.client = socket.socketpair()
         self.server.setblocking(False)
         self.client.setblocking(False)
-        self.reactor = MemoryReactor()
+        self.reactor = MemoryReactorClock()
         self.transport = tcp.Connection(self.server, Protocol(), reactor=self.reactor)
         self.transport.connected = True  # as tcp.Server sets it for an accepted socket
         self.output = ReplyOutput(self.transport, lambda: None, lambda: None)
@@ -139,4 +139,13 @@ def test_a_tls_transport_gets_every_reply_through_its_tls_layer(peer: _Peer) -> 
 def test_a_closing_transport_sends_nothing_directly(peer: _Peer) -> None:
     peer.transport.loseConnection()
     peer.output.send(replies.NOOP_OK)
+    assert peer.received() == b""
+
+
+def test_nothing_reaches_a_client_cut_off_for_not_reading(peer: _Peer) -> None:
+    timers = SessionTimers(peer.reactor)
+    peer.output.hang_up(timers)  # the grace for its last replies runs out...
+    peer.transport.disconnecting = False  # (as if its close were still waiting to flush)
+    peer.reactor.advance(CLOSE_GRACE)
+    peer.output.send(replies.NOOP_OK)  # ...and a late reply goes nowhere
     assert peer.received() == b""

@@ -14,6 +14,11 @@ from twisted_ftpd.auth.userdb_watch import NotAtHand
 
 pytestmark = pytest.mark.integration
 
+# Hashed before any test runs: scrypt on the reactor between two logins would give
+# memory time to expire (a second), and a broken watch would go unnoticed.
+NEW_BOB = passwords.hash_password("newpw")
+CAROL = passwords.hash_password("carolpw")
+
 
 def login(server, user: str, password: str) -> str:  # type: ignore[no-untyped-def]
     """The reply to PASS (blocking); the session is closed again."""
@@ -40,7 +45,7 @@ async def test_a_new_password_counts_at_the_next_login(server) -> None:
     assert (await in_thread(login, server, "bob", old)).startswith("230")
     assert answered_from_memory(server, "bob")
     userdb.set_user(server.service.config.users, userdb.UserRecord(
-        "bob", passwords.hash_password("newpw"), USERS["bob"][1], ""))
+        "bob", NEW_BOB, USERS["bob"][1], ""))
     assert (await in_thread(login, server, "bob", old)).startswith("530")
     assert (await in_thread(login, server, "bob", "newpw")).startswith("230")
 
@@ -59,5 +64,5 @@ async def test_a_user_appended_in_place_logs_in_at_once(server) -> None:
     assert (await in_thread(login, server, "alice", USERS["alice"][0])).startswith("230")
     with open(server.service.config.users, "a") as f:  # an editor writing the file itself
         f.write(userdb.format_record(userdb.UserRecord(
-            "carol", passwords.hash_password("carolpw"), "elr", "")) + "\n")
+            "carol", CAROL, "elr", "")) + "\n")
     assert (await in_thread(login, server, "carol", "carolpw")).startswith("230")

@@ -31,7 +31,7 @@ from twisted_ftpd.auth import passwords
 from twisted_ftpd.auth.cache import VerificationCache
 from twisted_ftpd.auth.pool import PasswordPool, VerificationQueue
 from twisted_ftpd.auth.userdb import ANONYMOUS, ANONYMOUS_NAMES, UserDB, UserRecord
-from twisted_ftpd.auth.userdb_watch import NotAtHand, UserDBWatch
+from twisted_ftpd.auth.userdb_watch import HomeNotAtHand, NotAtHand, UserDBWatch
 
 DeferToThread = Callable[..., "Deferred[Any]"]
 RecordOf = Callable[[str], "UserRecord | None"]
@@ -104,7 +104,9 @@ class UserDBChecker:
             try:
                 found = self._decide(username, password, self._watch.record_now,
                                      self._home_now)
-            except NotAtHand:  # the file or the home must be read: in a thread, as below
+            except HomeNotAtHand:
+                pass  # the home must be checked: in a thread, as below
+            except NotAtHand:  # users.db must be read: in a thread, as below...
                 waiting = self._watch.after_read()
                 if waiting is not None:  # ...unless a read is on its way: wait, ask again
                     return waiting.addCallback(lambda _: self.requestAvatarId(credentials))

@@ -16,7 +16,7 @@ from zope.interface import implementer
 from twisted_ftpd.auth.sessions import OPTION as MAX_SESSIONS
 from twisted_ftpd.auth.sessions import UserSessions, parse_max_sessions
 from twisted_ftpd.auth.userdb import UserDB, UserRecord
-from twisted_ftpd.auth.userdb_watch import MAX_AGE, NotAtHand
+from twisted_ftpd.auth.userdb_watch import MAX_AGE, HomeNotAtHand
 from twisted_ftpd.fs.storage import ObjectHome, StorageError, Stores, is_disk
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol.errors import HomeUnavailable
@@ -137,10 +137,10 @@ class FTPRealm:
         as a check found it less than a second ago, or NotAtHand. A home removed in
         that second is found missing by the session's first command instead (550)."""
         if not is_disk(record.options.get("storage", self._storage)):
-            raise NotAtHand()
+            raise HomeNotAtHand()
         checked = self._checked.get(self.resolve_home(record))
         if checked is None or self._seconds() - checked[1] >= MAX_AGE:
-            raise NotAtHand()
+            raise HomeNotAtHand()
         return checked[0]
 
     def _object_home(self, user: str, record: UserRecord, url: str | None) -> ObjectHome:

@@ -16,11 +16,14 @@ inotify is missing, every lookup goes to the thread as before.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
+import termios
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
@@ -46,8 +49,20 @@ if inotify is not None:
                     | inotify.IN_IGNORED)
 
 
+def _queued(fd: int) -> int:
+    """How many bytes of events wait on the inotify descriptor (FIONREAD)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+
+
 class NotAtHand(Exception):
     """The answer needs the disk: ask again in a thread."""
+
+
+class HomeNotAtHand(NotAtHand):
+    """The user's home needs checking: a read of users.db under way will not help."""
 
 
 class UserDBWatch:
@@ -61,6 +76,7 @@ class UserDBWatch:
         self._max_age = max_age
         self._notifier: Any = None
         self._names: set[bytes] = set()
+        self._any_name_in: bytes | None = None  # a directory where every change counts
         self._changes = 0  # changes reported so far
         self._fresh_since: float | None = None  # when the table last matched the file
         self._reading = 0  # reads sent to a thread and not back yet
@@ -72,19 +88,25 @@ class UserDBWatch:
         if inotify is None:
             return False
         link = os.path.abspath(self.userdb.path)
-        paths = {link, os.path.realpath(link)}
+        target = os.path.realpath(link)
+        notifier = None
         try:
             notifier = inotify.INotify(self._reactor)
-            for directory in {os.path.dirname(p) for p in paths}:
+            for directory in {os.path.dirname(link), os.path.dirname(target)}:
                 notifier.watch(FilePath(directory), mask=_CHANGES | _WATCH_ENDED,
                                callbacks=[self._changed])
         except (OSError, inotify.INotifyError) as e:
+            if notifier is not None:
+                notifier.loseConnection()
             log.info("Not watching {path} for changes ({error}): each login reads it",
                      path=link, error=e)
             return False
         notifier.startReading()
         self._notifier = notifier
-        self._names = {os.fsencode(os.path.basename(p)) for p in paths}
+        self._names = {os.fsencode(os.path.basename(p)) for p in (link, target)}
+        # Through a link, any change beside it may be the one that matters (a
+        # Kubernetes ConfigMap swaps a "..data" link two levels up): count them all.
+        self._any_name_in = (os.fsencode(os.path.dirname(link)) if link != target else None)
         return True
 
     def stop(self) -> None:
@@ -133,13 +155,17 @@ class UserDBWatch:
             return run(f, *args)
         self._drain()
         changes, began = self._changes, self._seconds()
-        self._reading += 1
+        ran = []  # set in the thread once the read has begun
+
+        def reading(*args: Any) -> Any:
+            ran.append(True)
+            return f(*args)
 
         def done(result: object) -> object:
             self._drain()
-            # (A failure is the login's answer, a wrong password, say: the table was
-            # read all the same.)
-            if self._changes == changes and self._notifier is not None:
+            # A failure may be the login's answer (a wrong password): the table was
+            # read all the same, if the read began at all.
+            if ran and self._changes == changes and self._notifier is not None:
                 self._fresh_since = began
             self._reading -= 1
             waiting, self._after_read = self._after_read, []
@@ -147,7 +173,8 @@ class UserDBWatch:
                 waiter.callback(None)
             return result
 
-        return run(f, *args).addBoth(done)
+        self._reading += 1
+        return maybeDeferred(run, reading, *args).addBoth(done)
 
     def _unchanged(self) -> bool:
         if self._fresh_since is None or self._notifier is None:
@@ -157,12 +184,15 @@ class UserDBWatch:
         return fresh_since is not None and self._seconds() - fresh_since < self._max_age
 
     def _drain(self) -> None:
-        """Take in what inotify has queued: one non-blocking read, no disk."""
+        """Take in all that inotify has queued: non-blocking reads, no disk."""
         notifier = self._notifier
-        if notifier is not None:
-            notifier.doRead()
+        while notifier is not None and _queued(notifier.fileno()):
+            notifier.doRead()  # a read takes at most 8 KiB of events
+            if self._notifier is not notifier:  # the watch ended (and said so)
+                return
             if not notifier.connected:  # the directory itself went away
                 self._changed(None, None, _WATCH_ENDED)
+                return
 
     def _changed(self, ignored: object, path: FilePath[bytes] | None, mask: int) -> None:
         if mask & _WATCH_ENDED:
@@ -171,7 +201,8 @@ class UserDBWatch:
             notifier, self._notifier = self._notifier, None
             if notifier is not None:
                 notifier.loseConnection()
-        elif path is not None and path.basename() not in self._names:
+        elif path is not None and path.basename() not in self._names and (
+                path.dirname() != self._any_name_in):
             return  # another file in the same directory
         self._changes += 1
         self._fresh_since = None

@@ -72,11 +72,17 @@ def _listen_then(ctx: CommandContext, answer: Answer) -> Reply | Coroutine[Any, 
 
 async def _wait_for_a_port(ctx: CommandContext, answer: Answer) -> Reply:
     deadline = ctx.clock.seconds() + PORT_WAIT
+    waited = False
     while True:
         try:
             return answer(ctx, _passive(ctx))
-        except NoFreePort:  # (again: another session may have taken the one that freed)
-            await ctx.wait(ctx.server.passive_range.wait(deadline - ctx.clock.seconds()))
+        except NoFreePort:
+            left = deadline - ctx.clock.seconds()
+            if left <= 0:
+                raise
+        # Woken, but another session took the port first: wait again, at the front.
+        await ctx.wait(ctx.server.passive_range.wait(left, first=waited))
+        waited = True
 
 
 def _pasv_reply(ctx: CommandContext, pending: PassiveConnection) -> Reply:

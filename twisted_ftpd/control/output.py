@@ -75,7 +75,11 @@ class ReplyOutput:
         """Close the connection once the replies sent so far are written."""
         self.then(hang_up, self.transport)
         # A client that never reads would keep a closing connection for ever.
-        timers.later(CLOSE_GRACE + self.delay, self.transport.abortConnection)
+        timers.later(CLOSE_GRACE + self.delay, self._abort)
+
+    def _abort(self) -> None:
+        self.closed = True  # nothing more for this client, not even straight to the socket
+        self.transport.abortConnection()
 
     @property
     def delay(self) -> float:

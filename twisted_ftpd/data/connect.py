@@ -201,13 +201,14 @@ class PassiveConnection(PendingConnection):
         self.port: IListeningPort | None = None
         self._range = in_range
         self.host, self.port_number = "", 0  # where the listener is, once it listens
+        self._range_key = ("", 0)  # how in_range knows it
         self._listen(reactor, normalize(local_host), ports)
         self._start_timer()
 
     def _listen(self, reactor: IReactorTCP, host: str, ports: Sequence[int]) -> None:
         ours = self._range.ports if self._range is not None else ()
         for number in port_order(ports):
-            if number in ours:  # one of our own listeners has it: no need to try
+            if (host, number) in ours:  # one of our own listeners has it: no need to try
                 continue
             try:
                 self.port = listen_passive(reactor, number, _PassiveFactory(self), backlog=5,
@@ -217,7 +218,8 @@ class PassiveConnection(PendingConnection):
             address = self.port.getHost()
             self.host, self.port_number = address.host, address.port
             if self._range is not None:
-                self._range.opened(self.port_number)
+                self._range.opened(host, self.port_number)
+                self._range_key = (host, self.port_number)
             return
         raise NoFreePort()
 
@@ -240,8 +242,8 @@ class PassiveConnection(PendingConnection):
             port, self.port = self.port, None
             closing = defer.maybeDeferred(port.stopListening)
             if self._range is not None:  # its port may be bound again once it has closed
-                closing.addBoth(lambda _, ours=self._range, number=self.port_number:
-                                ours.closed(number))
+                closing.addBoth(lambda _, ours=self._range, key=self._range_key:
+                                ours.closed(*key))
 
 
 class _ActiveFactory(ClientFactory):

@@ -40,7 +40,8 @@ class PassiveRange:
 
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
-        self.ports: set[int] = set()  # the ports our open passive listeners hold
+        # The (address, port) pairs our open passive listeners hold.
+        self.ports: set[tuple[str, int]] = set()
         self._waiters: deque[defer.Deferred[None]] = deque()
 
     @property
@@ -48,12 +49,12 @@ class PassiveRange:
         """How many passive listeners of ours are open."""
         return len(self.ports)
 
-    def opened(self, port: int) -> None:
-        self.ports.add(port)
+    def opened(self, host: str, port: int) -> None:
+        self.ports.add((host, port))
 
-    def closed(self, port: int) -> None:
-        """Ours on ``port`` has closed: the port can be bound again."""
-        self.ports.discard(port)
+    def closed(self, host: str, port: int) -> None:
+        """Ours on ``host``, ``port`` has closed: the port can be bound there again."""
+        self.ports.discard((host, port))
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.called:
@@ -64,13 +65,17 @@ class PassiveRange:
     def waiting(self) -> int:
         return sum(1 for waiter in self._waiters if not waiter.called)
 
-    def wait(self, timeout: float) -> defer.Deferred[None]:
+    def wait(self, timeout: float, first: bool = False) -> defer.Deferred[None]:
         """Fires once one of ours has closed; fails with NoFreePort after ``timeout``
-        seconds, or at once when none of the taken ports is ours."""
+        seconds, or at once when none of the taken ports is ours. ``first``: ahead
+        of the others (a PASV woken before, whose port another session took)."""
         if self.held <= 0:
             return defer.fail(NoFreePort())
         waiter: defer.Deferred[None] = defer.Deferred(lambda d: self._forget(d))
-        self._waiters.append(waiter)
+        if first:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
         timer = self._clock.callLater(timeout, self._give_up, waiter)
 
         def stop_timer(result: object) -> object:
