@@ -370,14 +370,20 @@ def available_servers(names: list[str] | None, workers_variant: bool,
     return kinds
 
 
+PASSIVE_PORTS = 400
+
+
 class Running:
     """A started server: its pid, port, and a stop."""
 
     def __init__(self, kind: ServerKind, site: Site, cores: list[int]) -> None:
         self.kind = kind
         self.port = free_port()
-        low = 20000 + (self.port % 400) * 100  # a passive range of its own
-        self.proc = subprocess.Popen(pinned(cores, kind.command(site, self.port, (low, low + 99))),
+        # A passive range of its own, of PASSIVE_PORTS ports: Pure-FTPd admits half as
+        # many clients as its range has ports, and 200 sessions must all get in.
+        low = 20000 + (self.port % 100) * PASSIVE_PORTS
+        high = low + PASSIVE_PORTS - 1
+        self.proc = subprocess.Popen(pinned(cores, kind.command(site, self.port, (low, high))),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         self.pid = self.proc.pid
