@@ -17,6 +17,7 @@ from twisted_ftpd.control.output import CLOSE_GRACE, ReplyOutput
 from twisted_ftpd.control.timers import SessionTimers
 from twisted_ftpd.faults import DelayedReplyOutput, Faults
 from twisted_ftpd.protocol import replies
+from twisted_ftpd.proxy_protocol import Balancers, ProxyHeaderReceiver
 
 
 def test_pause_resume_and_stop_tell_the_scheduler() -> None:
@@ -149,3 +150,12 @@ def test_nothing_reaches_a_client_cut_off_for_not_reading(peer: _Peer) -> None:
     peer.reactor.advance(CLOSE_GRACE)
     peer.output.send(replies.NOOP_OK)  # ...and a late reply goes nowhere
     assert peer.received() == b""
+
+
+def test_behind_a_proxy_header_reader_replies_go_to_the_socket_below(peer: _Peer) -> None:
+    receiver = ProxyHeaderReceiver(object(), lambda addr: None, Balancers([]), peer.reactor,
+                                   5.0, "control connection")
+    receiver.transport = peer.transport  # what it stands on once the header is read
+    ReplyOutput(receiver, lambda: None, lambda: None).send(replies.NOOP_OK)
+    assert peer.received() == b"200 NOOP ok.\r\n"
+    assert peer.transport not in peer.reactor.getWriters()

@@ -22,6 +22,7 @@ from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from zope.interface import implementer
 
 from twisted_ftpd.protocol.replies import Reply
+from twisted_ftpd.proxy_protocol import ProxyHeaderReceiver
 from twisted_ftpd.tls import hang_up
 
 from .timers import SessionTimers
@@ -30,9 +31,15 @@ from .timers import SessionTimers
 CLOSE_GRACE = 10.0
 
 
-def _sends_directly(transport: Any) -> bool:
-    """A plain TCP socket transport (``tcp.Connection``), whose buffer is empty now."""
-    return isinstance(transport, tcp.Connection) and not ISSLTransport.providedBy(transport)
+def _plain_tcp(transport: Any) -> tcp.Connection | None:
+    """The plain TCP connection (``tcp.Connection``) below ``transport``, whose buffer is
+    empty now: the transport itself, or the one a PROXY-protocol header reader stands
+    on (it passes writes down unchanged); None under TLS or anything else."""
+    if isinstance(transport, ProxyHeaderReceiver):
+        transport = transport.transport
+    if isinstance(transport, tcp.Connection) and not ISSLTransport.providedBy(transport):
+        return transport
+    return None
 
 
 @implementer(IPushProducer)
@@ -44,9 +51,9 @@ class ReplyOutput:
         self._on_drained = on_drained
         self.full = False
         self.closed = False
-        # Until a write leaves bytes in the transport's buffer: from then on every reply
-        # queues behind them there, in order.
-        self._direct = _sends_directly(transport)
+        # The TCP connection replies go to directly, until a write leaves bytes in
+        # Twisted's buffer: from then on every reply queues behind them there, in order.
+        self._socket = _plain_tcp(transport)
 
     def send(self, reply: Reply, immediate: bool = False) -> None:
         """Write a reply. ``immediate``: it must leave before anything else happens
@@ -56,16 +63,16 @@ class ReplyOutput:
     def write(self, data: bytes) -> None:
         if self.closed:
             return
-        transport = self.transport
-        if self._direct and transport.connected and not transport.disconnecting and (
-                not ISSLTransport.providedBy(transport)):
-            sent = transport.writeSomeData(data)
+        direct = self._socket
+        if direct is not None and direct.connected and not direct.disconnecting and (
+                not ISSLTransport.providedBy(direct)):
+            sent = direct.writeSomeData(data)
             if isinstance(sent, int):
                 data = data[sent:]
                 if not data:
                     return
-            self._direct = False  # the socket is full or failing: Twisted takes over
-        transport.write(data)
+            self._socket = None  # the socket is full or failing: Twisted takes over
+        self.transport.write(data)
 
     def then(self, f: Callable[..., object], *args: object) -> None:
         """Call ``f`` once the replies sent so far are written (now, here)."""
