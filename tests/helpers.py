@@ -7,6 +7,7 @@ import contextlib
 import ftplib
 import io
 import shutil
+import socket
 import stat
 import sys
 import tempfile
@@ -32,6 +33,27 @@ SERVER_PY = [sys.executable, str(REPO / "server.py")]
 
 # The twistd command, as this Python runs it (so the tests' virtual environment's plugin).
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def socket_pair() -> tuple[socket.socket, socket.socket]:
+    """A connected pair of non-blocking sockets: the server's end and the client's."""
+    server, client = socket.socketpair()
+    server.setblocking(False)
+    client.setblocking(False)
+    return server, client
+
+
+def read_available(sock: socket.socket) -> bytes:
+    """Everything ``sock`` (non-blocking) can be read now, up to the peer's end."""
+    got = bytearray()
+    while True:
+        try:
+            chunk = sock.recv(1 << 20)
+        except BlockingIOError:
+            return bytes(got)
+        if not chunk:
+            return bytes(got)
+        got += chunk
 
 
 def sync_run(f, *args, **kwargs) -> defer.Deferred:  # type: ignore[no-untyped-def]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +12,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from zope.interface import directlyProvides
 
+from tests.helpers import read_available, socket_pair
 from twisted_ftpd.control.output import CLOSE_GRACE, ReplyOutput
 from twisted_ftpd.control.timers import SessionTimers
 from twisted_ftpd.faults import DelayedReplyOutput, Faults
@@ -59,24 +59,14 @@ class _Peer:
     that records writers: the test reads the other end and plays the reactor's part."""
 
     def __init__(self) -> None:
-        self.server, self.client = socket.socketpair()
-        self.server.setblocking(False)
-        self.client.setblocking(False)
+        self.server, self.client = socket_pair()
         self.reactor = MemoryReactorClock()
         self.transport = tcp.Connection(self.server, Protocol(), reactor=self.reactor)
         self.transport.connected = True  # as tcp.Server sets it for an accepted socket
         self.output = ReplyOutput(self.transport, lambda: None, lambda: None)
 
     def received(self) -> bytes:
-        got = bytearray()
-        while True:
-            try:
-                chunk = self.client.recv(1 << 20)
-            except BlockingIOError:
-                return bytes(got)
-            if not chunk:
-                return bytes(got)
-            got += chunk
+        return read_available(self.client)
 
     def fill(self) -> bytes:
         """Fill the server side's socket buffer, as a client that stopped reading would."""

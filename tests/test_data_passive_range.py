@@ -16,10 +16,16 @@ def test_with_none_of_ours_open_there_is_nothing_to_wait_for() -> None:
     failure.addErrback(lambda _: None)
 
 
+def holding(*numbers: int, clock: Clock | None = None) -> PassiveRange:
+    """A range whose listeners of ours hold ``numbers`` on 127.0.0.1."""
+    ports = PassiveRange(clock or Clock())
+    for number in numbers:
+        ports.opened("127.0.0.1", number)
+    return ports
+
+
 def test_each_close_wakes_one_waiter_oldest_first() -> None:
-    ports = PassiveRange(Clock())
-    ports.opened("127.0.0.1", 50001)
-    ports.opened("127.0.0.1", 50002)
+    ports = holding(50001, 50002)
     woken: list[str] = []
     ports.wait(10).addCallback(lambda _: woken.append("first"))
     ports.wait(10).addCallback(lambda _: woken.append("second"))
@@ -32,8 +38,7 @@ def test_each_close_wakes_one_waiter_oldest_first() -> None:
 
 def test_a_waiter_gives_up_after_its_timeout_and_leaves_no_timer() -> None:
     clock = Clock()
-    ports = PassiveRange(clock)
-    ports.opened("127.0.0.1", 50003)
+    ports = holding(50003, clock=clock)
     outcome: list[object] = []
     ports.wait(10).addBoth(outcome.append)
     clock.advance(9.9)
@@ -47,17 +52,14 @@ def test_a_waiter_gives_up_after_its_timeout_and_leaves_no_timer() -> None:
 
 def test_a_woken_waiter_leaves_no_timer() -> None:
     clock = Clock()
-    ports = PassiveRange(clock)
-    ports.opened("127.0.0.1", 50004)
+    ports = holding(50004, clock=clock)
     d = ports.wait(10)
     ports.closed("127.0.0.1", 50004)
     assert d.called and clock.getDelayedCalls() == []
 
 
 def test_a_closed_port_is_no_longer_ours() -> None:
-    ports = PassiveRange(Clock())
-    ports.opened("127.0.0.1", 50001)
-    ports.opened("127.0.0.1", 50002)
+    ports = holding(50001, 50002)
     ports.closed("127.0.0.1", 50001)
     ports.closed("127.0.0.1", 50001)  # said twice: still just the one port freed
     assert ports.ports == {("127.0.0.1", 50002)} and ports.held == 1
@@ -65,9 +67,7 @@ def test_a_closed_port_is_no_longer_ours() -> None:
 
 def test_a_cancelled_waiter_is_not_woken_and_leaves_no_timer() -> None:
     clock = Clock()
-    ports = PassiveRange(clock)
-    ports.opened("127.0.0.1", 50005)
-    ports.opened("127.0.0.1", 50006)
+    ports = holding(50005, 50006, clock=clock)
     cancelled = ports.wait(10)
     cancelled.addErrback(lambda f: f.trap(defer.CancelledError))
     later: list[object] = []
@@ -79,9 +79,7 @@ def test_a_cancelled_waiter_is_not_woken_and_leaves_no_timer() -> None:
 
 
 def test_a_waiter_woken_before_goes_first_when_it_waits_again() -> None:
-    ports = PassiveRange(Clock())
-    ports.opened("127.0.0.1", 50001)
-    ports.opened("127.0.0.1", 50002)
+    ports = holding(50001, 50002)
     woken: list[str] = []
     ports.wait(10).addCallback(lambda _: woken.append("newcomer"))
     ports.wait(10, first=True).addCallback(lambda _: woken.append("again"))
@@ -90,8 +88,7 @@ def test_a_waiter_woken_before_goes_first_when_it_waits_again() -> None:
 
 
 def test_the_same_port_on_another_address_is_another_port() -> None:
-    ports = PassiveRange(Clock())
-    ports.opened("127.0.0.1", 50001)
+    ports = holding(50001)
     ports.opened("::1", 50001)
     ports.closed("::1", 50001)
     assert ports.ports == {("127.0.0.1", 50001)}

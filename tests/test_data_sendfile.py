@@ -15,6 +15,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.python.failure import Failure
 
+from tests.helpers import read_available, socket_pair
 from twisted_ftpd.data import sendfile
 from twisted_ftpd.data.channel import DataProtocol, DataTLS
 from twisted_ftpd.data.sendfile import SendfileSender, send_download
@@ -41,9 +42,7 @@ class Pair:
     """A DataProtocol on one end of a socket pair; the test reads the other end."""
 
     def __init__(self) -> None:
-        self.server, self.client = socket.socketpair()
-        self.server.setblocking(False)
-        self.client.setblocking(False)
+        self.server, self.client = socket_pair()
         self.transport = SocketTransport(self.server)
         self.proto = DataProtocol()
         self.proto.makeConnection(self.transport)
@@ -51,14 +50,7 @@ class Pair:
         self.received = bytearray()
 
     def drain(self) -> None:
-        while True:
-            try:
-                chunk = self.client.recv(MiB)
-            except BlockingIOError:
-                return
-            if not chunk:
-                return
-            self.received += chunk
+        self.received += read_available(self.client)
 
     def start(self, reader: ReadFile) -> tuple[SendfileSender, object]:
         """A sender for ``reader``, started: its first burst is sent."""

@@ -11,12 +11,14 @@ import pytest
 from twisted.python import usage
 
 from tests.harness import cheap_hash, logged_in
+from twisted_ftpd import malloc
 from twisted_ftpd.auth import userdb
 from twisted_ftpd.auth.passwords import hash_password
 from twisted_ftpd.auth.realm import FTPRealm
 from twisted_ftpd.auth.userdb import UserDB, UserRecord
 from twisted_ftpd.config import Options
 from twisted_ftpd.fs import storage
+from twisted_ftpd.fs.object_files import PART_SIZE
 from twisted_ftpd.fs.objects import ObjectShell
 from twisted_ftpd.fs.storage import StorageError, Stores, parse_storage_url
 from twisted_ftpd.protocol.errors import HomeUnavailable
@@ -109,7 +111,9 @@ def test_pinning_the_mmap_threshold_works_on_glibc() -> None:
 
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("glibc only")
-    assert storage.pin_mmap_threshold() is True
+    malloc.keep_big_blocks_mapped.cache_clear()
+    assert malloc.keep_big_blocks_mapped() is True
+    assert malloc.MMAP_THRESHOLD <= PART_SIZE  # the upload parts are mmapped
 
 
 # -- users.db storage= -----------------------------------------------------------------------

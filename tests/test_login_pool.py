@@ -13,7 +13,7 @@ from twisted.internet import defer, threads
 from twisted.python.failure import Failure
 
 from tests.harness import PEER, Harness, ManualRunner
-from twisted_ftpd.auth import pool
+from twisted_ftpd import malloc
 from twisted_ftpd.auth.pool import LoginsBusy, PasswordPool, VerificationQueue
 
 A, B, C = "192.0.2.1", "192.0.2.2", "192.0.2.3"
@@ -221,20 +221,20 @@ def test_scrypt_buffers_are_returned_to_the_system(monkeypatch: pytest.MonkeyPat
     """The first check fixes glibc's mmap threshold below scrypt's 16 MiB, once, so the
     pool's threads do not keep that buffer in their heaps between checks."""
     libc = FakeLibc()
-    monkeypatch.setattr(pool.ctypes, "CDLL", lambda name: libc)
-    pool.return_big_buffers_to_the_system.cache_clear()
+    monkeypatch.setattr(malloc.ctypes, "CDLL", lambda name: libc)
+    malloc.keep_big_blocks_mapped.cache_clear()
     passwords = PasswordPool(reactor=object())  # type: ignore[arg-type]
     passwords.run(str, 1)
     passwords.run(str, 2)
-    assert libc.calls == [(pool.M_MMAP_THRESHOLD, pool.MMAP_THRESHOLD)]
-    assert 128 * 1024 <= pool.MMAP_THRESHOLD < 128 * 8 * 2**14  # scrypt's n=2^14, r=8
+    assert libc.calls == [(malloc.M_MMAP_THRESHOLD, malloc.MMAP_THRESHOLD)]
+    assert 128 * 1024 <= malloc.MMAP_THRESHOLD < 128 * 8 * 2**14  # scrypt's n=2^14, r=8
     for _, d in fake_threads.calls:
         d.callback("done")
-    pool.return_big_buffers_to_the_system.cache_clear()
+    malloc.keep_big_blocks_mapped.cache_clear()
 
 
 def test_without_mallopt_nothing_is_tuned(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pool.ctypes, "CDLL", lambda name: object())
-    pool.return_big_buffers_to_the_system.cache_clear()
-    assert pool.return_big_buffers_to_the_system() is False
-    pool.return_big_buffers_to_the_system.cache_clear()
+    monkeypatch.setattr(malloc.ctypes, "CDLL", lambda name: object())
+    malloc.keep_big_blocks_mapped.cache_clear()
+    assert malloc.keep_big_blocks_mapped() is False
+    malloc.keep_big_blocks_mapped.cache_clear()

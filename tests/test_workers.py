@@ -97,3 +97,22 @@ def test_the_settings_reach_the_worker_unchanged(pem: str) -> None:
     assert decoded == config
     assert tls is not None and tls.certificate.subject.rfc4514_string() == "CN=localhost"
     assert worker.decode(worker.encode(ServerConfig(), None)) == (ServerConfig(), None)
+
+
+def test_the_pool_announces_what_a_single_server_would_and_no_password() -> None:
+    from twisted.logger import capturedLogs
+
+    from twisted_ftpd.workers import WorkerProcess, _Slot
+
+    config = ServerConfig(workers=2, users="postgresql://ftpd:s3cret@127.0.0.1/ftpd",
+                          storage="s3://bucket/ftp")
+    pool = WorkerPool(config, MemoryReactorClock(), publish=lambda event: None)
+    pool._addresses = "127.0.0.1:2121"
+    pool.slots = [_Slot(i, [], b"") for i in range(2)]
+    with capturedLogs() as events:
+        for slot in pool.slots:
+            slot.process = WorkerProcess(pool, slot)
+            pool._ready(slot.process)
+    [line] = [e for e in events if "worker processes" in e.get("log_format", "")]
+    assert line["root"] == "s3://bucket/ftp"
+    assert "s3cret" not in line["users"] and line["users"].startswith("postgresql://")

@@ -112,10 +112,16 @@ def build_factory(config: ServerConfig, reactor: IReactorTCP,
                       shared=shared, users_watch=watch)
 
 
-def _describe_users(spec: str | None) -> str:
+def describe_users(spec: str | None) -> str:
+    """The users file or database, as the start-up line names it (no password)."""
     if spec is None:
         return "none"
     return redact(spec) if is_database_url(spec) else os.path.abspath(spec)
+
+
+def describe_root(config: ServerConfig) -> str:
+    """What is served, as the start-up line names it: the store, or the absolute root."""
+    return config.storage or os.path.abspath(config.root)
 
 
 class FTPService(service.Service):
@@ -184,8 +190,7 @@ class FTPService(service.Service):
             addresses += "; implicit FTPS on " + ", ".join(
                 listen.describe(p) for p in self.implicit_ports)
         log.info("twisted-ftpd serving {root} (users file {users}) on {addresses} as {user}",
-                 root=self.config.storage or os.path.abspath(self.config.root),
-                 users=_describe_users(self._users_file),
+                 root=describe_root(self.config), users=describe_users(self._users_file),
                  addresses=addresses, user=privileges.running_as())
         if not is_disk(self.config.storage):
             self._probe_storage(self.config.storage)

@@ -44,7 +44,7 @@ from twisted.python.failure import Failure
 import twisted_ftpd
 from twisted_ftpd import listen, privileges, worker
 from twisted_ftpd.config import ServerConfig, split_passive_ports
-from twisted_ftpd.service import FTPService
+from twisted_ftpd.service import FTPService, describe_root, describe_users
 from twisted_ftpd.shutdown import force_on_second_signal
 from twisted_ftpd.tls import TLSCredentials
 from twisted_ftpd.xferlog import XferLog
@@ -326,8 +326,8 @@ class WorkerPool(service.Service):
             self._announced = True
             log.info("twisted-ftpd serving {root} (users file {users}) on {addresses} as "
                      "{user}, in {n} worker processes (pids {pids})",
-                     root=os.path.abspath(self.config.root),
-                     users=os.path.abspath(self.config.users), addresses=self._addresses,
+                     root=describe_root(self.config), users=describe_users(self.config.users),
+                     addresses=self._addresses,
                      user=privileges.running_as(), n=len(self.slots),
                      pids=", ".join(map(str, self.pids)))
 

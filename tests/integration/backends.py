@@ -11,11 +11,11 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import select
 import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,23 +113,29 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        import redis
-
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.base)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:  # starting up: it listens within milliseconds
+        # Readiness by systemd's notify protocol (``--supervised systemd``): redis
+        # sends READY=1 to NOTIFY_SOCKET once it accepts connections, so nothing polls.
+        path = str(self.base / f"redis-{self.port}.notify")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+            notify.bind(path)
+            self.process = subprocess.Popen(
+                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(self.base), "--supervised", "systemd"],
+                env={**os.environ, "NOTIFY_SOCKET": path},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # Woken by its message, or by its exit (a pidfd turns readable): no waiting
+            # out the timeout for a server that died at start.
+            exited = os.pidfd_open(self.process.pid)
             try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.02)
-        client.close()
+                while True:
+                    ready, _, _ = select.select([notify, exited], [], [], START_TIMEOUT)
+                    if notify not in ready:
+                        raise RuntimeError("redis-server did not start")
+                    if b"READY=1" in notify.recv(4096).split(b"\n"):
+                        break  # STATUS= lines come first
+            finally:
+                os.close(exited)
+                os.unlink(path)
 
     def stop(self) -> None:
         if self.process is not None:

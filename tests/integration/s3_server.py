@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -137,17 +138,8 @@ def seaweed(directory: Path) -> Iterator[S3Server]:
 def seaweed_in_environment(directory: Path) -> Iterator[S3Server]:
     """``seaweed`` with its client settings in the environment meanwhile (the servers
     under test read them there, as an operator's would)."""
-    with seaweed(directory) as server:
-        saved = {name: os.environ.get(name) for name in server.env()}
-        os.environ.update(server.env())
-        try:
-            yield server
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with seaweed(directory) as server, mock.patch.dict(os.environ, server.env()):
+        yield server
 
 
 _shared: list[S3Server] = []

@@ -18,12 +18,12 @@ anonymous login or a cache hit then needs no thread at all.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import defer, threads
+from twisted.internet import threads
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
@@ -31,7 +31,10 @@ from twisted_ftpd.auth import passwords
 from twisted_ftpd.auth.cache import VerificationCache
 from twisted_ftpd.auth.pool import PasswordPool, VerificationQueue
 from twisted_ftpd.auth.userdb import ANONYMOUS, ANONYMOUS_NAMES, UserDB, UserRecord
-from twisted_ftpd.auth.userdb_watch import HomeNotAtHand, NotAtHand, UserDBWatch
+from twisted_ftpd.auth.userdb_watch import HomeNotAtHand, UserDBWatch
+
+if TYPE_CHECKING:
+    from twisted_ftpd.fs.storage import ObjectHome
 
 DeferToThread = Callable[..., "Deferred[Any]"]
 RecordOf = Callable[[str], "UserRecord | None"]
@@ -51,9 +54,9 @@ class AvatarId(str):
     ``check_home``, the home it found (the realm builds the session from both)."""
 
     record: UserRecord
-    home: str | None
+    home: str | ObjectHome | None
 
-    def __new__(cls, record: UserRecord, home: str | None = None) -> AvatarId:
+    def __new__(cls, record: UserRecord, home: str | ObjectHome | None = None) -> AvatarId:
         self = super().__new__(cls, record.name)
         self.record, self.home = record, home
         return self
@@ -100,25 +103,16 @@ class UserDBChecker:
         username = _text(credentials.username)
         password = _text(credentials.password)
         peer = getattr(credentials, "peer", "")
-        if self._watch is not None and self._home_now is not None:
-            try:
-                found = self._decide(username, password, self._watch.record_now,
-                                     self._home_now)
-            except HomeNotAtHand:
-                pass  # the home must be checked: in a thread, as below
-            except NotAtHand:  # users.db must be read: in a thread, as below...
-                waiting = self._watch.after_read()
-                if waiting is not None:  # ...unless a read is on its way: wait, ask again
-                    return waiting.addCallback(lambda _: self.requestAvatarId(credentials))
-            except UnauthorizedLogin as e:
-                return defer.fail(e)
-            else:
-                return defer.maybeDeferred(self._verify_if_needed, found, username, password,
-                                           peer)
-        if self._watch is not None:
-            d = self._watch.read(self._lookup_in_thread, self._look_up, username, password)
-        else:
+        watch, home_now = self._watch, self._home_now
+        if watch is None:
             d = self._lookup_in_thread(self._look_up, username, password)
+        else:
+            def now() -> AvatarId | UserRecord | None:
+                if home_now is None:
+                    raise HomeNotAtHand()
+                return self._decide(username, password, watch.record_now, home_now)
+
+            d = watch.answer(now, self._lookup_in_thread, self._look_up, username, password)
         return d.addCallback(self._verify_if_needed, username, password, peer)
 
     def _look_up(self, username: str, password: str) -> AvatarId | UserRecord | None:

@@ -13,7 +13,6 @@ bounds a login is refused at once (``LoginsBusy``, answered 421), never queued.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import threading
@@ -25,6 +24,7 @@ from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.python.threadpool import ThreadPool
 
+from twisted_ftpd.malloc import keep_big_blocks_mapped
 from twisted_ftpd.protocol.addresses import normalize
 
 Runner = Callable[..., "defer.Deferred[Any]"]
@@ -118,28 +118,6 @@ class _Job:
         self.f, self.args, self.result = f, args, result
 
 
-# glibc's mallopt parameter, and the size from which blocks are always mmapped.
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 8 * 1024 * 1024
-
-
-@functools.cache
-def return_big_buffers_to_the_system() -> bool:
-    """Make scrypt's 16 MiB buffer go back to the system when a check ends.
-
-    glibc serves big blocks with mmap, but raises that threshold to the largest block
-    freed so far (up to 32 MiB): from the second check on, the buffer came from the
-    worker thread's heap and stayed resident after the check, 16 MiB or more held
-    for good. A fixed threshold keeps every such block mmapped, so freeing it
-    unmaps it. Once per process; False where the C library has no ``mallopt``
-    (musl ignores it, macOS lacks it)."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-
-
 class PasswordPool:
     """A ThreadPool of ``size`` threads for password checks only, so that neither
     logins nor file work (in the reactor's pool) can crowd out the other.
@@ -168,7 +146,7 @@ class PasswordPool:
 
             self._reactor = reactor
         if self._pool is None:
-            return_big_buffers_to_the_system()
+            keep_big_blocks_mapped()  # scrypt's 16 MiB buffer
             self._pool = ThreadPool(0, self.size, name="twisted-ftpd-passwords")
             self._pool.threadFactory = functools.partial(threading.Thread, daemon=True)
             self._pool.start()

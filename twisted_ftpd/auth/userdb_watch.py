@@ -23,7 +23,7 @@ import termios
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
@@ -124,16 +124,25 @@ class UserDBWatch:
     def lookup(self, name: str, run: Callable[..., Deferred[Any]]) -> Deferred[Any]:
         """``name``'s record, from memory when it is at hand, else read in ``run``'s
         thread (after which memory is at hand again, unless the file changed since)."""
+        return self.answer(lambda: self.record_now(name), run, self.userdb.lookup, name)
+
+    def answer(self, now: Callable[[], Any], run: Callable[..., Deferred[Any]],
+               in_thread: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """``now()``, worked out from memory on the reactor, or else ``in_thread(*args)``
+        (which reads users.db) in ``run``'s thread. ``now`` raises NotAtHand when memory
+        cannot answer; an answer that arrives while a read is under way waits for it
+        and asks again, unless it is HomeNotAtHand (that read would not help)."""
         try:
-            record = self.record_now(name)
+            return succeed(now())
+        except HomeNotAtHand:
+            pass
         except NotAtHand:
             waiting = self.after_read()
             if waiting is not None:
-                return waiting.addCallback(lambda _: self.lookup(name, run))
-            return self.read(run, self.userdb.lookup, name)
-        d: Deferred[Any] = Deferred()
-        d.callback(record)
-        return d
+                return waiting.addCallback(lambda _: self.answer(now, run, in_thread, *args))
+        except Exception:
+            return fail()
+        return self.read(run, in_thread, *args)
 
     def after_read(self) -> Deferred[None] | None:
         """Fires once the read now in a thread is back (None: no read is), so that

@@ -55,15 +55,12 @@ class PassiveRange:
     def closed(self, host: str, port: int) -> None:
         """Ours on ``host``, ``port`` has closed: the port can be bound there again."""
         self.ports.discard((host, port))
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.called:
-                waiter.callback(None)
-                return
+        if self._waiters:  # (a waiter leaves the queue before it fires, whatever ends it)
+            self._waiters.popleft().callback(None)
 
     @property
     def waiting(self) -> int:
-        return sum(1 for waiter in self._waiters if not waiter.called)
+        return len(self._waiters)
 
     def wait(self, timeout: float, first: bool = False) -> defer.Deferred[None]:
         """Fires once one of ours has closed; fails with NoFreePort after ``timeout``
@@ -87,8 +84,7 @@ class PassiveRange:
 
     def _give_up(self, waiter: defer.Deferred[None]) -> None:
         self._forget(waiter)
-        if not waiter.called:
-            waiter.errback(NoFreePort())
+        waiter.errback(NoFreePort())
 
     def _forget(self, waiter: defer.Deferred[None]) -> None:
         try:

@@ -115,10 +115,11 @@ class ObjectWriteFile:
         self._lock = DeferredLock()
         self._finished = False
 
-    def carry_over(self, fs: Any, key: str, offset: int, size: int) -> None:
-        """Start with the first ``offset`` bytes of the existing object (blocking), zeros
-        past its end, as a REST+STOR on disk would."""
-        with fs.open(key, "rb", block_size=COPY_CHUNK, cache_type="none") as old:
+    def carry_over(self, offset: int, size: int) -> None:
+        """Start with the first ``offset`` bytes of the object being replaced (blocking;
+        ``size`` is its size), zeros past its end, as a REST+STOR on disk would."""
+        with self._fs.open(self._key, "rb", block_size=COPY_CHUNK, cache_type="none",
+                           size=size) as old:
             left = min(offset, size)
             while left:
                 chunk = old.read(min(COPY_CHUNK, left))

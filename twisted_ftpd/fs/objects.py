@@ -322,11 +322,14 @@ class ObjectShell:
 
     def _open_for_reading(self, key: str, path: Segments, offset: int) -> ObjectReadFile:
         shown = display(path)
-        if not path or self._info(key).get("type") == "directory":
+        info = self._info(key) if path else {"type": "directory"}
+        if info.get("type") == "directory":
             raise errors.IsADirectory(shown)
         if offset < 0:
             raise errors.InvalidPath(shown)
-        handle = self.fs.open(key, "rb", block_size=READ_BLOCK, cache_type="readahead")
+        # The size is known already: without it the store is asked for it again.
+        handle = self.fs.open(key, "rb", block_size=READ_BLOCK, cache_type="readahead",
+                              size=info.get("size"))
         try:
             handle.seek(offset)
         except BaseException:
@@ -354,7 +357,7 @@ class ObjectShell:
         upload = self._start_upload(key, shown)
         if offset:  # REST+STOR or APPE: the new object starts with the old one's bytes
             try:
-                upload.carry_over(self.fs, key, offset, size)
+                upload.carry_over(offset, size)
             except BaseException:
                 upload.discard_blocking()
                 raise

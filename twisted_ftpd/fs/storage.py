@@ -10,7 +10,6 @@ or ``AWS_ENDPOINT_URL``.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import threading
@@ -25,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from twisted_ftpd.fs.objects import ObjectShell
+from twisted_ftpd.malloc import keep_big_blocks_mapped
 
 log = Logger()
 
@@ -34,28 +34,6 @@ DEFAULT_THREADS = 16
 DISK_SCHEMES = frozenset({"", "file", "local"})
 #: The optional packages a scheme needs, for the start-up error.
 _EXTRAS = {"s3": "s3", "s3a": "s3"}
-
-
-_M_MMAP_THRESHOLD = -3  # mallopt(3)
-#: Allocations from this size up get pages of their own, given back when freed.
-MMAP_THRESHOLD = 1024 * 1024
-
-
-def pin_mmap_threshold() -> bool:
-    """Keep an upload's part buffers (8 MiB each, made and freed in turn by whichever
-    pool thread runs the write) from settling in glibc's per-thread heaps.
-
-    glibc raises its mmap threshold to the size of every large block freed, so after
-    the first part the next ones come from the thread's heap, whose freed space is
-    rarely returned: the server's memory grew with every GiB uploaded (130 MiB after
-    16 MiB, 200 after 1 GiB). A threshold set once by hand stays put (mallopt(3)),
-    and the peak stays flat. Returns False where there is no glibc to ask.
-    """
-    try:
-        libc = ctypes.CDLL(None)
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-    except (OSError, AttributeError):
-        return False
 
 
 class StorageError(ValueError):
@@ -182,7 +160,7 @@ class Stores:
                 import fsspec
 
                 fs = fsspec.filesystem(scheme, **self._kwargs(scheme))
-                pin_mmap_threshold()
+                keep_big_blocks_mapped()  # the 8 MiB upload parts
                 self._filesystems[(scheme, bucket)] = fs
             return fs
 
