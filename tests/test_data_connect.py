@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -59,6 +61,16 @@ def test_a_timed_out_set_up_stays_failed() -> None:
     assert failure_of(waiting, DataConnectionError)
     assert accept(reactor) is None  # too late: the port is gone
     assert failure_of(pending.connection(), DataConnectionError)
+
+
+def test_a_port_that_cannot_accept_fails_the_set_up() -> None:
+    clock = Clock()
+    reactor, pending = passive(clock)
+    waiting = pending.connection()
+    reactor.tcpServers[-1][1].accept_failed(OSError(errno.EMFILE, "Too many open files"))
+    assert isinstance(pending.failure, DataConnectionError)
+    assert failure_of(waiting, DataConnectionError)
+    assert pending.port is None  # the port was let go
 
 
 def test_closing_tells_the_waiters_why_and_ends_everything() -> None:

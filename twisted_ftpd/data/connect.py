@@ -177,6 +177,11 @@ class _PassiveFactory(Factory):
                                              owner.peer_host)
         return owner._accept(addr)
 
+    def accept_failed(self, reason: OSError) -> None:
+        """The port could not accept (out of descriptors, say) and has closed: 425."""
+        log.warn("Could not accept a passive data connection: {error}", error=reason)
+        self.owner._fail(DataConnectionError("cannot accept the connection."))
+
 
 class PassiveConnection(PendingConnection):
     """PASV/EPSV: a one-shot listener on the control connection's local address."""
