@@ -48,6 +48,9 @@ class FakeData(StringTransport):
         super().loseConnection()
         self.closed.callback(error.ConnectionDone())
 
+    def hang_up(self) -> None:
+        self.loseConnection()
+
     def when_closed(self) -> defer.Deferred:
         return self.closed
 

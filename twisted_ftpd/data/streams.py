@@ -86,7 +86,7 @@ class LineProducer:
 
 async def finish_sending(proto: DataProtocol) -> None:
     """Half of every download: flush, close, and confirm the peer got it all."""
-    proto.transport.loseConnection()
+    proto.hang_up()
     reason = await proto.when_closed()
     if not ended_cleanly(proto, reason):
         raise TransferAborted()
