@@ -194,10 +194,15 @@ class DiskReadFile(ReadFile):
     """A ReadFile over a real open file, which may also be sent by ``os.sendfile``
     (a ReadFile over anything else, as the memory shell's, is not)."""
 
+    def __init__(self, fileobj: BinaryIO, display_path: str = "", offset: int = 0) -> None:
+        """``offset``: where ``fileobj`` was opened at (known, so not asked again)."""
+        super().__init__(fileobj, display_path)
+        self._offset = offset
+
     def file_descriptor(self) -> tuple[int, int]:
         if self._done or self._deferred is not None:
             raise RuntimeError("DiskReadFile.file_descriptor while sending or after close")
-        return self._file.fileno(), self._file.tell()
+        return self._file.fileno(), self._offset
 
 
 def _land_partial(temp: str, path: str) -> None:

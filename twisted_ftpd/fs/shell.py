@@ -220,14 +220,17 @@ class FilesystemShell:
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         fd = os.open(real, flags)
         try:
+            # A regular file ignores O_NONBLOCK, so it is left set.
             _require_plain_file(os.fstat(fd).st_mode, shown)
-            os.set_blocking(fd, True)
-            os.lseek(fd, offset, os.SEEK_SET)
-            fileobj = os.fdopen(fd, "rb")
+            if offset:
+                os.lseek(fd, offset, os.SEEK_SET)
+            # Unbuffered: reads are of CHUNK_SIZE already, and a buffered reader would
+            # cost three more system calls to set up (isatty, fstat, lseek).
+            fileobj = os.fdopen(fd, "rb", buffering=0)
         except BaseException:
             os.close(fd)
             raise
-        return DiskReadFile(fileobj, shown)
+        return DiskReadFile(fileobj, shown, offset)
 
     def _open_for_writing(self, path: Segments, offset: int | None,
                           append: bool = False) -> WriteFile:
