@@ -1,4 +1,4 @@
-"""The log's formats and files, and the data-port lines it leaves out."""
+"""The log's formats and files."""
 
 from __future__ import annotations
 
@@ -13,57 +13,14 @@ import pytest
 from twisted.application import service
 from twisted.logger import (
     ILogObserver,
-    LogPublisher,
     formatEventAsClassicLogText,
     formatTime,
-    globalLogPublisher,
 )
-from twisted.python import log as legacy_log
 from twisted.python import usage
 
 from twisted_ftpd import logs
 from twisted_ftpd.config import Options
 from twisted_ftpd.events import FIELDS, EventLog
-
-
-def legacy_lines(*messages: str, quiet: bool = False) -> list[str]:
-    """What a text file observer writes for these legacy ``log.msg`` lines, as a TCP
-    port logs them (``quiet``: inside ``listen_quietly``)."""
-    out = io.StringIO()
-    publisher = LogPublisher(logs.file_observer(out, "text"))
-    globalLogPublisher.addObserver(publisher)
-    try:
-        for message in messages:
-            if quiet:
-                logs.listen_quietly(legacy_log.msg, message)
-            else:
-                legacy_log.msg(message)
-    finally:
-        globalLogPublisher.removeObserver(publisher)
-    return [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
-
-
-def test_a_quiet_port_logs_neither_its_start_nor_its_close() -> None:
-    assert legacy_lines("_PassiveFactory starting on 40001", quiet=True) == []
-    assert legacy_lines("(TCP Port 40001 Closed)") == ["(TCP Port 40001 Closed)"]  # new filter
-
-
-def test_the_close_of_a_quiet_port_is_dropped_only_for_that_port() -> None:
-    out = io.StringIO()
-    observer = logs.file_observer(out, "text")
-    publisher = LogPublisher(observer)
-    globalLogPublisher.addObserver(publisher)
-    try:
-        logs.listen_quietly(legacy_log.msg, "_PassiveFactory starting on 40002")
-        legacy_log.msg("FTPFactory starting on 21")
-        legacy_log.msg("(TCP Port 40002 Closed)")
-        legacy_log.msg("(TCP Port 40002 Closed)")  # the number reused by a port of others
-        legacy_log.msg("(TCP Port 21 Closed)")
-    finally:
-        globalLogPublisher.removeObserver(publisher)
-    lines = [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
-    assert lines == ["FTPFactory starting on 21", "(TCP Port 40002 Closed)",
-                     "(TCP Port 21 Closed)"]
 
 
 def test_json_is_one_object_per_line_from_twisteds_observer() -> None:

@@ -2,80 +2,38 @@
 """Where the log goes: text or JSON lines, to stdout or a file, under server.py or twistd.
 
 Both formats are twisted.logger's own (``formatEventAsClassicLogText`` and
-``jsonFileLogObserver``); this module only chooses the file and drops the two
-lines Twisted writes for every passive data port, which said nothing an
-administrator could use and drowned the session events.
+``jsonFileLogObserver``); this module chooses the file, and writes session events'
+lines more cheaply than Twisted's formatter would, in the same format. Passive data
+ports log nothing (``data.ports``).
 """
 
 from __future__ import annotations
 
 import math
-import re
 import signal
 import sys
 from typing import IO, Any
 
 from twisted.application import service
-from twisted.internet.interfaces import IListeningPort
 from twisted.logger import (
     FileLogObserver,
-    FilteringLogObserver,
     ILogObserver,
-    PredicateResult,
     formatEventAsClassicLogText,
     formatTime,
     jsonFileLogObserver,
 )
-from twisted.python import log as legacy_log
 from twisted.python import logfile
 from twisted.python.components import Componentized
 
 from twisted_ftpd.events import is_event
 
 LOG_FORMATS = ("text", "json")
-# Marks the legacy "<Factory> starting on N" event of a port listen_quietly opened.
-_QUIET = "ftpd_quiet_port"
-_STARTING = re.compile(r" starting on (\d+)$")
-_CLOSED = re.compile(r"^\(TCP Port (\d+) Closed\)$")
 
 
 def parse_log_format(text: str) -> str:
     if text not in LOG_FORMATS:
         raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}, got {text!r}")
     return text
-
-
-def listen_quietly(listen: Any, *args: Any, **kwargs: Any) -> IListeningPort:
-    """``listen(*args, **kwargs)`` (``reactor.listenTCP``) for a port whose start and
-    close lines the log observers here leave out: one pair per passive transfer.
-
-    Twisted's TCP port logs both unconditionally (``noisy`` only silences the
-    factory's own lines), so the start is tagged through the legacy log context and
-    the filter drops the close line of the port number it saw start.
-    """
-    return legacy_log.callWithContext({_QUIET: True}, listen, *args, **kwargs)
-
-
-class QuietPorts:
-    """A log filter predicate: no "starting on" / "Closed" lines for quiet ports."""
-
-    def __init__(self) -> None:
-        self._open: set[int] = set()
-
-    def __call__(self, event: dict[str, Any]) -> PredicateResult:
-        if event.get("log_namespace") != "log_legacy":
-            return PredicateResult.maybe
-        text = " ".join(str(part) for part in event.get("message", ()))
-        if event.get(_QUIET):
-            started = _STARTING.search(text)
-            if started:
-                self._open.add(int(started.group(1)))
-                return PredicateResult.no
-        closed = _CLOSED.match(text)
-        if closed and int(closed.group(1)) in self._open:
-            self._open.discard(int(closed.group(1)))
-            return PredicateResult.no
-        return PredicateResult.maybe
 
 
 class _Timestamps:
@@ -131,7 +89,7 @@ def file_observer(out: IO[Any], log_format: str) -> ILogObserver:
     else:
         timestamp = _Timestamps()
         observer = FileLogObserver(out, lambda event: _classic_text(event, timestamp))
-    return FilteringLogObserver(observer, [QuietPorts()])
+    return observer
 
 
 def open_log_file(path: str) -> IO[str]:
@@ -174,7 +132,7 @@ def twistd_observer(twistd: Any, log_format: str, log_file: str | None) -> ILogO
 class TwistdLogging(service.MultiService):
     """The top service ``twistd ftpd`` gets: it hands twistd's application our
     observer (the documented ``ILogObserver`` component), so ``--log-format`` and
-    the quiet data ports hold under twistd too."""
+    the cheaper session-event lines hold under twistd too."""
 
     def __init__(self, observer: ILogObserver | None) -> None:
         super().__init__()

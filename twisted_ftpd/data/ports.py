@@ -32,8 +32,6 @@ from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_ftpd.logs import listen_quietly
-
 # accept() errors that say the connection is gone, not that the port is broken.
 _GONE = frozenset({errno.ECONNABORTED, errno.EPERM, errno.EPROTO})
 
@@ -131,10 +129,8 @@ class OneShotPort:
 
 def listen_passive(reactor: IReactorTCP, port: int, factory: Factory, backlog: int,
                    interface: str) -> IListeningPort:
-    """A data port: a ``OneShotPort`` on Twisted's own POSIX reactors; on any other
-    (a test's MemoryReactor, say) its own ``listenTCP``, whose log lines
-    ``logs.QuietPorts`` leaves out."""
+    """A data port: a ``OneShotPort`` on Twisted's own POSIX reactors (asyncio's
+    too); on any other (a test's MemoryReactor, say) its own ``listenTCP``."""
     if isinstance(reactor, PosixReactorBase):
         return OneShotPort(reactor, port, factory, backlog, interface)
-    return listen_quietly(reactor.listenTCP, port, factory, backlog=backlog,
-                          interface=interface)
+    return reactor.listenTCP(port, factory, backlog=backlog, interface=interface)
