@@ -71,6 +71,7 @@ class FTPControlProtocol(CommandLineReceiver):
         self.output_factory: Callable[..., ReplyOutput] = ReplyOutput  # faults replace it
         self.on_lost: list[Callable[[FTPControlProtocol], None]] = []
         self._local_host: str | None = None
+        self._peer_host: str | None = None
 
     def connectionMade(self) -> None:
         set_nodelay(self.transport)
@@ -145,7 +146,12 @@ class FTPControlProtocol(CommandLineReceiver):
 
     @property
     def peer_host(self) -> str:
-        return self.transport.getPeer().host
+        # Asked by most commands and every event (Twisted builds a new address object
+        # each time); the peer never changes, and behind a PROXY-protocol front end
+        # the connection is made only once the header has named it.
+        if self._peer_host is None:
+            self._peer_host = self.transport.getPeer().host
+        return self._peer_host
 
     @property
     def local_host(self) -> str:
