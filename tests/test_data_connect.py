@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import errno
 
+import pytest
+from twisted.internet import error
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.python.failure import Failure
 
+from twisted_ftpd.data import connect
 from twisted_ftpd.data.connect import ActiveConnection, PassiveConnection
+from twisted_ftpd.data.passive_range import NoFreePort
 from twisted_ftpd.protocol.errors import DataConnectionError, TransferAborted
 
 
@@ -71,6 +75,20 @@ def test_a_port_that_cannot_accept_fails_the_set_up() -> None:
     assert isinstance(pending.failure, DataConnectionError)
     assert failure_of(waiting, DataConnectionError)
     assert pending.port is None  # the port was let go
+
+
+def test_out_of_descriptors_is_425_at_once_not_a_search_of_the_range(monkeypatch) -> None:
+    tried: list[int] = []
+
+    def cannot(reactor: object, number: int, *args: object, **kwargs: object) -> None:
+        tried.append(number)
+        raise error.CannotListenError("127.0.0.1", number, OSError(errno.EMFILE, "Too many"))
+
+    monkeypatch.setattr(connect, "listen_passive", cannot)
+    with pytest.raises(DataConnectionError) as refused:
+        PassiveConnection(MemoryReactor(), Clock(), 30.0, "127.0.0.1", "127.0.0.1",
+                          range(40000, 40100))
+    assert not isinstance(refused.value, NoFreePort) and len(tried) == 1
 
 
 def test_closing_tells_the_waiters_why_and_ends_everything() -> None:

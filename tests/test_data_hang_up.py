@@ -122,6 +122,14 @@ def test_a_connection_already_closing_is_left_to_it(connected: Connected) -> Non
     assert isinstance(lost(connected), error.ConnectionDone)
 
 
+def test_a_connection_we_aborted_is_not_closed_cleanly(connected: Connected) -> None:
+    """ABOR or the stall timer broke it off: it ends with the reset it was given."""
+    connected.proto.close()
+    connected.proto.hang_up()
+    connected.step()
+    assert isinstance(lost(connected), error.ConnectionAborted)
+
+
 def test_other_transports_are_closed_their_own_way() -> None:
     """Not a plain TCP connection (TLS, a test's StringTransport): loseConnection."""
     proto = DataProtocol()

@@ -170,6 +170,7 @@ OUT_OF_DESCRIPTORS = """
 import resource, socket, sys
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.error import CannotListenError
 from twisted_ftpd.data.ports import OneShotPort
 
 class Owner(Factory):
@@ -194,6 +195,15 @@ except OSError:
 for _ in range(5):
     reactor.iterate(0.01)
 print(owner.failed.errno if owner.failed else None, port.connected, port in reactor.getReaders())
+try:
+    while True:  # the closed port gave a descriptor back: take it
+        spare.append(open("/dev/null"))
+except OSError:
+    pass
+try:
+    OneShotPort(reactor, 0, owner, 5, "127.0.0.1")
+except CannotListenError as e:
+    print(e.socketError.errno)
 """
 
 
@@ -202,7 +212,77 @@ def test_out_of_descriptors_fails_the_set_up_instead_of_spinning() -> None:
     port readable for ever; the port gives up and tells its owner (425)."""
     done = subprocess.run([sys.executable, "-c", OUT_OF_DESCRIPTORS], capture_output=True,
                           text=True, timeout=SAFETY_TIMEOUT, check=True)
-    assert done.stdout.split() == [str(errno.EMFILE), "False", "False"]
+    # And a new port at the limit cannot listen (not a bare OSError).
+    assert done.stdout.split() == [str(errno.EMFILE), "False", "False", str(errno.EMFILE)]
+
+
+class RecordingReactor:
+    """The reactor's descriptor bookkeeping, recording what it was handed."""
+
+    def __init__(self) -> None:
+        self.readers: list[Any] = []
+        self.removed_as: list[int] = []
+
+    def addReader(self, reader: Any) -> None:  # noqa: N802 - Twisted's name
+        self.readers.append(reader)
+
+    def removeReader(self, reader: Any) -> None:  # noqa: N802
+        self.removed_as.append(reader.fileno())
+        self.readers.remove(reader)
+
+
+def test_the_reactor_is_told_the_descriptor_it_stops_watching() -> None:
+    """With -1 the epoll reactor would search all its descriptors for the port."""
+    recording = RecordingReactor()
+    port = OneShotPort(recording, 0, Factory(), 5, "127.0.0.1")
+    number = port.socket.fileno()
+    port.stopListening()
+    assert recording.removed_as == [number] and recording.readers == []
+
+
+class Failing(Accepting):
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+        self.failed: list[Exception] = []
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        if self.where == "build":
+            raise RuntimeError("a bug")
+        proto = super().buildProtocol(addr)
+        if self.where == "made":
+            proto.connectionMade = lambda: 1 / 0  # type: ignore[method-assign]
+        return proto
+
+    def accept_failed(self, reason: Exception) -> None:
+        self.failed.append(reason)
+
+
+def test_a_connection_that_cannot_be_set_up_fails_the_port(reactor, logged) -> None:
+    factory = Failing("build")
+    port = listen_passive(reactor, 0, factory, backlog=5, interface="127.0.0.1")
+    with connect(port) as client:
+        step(reactor)
+        assert [type(e) for e in factory.failed] == [RuntimeError]
+        assert not port.connected and port not in reactor.getReaders()
+        assert client.recv(10) == b""  # its socket was closed
+    assert any("Setting up a passive data connection failed" in t for t in logged)
+
+
+def test_a_failing_connection_made_is_logged_and_the_connection_kept(reactor, logged) -> None:
+    factory = Failing("made")
+    port = listen_passive(reactor, 0, factory, backlog=5, interface="127.0.0.1")
+    try:
+        with connect(port):
+            step(reactor)
+            assert factory.failed == [] and port.connected
+            transport = factory.accepted[0].transport
+            assert transport in reactor.getReaders()
+            transport.loseConnection()
+            step(reactor)
+    finally:
+        port.stopListening()
+    assert any("connectionMade of a passive data connection failed" in t for t in logged)
 
 
 def test_other_reactors_listen_their_own_way() -> None:

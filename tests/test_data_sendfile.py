@@ -83,7 +83,7 @@ def pair() -> Iterator[Pair]:
 def source(path: Path, offset: int = 0) -> DiskReadFile:
     f = open(path, "rb")  # noqa: SIM115 - DiskReadFile owns and closes it
     f.seek(offset)
-    return DiskReadFile(f, "/" + path.name, offset)
+    return DiskReadFile(f, "/" + path.name)
 
 
 @pytest.fixture

@@ -354,7 +354,7 @@ class DataProtocol(Protocol, TimeoutMixin):
         per small download.
         """
         transport = self.transport
-        if (not self._wrote and isinstance(transport, tcp.Connection)
+        if (not self._wrote and not self.aborted and isinstance(transport, tcp.Connection)
                 and not ISSLTransport.providedBy(transport) and transport.producer is None
                 and transport.connected and not transport.disconnecting):
             transport.stopReading()

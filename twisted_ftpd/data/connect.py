@@ -13,6 +13,7 @@ measured on an injected clock, so tests need no real time.
 
 from __future__ import annotations
 
+import errno
 import random
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
     from twisted_ftpd.proxy_protocol import PassiveProxy
 
 log = Logger()
+
+# A listener cannot be made at all, whichever port: the process or system is out of
+# descriptors or memory.
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class PendingConnection:
@@ -177,8 +182,9 @@ class _PassiveFactory(Factory):
                                              owner.peer_host)
         return owner._accept(addr)
 
-    def accept_failed(self, reason: OSError) -> None:
-        """The port could not accept (out of descriptors, say) and has closed: 425."""
+    def accept_failed(self, reason: Exception) -> None:
+        """The port could not accept (out of descriptors, say) or set up the
+        connection, and has closed: 425."""
         log.warn("Could not accept a passive data connection: {error}", error=reason)
         self.owner._fail(DataConnectionError("cannot accept the connection."))
 
@@ -218,7 +224,12 @@ class PassiveConnection(PendingConnection):
             try:
                 self.port = listen_passive(reactor, number, _PassiveFactory(self), backlog=5,
                                            interface=host)
-            except error.CannotListenError:
+            except error.CannotListenError as e:
+                if getattr(e.socketError, "errno", None) in _OUT_OF_RESOURCES:
+                    # Every other port would fail the same way, and waiting for
+                    # one of ours to close would not help: 425 now.
+                    log.warn("Cannot open a passive port: {error}", error=e.socketError)
+                    raise DataConnectionError("cannot open a data port.") from None
                 continue
             address = self.port.getHost()
             self.host, self.port_number = address.host, address.port

@@ -5,11 +5,10 @@ Twisted's ``tcp.Port`` is built to serve many connections for a long time: it
 reserves a descriptor against EMFILE, accepts in growing batches under a log
 buffer, logs "<Factory> starting on N" and "(TCP Port N Closed)", and closes on
 the next reactor turn through a Deferred. A passive port lives for one transfer
-and takes one connection, and that machinery was a fifth of a small download's
+and takes one connection, and that machinery was a tenth of a small download's
 CPU. ``OneShotPort`` makes, binds and registers its socket itself, accepts one
-connection per readable event (the factory refuses all but the first), and
-closes at once. The connections it accepts are Twisted's own ``tcp.Server``
-transports, exactly as ``tcp.Port`` would make them.
+connection per readable event, and closes at once. The connections it accepts are
+Twisted's own ``tcp.Server`` transports, exactly as ``tcp.Port`` would make them.
 """
 
 from __future__ import annotations
@@ -29,8 +28,11 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.posixbase import PosixReactorBase
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
+
+log = Logger()
 
 # accept() errors that say the connection is gone, not that the port is broken.
 _GONE = frozenset({errno.ECONNABORTED, errno.EPERM, errno.EPROTO})
@@ -41,9 +43,12 @@ class OneShotPort:
     """Listens from construction until ``stopListening``; see the module.
 
     ``factory.buildProtocol`` returns None for connections it refuses (they are
-    closed). An accept that fails for want of descriptors or memory calls
-    ``factory.accept_failed`` after the port has stopped: with level-triggered
-    epoll, a connection left in the backlog would wake the reactor for ever.
+    closed); the owner stops the port once it has its connection. An accept that
+    fails for want of descriptors or memory, or a connection that cannot be set
+    up, stops the port and calls ``factory.accept_failed``: with level-triggered
+    epoll, a connection left in the backlog would wake the reactor for ever. The
+    factory's ``doStart``/``doStop`` are not called (``tcp.Port`` calls them for
+    factories shared by many ports).
     """
 
     transport = tcp.Server
@@ -54,8 +59,9 @@ class OneShotPort:
         self.factory = factory
         family = socket.AF_INET6 if ":" in interface else socket.AF_INET
         self._address = IPv6Address if family == socket.AF_INET6 else IPv4Address
-        skt = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        skt = None
         try:
+            skt = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
             # As tcp.Port: the port may be bound again while connections it
             # accepted linger in TIME_WAIT, as every data connection we close does.
             skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -65,9 +71,10 @@ class OneShotPort:
                 address = (interface, port)
             skt.bind(address)
             skt.listen(backlog)
-            self._host = skt.getsockname()
+            self._host = self._numeric(skt.getsockname())
         except OSError as e:
-            skt.close()
+            if skt is not None:
+                skt.close()
             raise error.CannotListenError(interface, port, e) from None
         self.socket = skt
         self._fileno = skt.fileno()
@@ -75,6 +82,15 @@ class OneShotPort:
         self._accepted = 0
         self.connected = True
         reactor.addReader(self)
+
+    @staticmethod
+    def _numeric(address: tuple[Any, ...]) -> tuple[Any, ...]:
+        """An address from the socket, an IPv6 one with its scope in the host, as
+        tcp.Port gives it."""
+        if len(address) == 4:
+            host = socket.getnameinfo(address, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)[0]
+            return (host, *address[1:])
+        return address
 
     # IListeningPort
 
@@ -84,13 +100,15 @@ class OneShotPort:
     def stopListening(self) -> Deferred[None]:  # noqa: N802
         """Close now (the Deferred has fired)."""
         if self.connected:
-            self.connected = False
+            # While connected, fileno() still names the socket: the reactor finds it
+            # at once instead of searching all its descriptors for this object.
             self.reactor.removeReader(self)
+            self.connected = False
             self.socket.close()
         return succeed(None)
 
     def getHost(self) -> IPv4Address | IPv6Address:  # noqa: N802
-        return self._address("TCP", self._host[0], self._host[1])
+        return self._address("TCP", *self._host)
 
     # IReadDescriptor, for the reactor
 
@@ -106,21 +124,31 @@ class OneShotPort:
         except BlockingIOError:
             return
         except OSError as e:
-            if e.errno in _GONE:
+            if e.errno not in _GONE:
+                self._give_up(e)
+            return
+        addr = self._numeric(addr)
+        try:
+            protocol = self.factory.buildProtocol(self._address("TCP", *addr))
+            if protocol is None:
+                skt.close()
                 return
-            self.stopListening()
-            self.factory.accept_failed(e)
-            return
-        if len(addr) == 4:  # IPv6: the host with its scope, as tcp.Port gives it
-            host = socket.getnameinfo(addr, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)[0]
-            addr = (host, *addr[1:])
-        protocol = self.factory.buildProtocol(self._address("TCP", addr[0], addr[1]))
-        if protocol is None:
+            self._accepted += 1
+            transport = self.transport(skt, protocol, addr, self, self._accepted, self.reactor)
+        except Exception as e:  # a bug: the set-up fails (425) rather than wait its timeout
             skt.close()
+            log.failure("Setting up a passive data connection failed")
+            self._give_up(e)
             return
-        self._accepted += 1
-        protocol.makeConnection(
-            self.transport(skt, protocol, addr, self, self._accepted, self.reactor))
+        try:
+            protocol.makeConnection(transport)
+        except Exception:
+            # As tcp.Port does: the connection is up, its protocol's error is logged.
+            log.failure("connectionMade of a passive data connection failed")
+
+    def _give_up(self, reason: Exception) -> None:
+        self.stopListening()
+        self.factory.accept_failed(reason)
 
     def connectionLost(self, reason: Failure) -> None:  # noqa: N802
         """The reactor is dropping its descriptors (it is stopping)."""

@@ -194,10 +194,11 @@ class DiskReadFile(ReadFile):
     """A ReadFile over a real open file, which may also be sent by ``os.sendfile``
     (a ReadFile over anything else, as the memory shell's, is not)."""
 
-    def __init__(self, fileobj: BinaryIO, display_path: str = "", offset: int = 0) -> None:
-        """``offset``: where ``fileobj`` was opened at (known, so not asked again)."""
+    def __init__(self, fileobj: BinaryIO, display_path: str = "",
+                 offset: int | None = None) -> None:
+        """``offset``: where ``fileobj`` stands, when known (else it is asked)."""
         super().__init__(fileobj, display_path)
-        self._offset = offset
+        self._offset = fileobj.tell() if offset is None else offset
 
     def file_descriptor(self) -> tuple[int, int]:
         if self._done or self._deferred is not None:
