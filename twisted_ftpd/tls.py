@@ -92,9 +92,23 @@ class TLSCredentials:
         # listening factory (absent after startTLS) and answers "no overlap" with an
         # empty protocol, and OpenSSL turns either into alert 80 for every client
         # that offers ALPN, FileZilla first among them.
-        options.getContext().set_alpn_select_callback(select_alpn)
+        context = options.getContext()
+        context.set_alpn_select_callback(select_alpn)
+        # TLS 1.3: AES-128-GCM first. OpenSSL's own order puts AES-256-GCM first, and
+        # the server's preference decides (Twisted sets it): AES-256 costs about a
+        # fifth more CPU per byte for no security an FTPS download needs (both are
+        # TLS 1.3's standard suites; Go and Mozilla's configurations put AES-128
+        # first too). A client that asks for ChaCha20 first, one without AES in
+        # hardware, gets it (SSL_OP_PRIORITIZE_CHACHA).
+        context.set_tls13_ciphersuites(TLS13_CIPHERSUITES)
+        context.set_options(_OP_PRIORITIZE_CHACHA)
         return options
 
+
+TLS13_CIPHERSUITES = b"TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
+# OpenSSL's SSL_OP_PRIORITIZE_CHACHA (OpenSSL 1.1.1 and later), which pyOpenSSL does
+# not name: with the server's preference, ChaCha20 for clients that list it first.
+_OP_PRIORITIZE_CHACHA = 1 << 21
 
 # "ftp" is the IANA-registered ALPN id for FTP; FileZilla also offers its own name.
 ALPN_PROTOCOLS = (b"ftp", b"x-filezilla-ftp")
