@@ -4,7 +4,9 @@
  * than the servers it measures. Each session: connect, USER/PASS, then K times
  * (TYPE I once) EPSV + RETR of a path, then QUIT. Sessions run `-c` at a time until
  * `-t` have ended. Prints one JSON object: sessions, errors, bytes, seconds and the
- * session completion times (p50, p99, max).
+ * session completion times (p50, p99, max), each from when the session was due: the run's
+ * start, or the end of the session before it in its slot (a session held back while
+ * others wait for their greeting counts that wait).
  *
  *   ftpload -p PORT [-H 127.0.0.1] [-u anonymous] [-w pass] [-c 1] [-t 1]
  *           [-k 0] [-f PATH] [-i] [-s 1] [-a 127.0.0.1]
@@ -47,7 +49,8 @@ struct session {
     size_t used;
     int retrs;                /* RETRs finished */
     int got_226, data_eof;    /* a RETR ends with both */
-    double started, active;   /* when it began, when it last got something */
+    double started, active;   /* when it was due to begin, when it last got something */
+    double due;               /* when the slot is free for its next session */
     int source;               /* which source address */
 };
 
@@ -99,16 +102,20 @@ static void end(struct session *s, int failed) {
     if (s->data >= 0) close(s->data);
     s->ctl = s->data = -1;
     s->state = DONE;
+    s->due = now();
     errors += failed;
     ended_count++;
     last_failed = failed;
     if (!failed && times_used < times_size) times[times_used++] = now() - s->started;
 }
 
-static void start(struct session *s) {
+/* A session's time counts from `due`, not from its connect: the server's slowness to
+ * greet the sessions ahead of it (see CONNECTING) is part of its completion time. */
+static void start(struct session *s, double due) {
     memset(s, 0, sizeof *s);
     s->data = -1;
-    s->started = s->active = now();
+    s->started = due;
+    s->active = now();
     s->source = started_count;
     s->ctl = connect_to(port, s->source);
     s->state = GREETING;
@@ -229,7 +236,8 @@ static void refill(int slots) {
     int greeting = 0;
     for (int i = 0; i < slots; i++) greeting += sessions[i].state == GREETING;
     for (int i = 0; i < concurrency && started_count < total && greeting < CONNECTING; i++)
-        if (sessions[i].state == DONE && sessions[i].ctl < 0) start(&sessions[i]), greeting++;
+        if (sessions[i].state == DONE && sessions[i].ctl < 0)
+            start(&sessions[i], sessions[i].due), greeting++;
 }
 
 static int compare(const void *a, const void *b) {
@@ -279,10 +287,11 @@ int main(int argc, char **argv) {
     times = calloc(times_size, sizeof *times);
     struct pollfd *fds = calloc(2 * slots + 1, sizeof *fds);
     int *owner = calloc(2 * slots + 1, sizeof *owner);
-    for (int i = 0; i < slots; i++) sessions[i].ctl = sessions[i].data = -1, sessions[i].state = DONE;
+    double begun = now();
+    for (int i = 0; i < slots; i++)
+        sessions[i].ctl = sessions[i].data = -1, sessions[i].state = DONE, sessions[i].due = begun;
     refill(slots);
     int probing = 0, announced = 0, stdin_open = idle, held = idle ? concurrency : 0;
-    double begun = now();
 
     for (;;) {
         if (idle && !announced && logged_in + errors >= concurrency) { /* all in, or failed */
@@ -320,7 +329,7 @@ int main(int argc, char **argv) {
             if (owner[j] == slots) { /* a probe request, or the end of the run */
                 char request[64];
                 if (fgets(request, sizeof request, stdin))
-                    probing = 1, start(&sessions[concurrency]);
+                    probing = 1, start(&sessions[concurrency], now());
                 else
                     stdin_open = 0;
                 continue;
