@@ -13,7 +13,9 @@ would be slower than the servers it measures.
 Servers: twisted-ftpd from this checkout; pyftpdlib when it is importable (pip install
 pyftpdlib); vsftpd when /usr/sbin/vsftpd exists (apt-get install vsftpd; it must run
 as root for anonymous logins); Pure-FTPd with --pure-ftpd BINARY (dpkg -x of its .deb
-will do). Ratios are to pyftpdlib's median in the same run. README.md, "Performance",
+will do); and in the login workloads "Twisted floor" (bench/twisted_floor.py), fixed
+replies on Twisted's own reactor and TCP transport, the least any FTP server on Twisted
+pays for a login. Ratios are to pyftpdlib's median in the same run. README.md, "Performance",
 says what each workload and anchor compares.
 
 Prints a Markdown table (median, min-max over the repetitions, ratio to pyftpdlib) and
@@ -294,6 +296,7 @@ class ServerKind:
     password_logins: bool = True
     note: str = ""
     login: tuple[str, str] = ANONYMOUS  # for every workload but the login ones
+    workloads: tuple[str, ...] = ()  # the only workloads it serves; () means all
 
 
 def twisted_ftpd(workers: int = 1) -> Callable[[Site, int, tuple[int, int]], list[str]]:
@@ -317,6 +320,10 @@ def vsftpd(site: Site, port: int, passive: tuple[int, int]) -> list[str]:
     config.write_text(VSFTPD_CONFIG.format(port=port, root=site.root, cert=site.cert,
                                            low=passive[0], high=passive[1], local="NO"))
     return ["/usr/sbin/vsftpd", str(config)]
+
+
+def twisted_floor(site: Site, port: int, passive: tuple[int, int]) -> list[str]:
+    return [sys.executable, str(REPO / "bench" / "twisted_floor.py"), str(port)]
 
 
 def pure_ftpd(binary: str) -> Callable[[Site, int, tuple[int, int]], list[str]]:
@@ -357,6 +364,9 @@ def available_servers(names: list[str] | None, workers_variant: bool,
                                 note="DummyAuthorizer: compares plain-text passwords"))
     except ImportError:
         pass
+    kinds.append(ServerKind("Twisted floor", twisted_floor, workloads=LOGIN_WORKLOADS,
+                            note="fixed replies on Twisted's reactor and TCP transport "
+                                 "(bench/twisted_floor.py): logins only"))
     if os.path.exists("/usr/sbin/vsftpd") and os.geteuid() == 0:
         kinds.append(ServerKind("vsftpd", vsftpd, password_logins=False,
                                 note="anonymous only (local users would need PAM accounts)"))
@@ -371,6 +381,7 @@ def available_servers(names: list[str] | None, workers_variant: bool,
 
 
 PASSIVE_PORTS = 400
+LOGIN_WORKLOADS = ("anonymous_logins", "password_logins")
 
 
 class Running:
@@ -498,23 +509,34 @@ def ftps_retr(server: Running, site: Site, clients: Clients) -> Metrics:
 
 
 def small_files(server: Running, site: Site, clients: Clients) -> Metrics:
-    result = clients.load(server.port, "-k", str(site.sizes.small_files), "-f", "small/f%04d")
-    return {"files/s": site.sizes.small_files / result["seconds"], "errors": result["errors"]}
+    n = site.sizes.small_files
+    with Watch(server.pid) as watch:
+        result = clients.load(server.port, "-k", str(n), "-f", "small/f%04d")
+    return {"files/s": n / result["seconds"], "server CPU µs/file": watch.cpu_seconds / n * 1e6,
+            "errors": result["errors"]}
 
 
 def anonymous_logins(server: Running, site: Site, clients: Clients) -> Metrics:
     if clients.login != ANONYMOUS:
         raise NotMeasured("no anonymous root of ours")
-    result = clients.load(server.port, "-t", str(site.sizes.logins), "-k", "0")
-    return {"logins/s": result["sessions"] / result["seconds"], "errors": result["errors"]}
+    with Watch(server.pid) as watch:
+        result = clients.load(server.port, "-t", str(site.sizes.logins), "-k", "0")
+    return login_metrics(result, watch)
 
 
 def password_logins(server: Running, site: Site, clients: Clients) -> Metrics:
     if not server.kind.password_logins:
         raise NotMeasured("no password accounts")
-    result = clients.load(server.port, "-t", str(site.sizes.logins), "-k", "0",
-                          user=PASSWORD_USER, password=PASSWORD)
-    return {"logins/s": result["sessions"] / result["seconds"], "errors": result["errors"]}
+    with Watch(server.pid) as watch:
+        result = clients.load(server.port, "-t", str(site.sizes.logins), "-k", "0",
+                              user=PASSWORD_USER, password=PASSWORD)
+    return login_metrics(result, watch)
+
+
+def login_metrics(result: dict[str, Any], watch: Watch) -> Metrics:
+    return {"logins/s": result["sessions"] / result["seconds"],
+            "server CPU µs/login": watch.cpu_seconds / max(result["sessions"], 1) * 1e6,
+            "errors": result["errors"]}
 
 
 def sessions(server: Running, site: Site, clients: Clients) -> Metrics:
@@ -622,6 +644,8 @@ WORKLOADS = [
 
 
 def applies(workload: Workload, kind: ServerKind) -> bool:
+    if kind.workloads and workload.name not in kind.workloads:
+        return False
     if workload.only:
         return kind.name in workload.only
     return kind.workers == 1

@@ -1,6 +1,7 @@
 """bench/benchmark.py in its smallest mode against twisted-ftpd (one process and
-``--workers 2``): it builds its C load generator, runs every workload and writes the
-JSON report and the Markdown table. No timing is checked: only that it works."""
+``--workers 2``) and the Twisted floor (login workloads only): it builds its C load
+generator, runs every workload and writes the JSON report and the Markdown table.
+No timing is checked: only that it works."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from tests.integration.conftest import require_binary
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SERVERS = ["twisted-ftpd", "twisted-ftpd --workers 2"]
+SERVERS = ["twisted-ftpd", "twisted-ftpd --workers 2", "Twisted floor"]
+MEASURED = {"sessions": {"twisted-ftpd", "twisted-ftpd --workers 2"},
+            "anonymous_logins": {"twisted-ftpd", "Twisted floor"},
+            "password_logins": {"twisted-ftpd", "Twisted floor"}}
 WORKLOADS = {"retr", "stor", "small_files", "anonymous_logins", "password_logins",
              "sessions", "idle", "ftps_retr", "login_flood"}
 
@@ -39,7 +43,7 @@ def test_the_benchmark_runs_every_workload_and_reports_json(tmp_path: Path) -> N
         assert workload["not_measured"] == {}, (name, workload["not_measured"])
         measured = {server for per_server in workload["metrics"].values()
                     for server in per_server}
-        assert measured == ({*SERVERS} if name == "sessions" else {"twisted-ftpd"}), name
+        assert measured == MEASURED.get(name, {"twisted-ftpd"}), name
         for per_server in workload["metrics"].values():
             for stats in per_server.values():
                 assert stats["min"] <= stats["median"] <= stats["max"]
@@ -47,6 +51,10 @@ def test_the_benchmark_runs_every_workload_and_reports_json(tmp_path: Path) -> N
         errors = workload["metrics"].get("errors", {})
         assert all(stats["max"] == 0 for stats in errors.values()), (name, errors)
     assert report["workloads"]["retr"]["metrics"]["MB/s"]["twisted-ftpd"]["median"] > 0
+    logins = report["workloads"]["anonymous_logins"]["metrics"]
+    assert logins["logins/s"]["Twisted floor"]["median"] > 0
+    assert set(logins) == {"logins/s", "server CPU µs/login", "errors"}
+    assert "server CPU µs/file" in report["workloads"]["small_files"]["metrics"]
 
     table = result.stdout.splitlines()
     assert table[0] == "| workload | metric | " + " | ".join(SERVERS) + " |"
