@@ -132,3 +132,42 @@ def test_a_long_pipeline_of_instant_commands_does_not_recurse() -> None:
         s.push(cmd("NOOP"))
     s.release()
     assert len(started) == 5000
+
+
+def test_commands_done_at_once_run_in_order_without_deferreds() -> None:
+    """A start that returns None has finished already (most commands): the next
+    command starts straight after it, and a waiter for idleness fires."""
+    started: list[str] = []
+    waiters: list[defer.Deferred[None]] = []
+    s: CommandScheduler
+
+    def start(command: Command) -> defer.Deferred[None] | None:
+        started.append(command.verb)
+        if command.verb == "RETR":  # runs on, as a transfer does
+            waiters.append(s.when_idle())
+            return defer.Deferred()
+        return None
+
+    s = CommandScheduler(start, lambda _: None, lambda: False)
+    for verb in ("TYPE", "EPSV", "PWD"):
+        s.push(cmd(verb))
+    assert started == ["TYPE", "EPSV", "PWD"] and not s.busy and len(s) == 0
+    assert s.when_idle().called
+    s.push(cmd("RETR"))
+    s.push(cmd("NOOP"))
+    assert started[-1] == "RETR" and s.busy and len(s) == 1
+    assert not waiters[0].called
+
+
+def test_a_long_pipeline_answered_at_once_does_not_recurse() -> None:
+    started: list[str] = []
+
+    def start(command: Command) -> None:
+        started.append(command.verb)
+
+    s = CommandScheduler(start, lambda _: None, lambda: False)
+    s.hold()
+    for _ in range(5000):
+        s.push(cmd("NOOP"))
+    s.release()
+    assert len(started) == 5000 and not s.busy

@@ -118,8 +118,9 @@ def failure_reply(failure: Failure) -> Reply:
     return replies.LOCAL_ERROR
 
 
-def run(ctx: CommandContext, command: Command) -> defer.Deferred[Reply | None]:
-    """Gate and run one command; the Deferred fires with the final reply (never fails)."""
+def run(ctx: CommandContext, command: Command) -> Reply | None | defer.Deferred[Reply | None]:
+    """Gate and run one command: the final reply, at once when the command answered
+    at once (most do), else a Deferred that fires with it (never fails)."""
     ctx.session.command_starting(command.verb)
     state = GateState(ctx.session.phase, ctx.permissions, ctx.tls.configured,
                       ctx.tls.started, ctx.session.epsv_all)
@@ -132,18 +133,18 @@ def run(ctx: CommandContext, command: Command) -> defer.Deferred[Reply | None]:
     if refusal is not None:
         if refusal.code != replies.NOT_IMPLEMENTED.code:  # a missing feature refuses nobody
             emit(ctx, "command_refused", command=verb, code=refusal.code)
-        return defer.succeed(refusal)
+        return refusal
     handler = HANDLERS[command.verb]
     try:
         result = handler(ctx, command.arg)
     except Exception:
-        return defer.succeed(failure_reply(Failure()))
-    # Most commands (EPSV, TYPE, CWD, NOOP...) answer at once: their Reply goes out
-    # in an already-fired Deferred, with no coroutine or errback layer around it.
+        return failure_reply(Failure())
+    # Most commands (EPSV, TYPE, CWD, NOOP...) answer at once: their Reply goes
+    # back as it is, with no Deferred, coroutine or errback layer around it.
     if isinstance(result, Coroutine):
         result = defer.Deferred.fromCoroutine(result)
     elif not isinstance(result, defer.Deferred):
-        return defer.succeed(result)
+        return result
     return result.addErrback(_failure_reply_for, ctx, verb)
 
 

@@ -126,8 +126,16 @@ class FTPControlProtocol(CommandLineReceiver):
     def line_too_long(self) -> None:
         self.reply(replies.LINE_TOO_LONG)
 
-    def _execute(self, command: Command) -> defer.Deferred[None]:
-        return dispatch.run(self, command).addCallback(lambda reply: reply and self.reply(reply))
+    def _execute(self, command: Command) -> defer.Deferred[None] | None:
+        result = dispatch.run(self, command)
+        if isinstance(result, defer.Deferred):
+            return result.addCallback(self._final_reply)
+        self._final_reply(result)
+        return None
+
+    def _final_reply(self, reply: Reply | None) -> None:
+        if reply is not None:
+            self.reply(reply)
 
     def _data_changed(self) -> None:
         """A transfer started or ended: beside-commands may now run, or not."""

@@ -23,11 +23,12 @@ MAX_QUEUED = 64
 
 
 class CommandScheduler:
-    """``start(command)`` runs a command and returns a Deferred that fires when it is
-    done (never failing); ``set_reading(bool)`` switches the reading of lines;
-    ``transfer_running()`` says whether a transfer holds the channel now."""
+    """``start(command)`` runs a command: None when it is done already, else a
+    Deferred that fires when it is done (never failing); ``set_reading(bool)``
+    switches the reading of lines; ``transfer_running()`` says whether a transfer
+    holds the channel now."""
 
-    def __init__(self, start: Callable[[Command], defer.Deferred[None]],
+    def __init__(self, start: Callable[[Command], defer.Deferred[None] | None],
                  set_reading: Callable[[bool], None],
                  transfer_running: Callable[[], bool]) -> None:
         self._start = start
@@ -89,7 +90,11 @@ class CommandScheduler:
                 command = self._queue.pop(0)
                 self._update_reading()
                 self.busy = True
-                self._start(command).addBoth(self._done)
+                running = self._start(command)
+                if running is None:  # answered at once (TYPE, EPSV, USER...)
+                    self._finished()
+                else:
+                    running.addBoth(self._done)
         finally:
             self._draining = False
 
@@ -108,11 +113,14 @@ class CommandScheduler:
         return None
 
     def _done(self, _: object) -> None:
+        self._finished()
+        self.kick()
+
+    def _finished(self) -> None:
         self.busy = False
         waiters, self._idle_waiters = self._idle_waiters, []
         for waiter in waiters:
             waiter.callback(None)
-        self.kick()
 
     def when_idle(self) -> defer.Deferred[None]:
         """Fires once the main command now running has finished."""
