@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from twisted.internet import tcp
+from twisted.internet import error, tcp
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 from zope.interface import directlyProvides
 
 from tests.helpers import read_available, socket_pair
@@ -114,9 +115,13 @@ class _TLSLayer(Protocol):
 
     def __init__(self) -> None:
         self.written: list[bytes] = []
+        self.closing = False
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
+
+    def loseConnection(self) -> None:  # noqa: N802
+        self.closing = True  # it would send its close_notify, then close the socket
 
 
 def test_a_tls_transport_gets_every_reply_through_its_tls_layer(peer: _Peer) -> None:
@@ -134,12 +139,63 @@ def test_a_closing_transport_sends_nothing_directly(peer: _Peer) -> None:
 
 
 def test_nothing_reaches_a_client_cut_off_for_not_reading(peer: _Peer) -> None:
+    filler = peer.fill()
+    peer.output.send(replies.SERVICE_CLOSING("Bye."))  # waits in Twisted's buffer
     timers = SessionTimers(peer.reactor)
     peer.output.hang_up(timers)  # the grace for its last replies runs out...
-    peer.transport.disconnecting = False  # (as if its close were still waiting to flush)
+    assert peer.transport.disconnecting and peer.transport.connected
     peer.reactor.advance(CLOSE_GRACE)
+    peer.transport.disconnecting = False  # (as if its close were still waiting to flush)
     peer.output.send(replies.NOOP_OK)  # ...and a late reply goes nowhere
-    assert peer.received() == b""
+    assert peer.received() == filler
+
+
+class _Recording(Protocol):
+    def __init__(self) -> None:
+        self.lost: list[object] = []
+
+    def connectionLost(self, reason: object = None) -> None:  # noqa: N802
+        self.lost.append(reason)
+
+
+def test_a_session_whose_replies_all_went_to_the_socket_closes_at_once(peer: _Peer) -> None:
+    protocol = peer.transport.protocol = _Recording()
+    peer.output.send(replies.GOODBYE)
+    peer.output.hang_up(SessionTimers(peer.reactor))
+    assert not peer.transport.connected  # closed now, without a reactor turn
+    assert peer.transport not in peer.reactor.getWriters()
+    assert peer.transport not in peer.reactor.getReaders()
+    assert len(protocol.lost) == 1 and protocol.lost[0].check(error.ConnectionDone)
+    assert peer.received() == b"221 Goodbye.\r\n"
+    assert peer.client.recv(10) == b""  # then the end of the stream, not a reset
+
+
+def test_a_reply_in_twisteds_buffer_is_flushed_before_the_close(peer: _Peer) -> None:
+    protocol = peer.transport.protocol = _Recording()
+    filler = peer.fill()
+    peer.output.send(replies.GOODBYE)  # the socket is full: Twisted's buffer
+    peer.output.hang_up(SessionTimers(peer.reactor))
+    assert peer.transport.connected and protocol.lost == []
+    got = b""
+    while peer.transport.connected:  # the reactor's part: flush as the client reads
+        got += peer.received()
+        why = peer.transport.doWrite()
+        if why is not None:
+            peer.transport.connectionLost(Failure(why))
+    got += peer.received()
+    assert got == filler + b"221 Goodbye.\r\n"
+    assert len(protocol.lost) == 1
+
+
+def test_a_tls_session_closes_through_its_tls_layer(peer: _Peer) -> None:
+    layer = peer.transport.protocol = _TLSLayer()
+    peer.transport.TLS = True
+    directlyProvides(peer.transport, ISSLTransport)
+    peer.output.send(replies.GOODBYE)
+    peer.output.hang_up(SessionTimers(peer.reactor))
+    # Twisted's way: the TLS layer sends its close_notify first, then the socket closes.
+    assert layer.closing and peer.transport.connected
+    assert layer.written == [b"221 Goodbye.\r\n"] and peer.received() == b""
 
 
 def test_behind_a_proxy_header_reader_replies_go_to_the_socket_below(peer: _Peer) -> None:

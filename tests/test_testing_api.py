@@ -274,7 +274,9 @@ def test_stop_leaves_nothing_running() -> None:
     assert set(threading.enumerate()) - threads_before == set()  # no pool threads either
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=SAFETY_TIMEOUT)
-    with pytest.raises((EOFError, ConnectionResetError)):
+    # The session was told 421 and closed: the client reads that, or (its NOOP
+    # having met the closed socket first) a reset or the end of the stream.
+    with pytest.raises((EOFError, ConnectionResetError, ftplib.error_temp)):
         ftp.voidcmd("NOOP")
     ftp.close()
     thread.stop()  # stopping twice is harmless

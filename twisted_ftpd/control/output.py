@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import tcp
+from twisted.internet import error, tcp
 from twisted.internet.interfaces import IPushProducer, ISSLTransport
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_ftpd.protocol.replies import Reply
@@ -80,9 +81,28 @@ class ReplyOutput:
 
     def hang_up(self, timers: SessionTimers) -> None:
         """Close the connection once the replies sent so far are written."""
-        self.then(hang_up, self.transport)
-        # A client that never reads would keep a closing connection for ever.
+        self.then(self._close)
+        # A client that never reads would keep a closing connection for ever (none
+        # is set when the connection has already closed).
         timers.later(CLOSE_GRACE + self.delay, self._abort)
+
+    def _close(self) -> None:
+        """Close now when every reply went straight to the socket, else flush first.
+
+        With nothing in Twisted's buffer the last reply is in the kernel already,
+        so the connection is closed the way Twisted's ``loseConnection`` closes
+        one whose writing side is shut. Its usual way waits a reactor turn for
+        the socket to be writable, to flush an empty buffer: two ``epoll_ctl``
+        calls, an empty ``send`` and a loop turn at the end of every session.
+        """
+        direct = self._socket
+        if (direct is not None and direct.connected and not direct.disconnecting
+                and not ISSLTransport.providedBy(direct)):
+            direct.stopReading()
+            direct.stopWriting()
+            direct.connectionLost(Failure(error.ConnectionDone()))
+            return
+        hang_up(self.transport)
 
     def _abort(self) -> None:
         self.closed = True  # nothing more for this client, not even straight to the socket
