@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from twisted.internet import defer
 
 from twisted_ftpd.control.scheduler import MAX_QUEUED, CommandScheduler
@@ -171,3 +172,19 @@ def test_a_long_pipeline_answered_at_once_does_not_recurse() -> None:
         s.push(cmd("NOOP"))
     s.release()
     assert len(started) == 5000 and not s.busy
+
+
+def test_a_command_that_raises_still_frees_the_scheduler() -> None:
+    """A bug in a command's start propagates, but the session is not left busy for
+    ever: what waits for it to be idle (a clean stop) still gets its answer."""
+
+    def start(command: Command) -> None:
+        if command.verb == "NOOP":
+            raise RuntimeError("a bug")
+
+    s = CommandScheduler(start, lambda _: None, lambda: False)
+    with pytest.raises(RuntimeError):
+        s.push(cmd("NOOP"))
+    assert not s.busy and s.when_idle().called
+    s.push(cmd("PWD"))
+    assert not s.busy

@@ -90,7 +90,11 @@ class CommandScheduler:
                 command = self._queue.pop(0)
                 self._update_reading()
                 self.busy = True
-                running = self._start(command)
+                try:
+                    running = self._start(command)
+                except BaseException:  # a bug: still free the session for what follows
+                    self._finished()
+                    raise
                 if running is None:  # answered at once (TYPE, EPSV, USER...)
                     self._finished()
                 else:
