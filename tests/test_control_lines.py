@@ -11,7 +11,8 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
 from tests.harness import LOCAL, PEER, Harness, Session, logged_in
-from twisted_ftpd.protocol.parser import MAX_LINE_LENGTH
+from twisted_ftpd.control.lines import CommandLineReceiver
+from twisted_ftpd.protocol.parser import MAX_LINE_LENGTH, Command
 
 
 def feed(s: Session, data: bytes) -> list[str]:
@@ -261,3 +262,24 @@ def test_commands_after_an_overlong_line_are_not_overtaken_by_the_next_read(
     h.reactor.advance(0)
     replies += s.take()
     assert [r[:3] for r in replies] == ["500", "200", "215"]
+
+
+class _ClosingReceiver(CommandLineReceiver):
+    """Records verbs; QUIT ends the connection at once, as the session's close does
+    when its last reply went straight to the socket."""
+
+    def __init__(self) -> None:
+        self.verbs: list[str] = []
+
+    def command_received(self, command: Command) -> None:
+        self.verbs.append(command.verb)
+        if command.verb == "QUIT":
+            self.gone = True
+
+
+def test_lines_after_the_one_that_closed_the_session_are_not_parsed() -> None:
+    receiver = _ClosingReceiver()
+    receiver.makeConnection(StringTransport())
+    receiver.dataReceived(b"USER a\r\nQUIT\r\nNOOP\r\n" + b"x" * (MAX_LINE_LENGTH + 10)
+                          + b"\r\nPWD\r\n")
+    assert receiver.verbs == ["USER", "QUIT"]

@@ -32,6 +32,8 @@ class CommandLineReceiver(LineReceiver):
         """A line longer than MAX_LENGTH began; it is being skipped."""
 
     def lineReceived(self, line: bytes) -> None:
+        if self.gone:  # closed by an earlier line of the same read (QUIT)
+            return
         if self._discarding_long_line:  # the tail of a line refused as too long
             self._discarding_long_line = False
             return
