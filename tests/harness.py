@@ -89,6 +89,9 @@ class Harness:
         users_file = tmp_path / "users.db"
         write_users(users_file, {"alice": ("secret", ALL_PERMS)} if users is None else users,
                     anonymous, hasher=cheap_hash)
+        # Failed logins wait exactly login_delay here (no random spread), so tests
+        # can advance the clock by it; test_control_login tests the spread.
+        config = {"login_delay_spread": 0.0, **config}
         self.config = replace(ServerConfig(), root=str(self.root), users=str(users_file),
                               **config)
         self.reactor = MemoryReactorClock()

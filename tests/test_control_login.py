@@ -11,6 +11,8 @@ from twisted.cred.credentials import IUsernamePassword
 
 from tests.harness import Harness, cheap_hash, close, failed_login, logged_in, sync_run
 from twisted_ftpd.auth import userdb
+from twisted_ftpd.config import ServerConfig
+from twisted_ftpd.control import cmd_login
 
 
 def test_user_then_pass_logs_in(tmp_path: Path) -> None:
@@ -40,6 +42,34 @@ def test_wrong_password_is_answered_only_after_the_login_delay(tmp_path: Path) -
     assert s.take() == ["530 Login incorrect."]
     assert not s.transport.disconnecting
     assert s.codes("PWD") == [530]
+
+
+@pytest.mark.parametrize("draw, wait", [(0.0, 0.75), (0.5, 1.0), (0.999, 1.2495)])
+def test_the_login_delay_is_spread_so_failures_come_back_apart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, draw: float, wait: float) -> None:
+    """Clients that fail together (one tool's parallel connections) are answered at
+    different times, between 0.75 and 1.25 times the delay with the default spread."""
+    monkeypatch.setattr(cmd_login.random, "random", lambda: draw)
+    h = Harness(tmp_path, login_delay=1.0, login_delay_spread=0.25)
+    s = h.connect()
+    s.send("USER alice")
+    assert s.send("PASS nope") == []
+    h.reactor.advance(wait - 0.001)
+    assert s.take() == []
+    h.reactor.advance(0.001)
+    assert s.take() == ["530 Login incorrect."]
+
+
+def test_the_default_spread_is_a_quarter_either_way_and_scales_with_the_factor(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    config = ServerConfig(login_delay=2.0)
+    assert config.login_delay_spread == 0.25
+    monkeypatch.setattr(cmd_login.random, "random", lambda: 0.0)
+    assert cmd_login.login_delay(config) == 1.5
+    assert cmd_login.login_delay(config, 4) == 6.0  # a repeat offender's longer wait
+    monkeypatch.setattr(cmd_login.random, "random", lambda: 1.0)
+    assert cmd_login.login_delay(config) == 2.5
+    assert cmd_login.login_delay(ServerConfig(login_delay=2.0, login_delay_spread=0.0), 3) == 6.0
 
 
 def test_pass_after_a_failed_login_needs_user_again(tmp_path: Path) -> None:

@@ -50,6 +50,10 @@ class ServerConfig:
     data_timeout: float = 30.0  # waiting for a data connection to open
     stall_timeout: float = 300.0  # a data connection that moves no bytes
     login_delay: float = 1.0  # before answering a failed login
+    # Each such wait is drawn from login_delay times 1 - spread to 1 + spread: clients
+    # that fail together (a brute-force tool's parallel connections) come back spread
+    # out instead of in one wave that holds up everyone else's logins.
+    login_delay_spread: float = 0.25
     max_login_failures: int = 3  # then the connection is closed
     max_connections: int = 250  # control connections at once; 0: no limit
     max_connections_per_ip: int = 20  # from one client address; 0: no limit

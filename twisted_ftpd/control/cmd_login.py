@@ -9,6 +9,7 @@ without blocking anyone else.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from twisted_ftpd.auth.checker import ClientCredentials
 from twisted_ftpd.auth.pool import LoginsBusy
 from twisted_ftpd.auth.realm import LoginMind
 from twisted_ftpd.auth.userdb import ANONYMOUS_NAMES
+from twisted_ftpd.config import ServerConfig
 from twisted_ftpd.data.throttle import SessionRates
 from twisted_ftpd.interfaces import IFTPShell
 from twisted_ftpd.protocol import replies
@@ -122,7 +124,7 @@ async def _refused(ctx: CommandContext, failure: Failure) -> Reply | None:
     except UnauthorizedLogin:  # a wrong password or an unknown user: counted per address
         return await _login_failed(ctx, replies.LOGIN_INCORRECT, counted=True)
     except LoginsBusy:  # after the delay too, or a refused client would just loop faster
-        await ctx.sleep(ctx.config.login_delay)
+        await ctx.sleep(login_delay(ctx.config))
         ctx.close_after(replies.LOGINS_BUSY)
         return None
     except TooManySessions as e:
@@ -138,6 +140,12 @@ async def _refused(ctx: CommandContext, failure: Failure) -> Reply | None:
     raise AssertionError("a failure always raises")
 
 
+def login_delay(config: ServerConfig, factor: float = 1) -> float:
+    """How long this failed login waits for its answer (see login_delay_spread)."""
+    spread = config.login_delay_spread
+    return config.login_delay * factor * (1 + spread * (2 * random.random() - 1))
+
+
 async def _login_failed(ctx: CommandContext, reply: Reply, counted: bool = False,
                         ) -> Reply | None:
     """Answer a failed login after the delay; ``counted`` failures also count against
@@ -151,7 +159,7 @@ async def _login_failed(ctx: CommandContext, reply: Reply, counted: bool = False
     if verdict is not None and verdict.banned:
         ctx.close_after(replies.ADDRESS_BANNED)
         return None
-    await ctx.sleep(ctx.config.login_delay * (verdict.delay_factor if verdict else 1))
+    await ctx.sleep(login_delay(ctx.config, verdict.delay_factor if verdict else 1))
     if session.failed_logins >= ctx.config.max_login_failures:
         ctx.close_after(reply)
         return None
