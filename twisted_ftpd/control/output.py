@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import error, tcp
+from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer, ISSLTransport
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_ftpd.data.channel import close_now
 from twisted_ftpd.protocol.replies import Reply
 from twisted_ftpd.proxy_protocol import ProxyHeaderReceiver
 from twisted_ftpd.tls import hang_up
@@ -87,22 +87,10 @@ class ReplyOutput:
         timers.later(CLOSE_GRACE + self.delay, self._abort)
 
     def _close(self) -> None:
-        """Close now when every reply went straight to the socket, else flush first.
-
-        With nothing in Twisted's buffer the last reply is in the kernel already,
-        so the connection is closed the way Twisted's ``loseConnection`` closes
-        one whose writing side is shut. Its usual way waits a reactor turn for
-        the socket to be writable, to flush an empty buffer: two ``epoll_ctl``
-        calls, an empty ``send`` and a loop turn at the end of every session.
-        """
-        direct = self._socket
-        if (direct is not None and direct.connected and not direct.disconnecting
-                and not ISSLTransport.providedBy(direct)):
-            direct.stopReading()
-            direct.stopWriting()
-            direct.connectionLost(Failure(error.ConnectionDone()))
-            return
-        hang_up(self.transport)
+        """Close now when every reply went straight to the socket (nothing waits in
+        Twisted's buffer: ``close_now``), else flush first."""
+        if self._socket is None or not close_now(self._socket):
+            hang_up(self.transport)
 
     def _abort(self) -> None:
         self.closed = True  # nothing more for this client, not even straight to the socket

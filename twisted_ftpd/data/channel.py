@@ -64,6 +64,22 @@ def set_nodelay(transport: object) -> None:
             pass
 
 
+def close_now(transport: Any) -> bool:
+    """Close a plain TCP connection at once, the way Twisted's ``loseConnection``
+    closes one whose writing side is shut, for a caller that knows nothing it wrote
+    waits in Twisted's buffer (so it is all in the kernel already). Twisted's usual
+    way waits a reactor turn for the socket to be writable, to flush an empty
+    buffer: two or three ``epoll_ctl`` calls, an empty ``send`` and a loop turn.
+    False, with nothing done, for TLS, other transports, or one already closing."""
+    if (isinstance(transport, tcp.Connection) and not ISSLTransport.providedBy(transport)
+            and transport.connected and not transport.disconnecting):
+        transport.stopReading()
+        transport.stopWriting()
+        transport.connectionLost(Failure(error.ConnectionDone()))
+        return True
+    return False
+
+
 @dataclass(frozen=True)
 class DataTLS:
     """How a protected (PROT P) data connection must be secured."""
@@ -347,21 +363,12 @@ class DataProtocol(Protocol, TimeoutMixin):
 
         When nothing ever went through the transport's buffer (a download sent by
         sendfile) and no producer is registered, everything is in the kernel
-        already: the connection is closed now, the way Twisted's own
-        ``loseConnection`` closes one whose writing side is already shut. Its
-        usual way waits a reactor turn for the socket to be writable, to flush an
-        empty buffer: three ``epoll_ctl`` calls, an empty ``send`` and a loop turn
-        per small download.
+        already, and the connection is closed now (``close_now``).
         """
         transport = self.transport
-        if (not self._wrote and not self.aborted and isinstance(transport, tcp.Connection)
-                and not ISSLTransport.providedBy(transport) and transport.producer is None
-                and transport.connected and not transport.disconnecting):
-            transport.stopReading()
-            transport.stopWriting()
-            transport.connectionLost(Failure(error.ConnectionDone()))
-            return
-        transport.loseConnection()
+        if (self._wrote or self.aborted or getattr(transport, "producer", None) is not None
+                or not close_now(transport)):
+            transport.loseConnection()
 
     def connectionLost(self, reason: Failure = CONNECTION_DONE) -> None:
         self.setTimeout(None)
