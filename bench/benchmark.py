@@ -13,10 +13,11 @@ would be slower than the servers it measures.
 Servers: twisted-ftpd from this checkout; pyftpdlib when it is importable (pip install
 pyftpdlib); vsftpd when /usr/sbin/vsftpd exists (apt-get install vsftpd; it must run
 as root for anonymous logins); Pure-FTPd with --pure-ftpd BINARY (dpkg -x of its .deb
-will do); and in the login workloads "Twisted floor" (bench/twisted_floor.py), fixed
-replies on Twisted's own reactor and TCP transport, the least any FTP server on Twisted
-pays for a login. Ratios are to pyftpdlib's median in the same run. README.md, "Performance",
-says what each workload and anchor compares.
+will do); and in the login and small-file workloads "Twisted floor"
+(bench/twisted_floor.py), fixed replies on Twisted's own reactor and TCP transport, the
+least any FTP server on Twisted pays for a login or a small download. Ratios are to
+pyftpdlib's median in the same run. README.md, "Performance", says what each workload
+and anchor compares.
 
 Prints a Markdown table (median, min-max over the repetitions, ratio to pyftpdlib) and
 writes every run to a JSON file. Timings drift with what else the machine is doing;
@@ -323,7 +324,8 @@ def vsftpd(site: Site, port: int, passive: tuple[int, int]) -> list[str]:
 
 
 def twisted_floor(site: Site, port: int, passive: tuple[int, int]) -> list[str]:
-    return [sys.executable, str(REPO / "bench" / "twisted_floor.py"), str(port)]
+    return [sys.executable, str(REPO / "bench" / "twisted_floor.py"), str(port), str(site.root),
+            f"{passive[0]}-{passive[1]}"]
 
 
 def pure_ftpd(binary: str) -> Callable[[Site, int, tuple[int, int]], list[str]]:
@@ -364,9 +366,9 @@ def available_servers(names: list[str] | None, workers_variant: bool,
                                 note="DummyAuthorizer: compares plain-text passwords"))
     except ImportError:
         pass
-    kinds.append(ServerKind("Twisted floor", twisted_floor, workloads=LOGIN_WORKLOADS,
+    kinds.append(ServerKind("Twisted floor", twisted_floor, workloads=FLOOR_WORKLOADS,
                             note="fixed replies on Twisted's reactor and TCP transport "
-                                 "(bench/twisted_floor.py): logins only"))
+                                 "(bench/twisted_floor.py): logins and small files only"))
     if os.path.exists("/usr/sbin/vsftpd") and os.geteuid() == 0:
         kinds.append(ServerKind("vsftpd", vsftpd, password_logins=False,
                                 note="anonymous only (local users would need PAM accounts)"))
@@ -390,7 +392,8 @@ def server_environment() -> dict[str, str]:
     free is reused by the first sessions: 1000 idle sessions then looked 0.8 KB a
     session smaller than they are."""
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-LOGIN_WORKLOADS = ("anonymous_logins", "password_logins")
+# What bench/twisted_floor.py serves.
+FLOOR_WORKLOADS = ("small_files", "anonymous_logins", "password_logins")
 
 
 class Running:
