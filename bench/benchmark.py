@@ -15,9 +15,9 @@ pyftpdlib); vsftpd when /usr/sbin/vsftpd exists (apt-get install vsftpd; it must
 as root for anonymous logins); Pure-FTPd with --pure-ftpd BINARY (dpkg -x of its .deb
 will do); and in the login and small-file workloads "Twisted floor"
 (bench/twisted_floor.py), fixed replies on Twisted's own reactor and TCP transport, the
-least any FTP server on Twisted pays for a login or a small download. Ratios are to
-pyftpdlib's median in the same run. README.md, "Performance", says what each workload
-and anchor compares.
+least any FTP server on Twisted pays for a login (or for a small download, keeping disk
+calls off the reactor). Ratios are to pyftpdlib's median in the same run. README.md,
+"Performance", says what each workload and anchor compares.
 
 Prints a Markdown table (median, min-max over the repetitions, ratio to pyftpdlib) and
 writes every run to a JSON file. Timings drift with what else the machine is doing;
@@ -392,6 +392,8 @@ def server_environment() -> dict[str, str]:
     free is reused by the first sessions: 1000 idle sessions then looked 0.8 KB a
     session smaller than they are."""
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 # What bench/twisted_floor.py serves.
 FLOOR_WORKLOADS = ("small_files", "anonymous_logins", "password_logins")
 

@@ -1,7 +1,7 @@
 """bench/benchmark.py in its smallest mode against twisted-ftpd (one process and
-``--workers 2``) and the Twisted floor (login and small-file workloads only): it builds its C load
-generator, runs every workload and writes the JSON report and the Markdown table.
-No timing is checked: only that it works."""
+``--workers 2``) and the Twisted floor (login and small-file workloads only): it
+builds its C load generator, runs every workload and writes the JSON report and
+the Markdown table. No timing is checked: only that it works."""
 
 from __future__ import annotations
 
