@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from constantly import NamedConstant
+from constantly import Names as Names_
 from twisted.application import service
 from twisted.logger import (
     ILogObserver,
@@ -25,7 +27,7 @@ from twisted.python.failure import Failure
 
 from twisted_ftpd import logs
 from twisted_ftpd.config import Options
-from twisted_ftpd.events import FIELDS, EventLog
+from twisted_ftpd.events import FIELDS, FORMATS, EventLog
 
 
 def test_json_is_one_object_per_line_from_twisteds_observer() -> None:
@@ -90,8 +92,24 @@ def test_session_event_json_is_exactly_twisteds(name: str, completed: bool) -> N
     assert ours == theirs  # log_flattened included, for the observers after this one
 
 
+def test_every_session_event_takes_the_fast_json_path(monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    formats = [*FORMATS.values(), FORMATS["transfer"] + ", complete",
+               FORMATS["transfer"] + ", incomplete: {reason}"]
+    assert all(logs._flattening(text) is not None for text in formats)
+    events = [emitted(name) for name in FIELDS] + [emitted("transfer", completed=True)]
+
+    def slow(event: Any) -> str:
+        raise AssertionError("Twisted's own eventAsJSON was used")
+
+    monkeypatch.setattr(logs, "eventAsJSON", slow)
+    for event in events:
+        json.loads(logs._json_line(event))
+
+
 @pytest.mark.parametrize("log_format", [
     "{a} and {a} again, {a!r}, {b:>6} and {b!r:>8}",  # repeated fields: Twisted's /2 keys
+    "{a!a} {b!s}",
     "{a.real} {b[0]}",  # more than plain names: Twisted's own code
     "no fields at all",
 ])
@@ -107,11 +125,14 @@ def test_any_format_of_a_session_event_gives_twisteds_json(log_format: str) -> N
     assert ours == theirs
 
 
-def test_a_field_missing_from_a_session_event_fails_as_twisteds_json_does() -> None:
-    event = {"log_format": "{missing}", "ftpd_event": "login", "log_level": LogLevel.info}
-    with pytest.raises(KeyError):
+@pytest.mark.parametrize(("log_format", "error"), [("{missing}", KeyError),
+                                                   (b"{session}", TypeError)])
+def test_a_session_event_twisteds_json_refuses_is_refused(log_format: Any,
+                                                          error: type[Exception]) -> None:
+    event = {"log_format": log_format, "ftpd_event": "login", "log_level": LogLevel.info}
+    with pytest.raises(error):
         eventAsJSON(dict(event))
-    with pytest.raises(KeyError):
+    with pytest.raises(error):
         logs._json_line(dict(event))
 
 
@@ -119,8 +140,22 @@ def test_other_events_and_their_failures_go_through_twisteds_json() -> None:
     failure = Failure(ZeroDivisionError("division by zero"))
     event = {"log_format": "it failed", "log_failure": failure, "log_level": LogLevel.error}
     assert logs._json_line(dict(event)) == eventAsJSON(dict(event)) + "\n"
-    session = emitted("connect") | {"extra": failure}  # an odd value in a session event
-    assert logs._json_line(dict(session)) == eventAsJSON(dict(session)) + "\n"
+    odd_values = [failure, {1: "a", "1": "b"}, Names.info]  # Names.info is no log level
+    for value in odd_values:
+        session = emitted("connect") | {"extra": value}
+        theirs = dict(session)
+        assert logs._json_line(session) == eventAsJSON(theirs) + "\n"
+        assert session == theirs
+    for already in ({"log_flattened": {"session!s:": "x"}}, {"log_failure": failure},
+                    {("a", "tuple"): "key"}):
+        session = emitted("connect") | already
+        theirs = dict(session)
+        assert logs._json_line(session) == eventAsJSON(theirs) + "\n"
+        assert session == theirs
+
+
+class Names(Names_):
+    info = NamedConstant()
 
 
 def test_a_session_events_json_reads_back_with_its_level() -> None:

@@ -124,16 +124,20 @@ def _flattening(log_format: str) -> tuple[tuple[str, str, str, bool], ...] | Non
     return tuple(plan)
 
 
+class _NotAtHand(Exception):
+    """A value only Twisted's own JSON code knows how to write (a Failure, say)."""
+
+
 def _json_default(value: object) -> object:
-    """eventAsJSON's way with a value JSON has no type for."""
+    """eventAsJSON's way with the values of session events that JSON has no type for."""
     if isinstance(value, Logger):  # every event's log_logger
         return _UNPERSISTABLE
     if isinstance(value, bytes):
         return value.decode("charmap")
     found = _JSON_LEVELS.get(value) if isinstance(value, type(LogLevel.info)) else None
-    if found is not None:
-        return dict(found)
-    return json.loads(eventAsJSON({"value": value}))["value"]  # a Failure, say: rare
+    if found is None:
+        raise _NotAtHand()
+    return dict(found)
 
 
 def _json_line(event: dict[str, Any]) -> str:
@@ -141,8 +145,10 @@ def _json_line(event: dict[str, Any]) -> str:
     from a plan made once per format (Twisted re-parses the format every time, most
     of its 40 µs an event, three events a login)."""
     plan = None
-    if is_event(event) and "log_flattened" not in event and "log_failure" not in event:
-        plan = _flattening(event.get("log_format") or "")
+    log_format = event.get("log_format")
+    if (isinstance(log_format, str) and is_event(event) and "log_flattened" not in event
+            and "log_failure" not in event):
+        plan = _flattening(log_format)
     if plan is None:
         return eventAsJSON(event) + "\n"
     try:
@@ -155,7 +161,11 @@ def _json_line(event: dict[str, Any]) -> str:
         return eventAsJSON(event) + "\n"
     if fields:
         event["log_flattened"] = fields  # as flattenEvent leaves it, for later observers
-    return json.dumps(event, default=_json_default, skipkeys=True) + "\n"
+    try:
+        return json.dumps(event, default=_json_default, skipkeys=True) + "\n"
+    except _NotAtHand:
+        # Twisted's code keeps the flattened fields it finds, so the line is the same.
+        return eventAsJSON(event) + "\n"
 
 
 def file_observer(out: IO[Any], log_format: str) -> ILogObserver:
