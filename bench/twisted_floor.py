@@ -21,6 +21,8 @@ one checks who connected, and what the socket cannot take at once is read on the
 reactor (its files are small).
 
     python3 bench/twisted_floor.py PORT [ROOT [LOW-HIGH]]   (the passive ports)
+
+It prints the port it listens on once it does (PORT 0 lets the kernel pick one).
 """
 
 from __future__ import annotations
@@ -226,7 +228,9 @@ class FloorFactory(protocol.Factory):
 
 def main(port: int, root: str = ".", passive: str = "0-0") -> None:
     low, high = map(int, passive.split("-"))
-    reactor.listenTCP(port, FloorFactory(root, range(low, high + 1)), interface="127.0.0.1")
+    listening = reactor.listenTCP(port, FloorFactory(root, range(low, high + 1)),
+                                  interface="127.0.0.1")
+    print(listening.getHost().port, flush=True)  # ready: the port (PORT 0: the kernel's)
     reactor.run()
 
 
